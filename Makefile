@@ -1,0 +1,50 @@
+# finetune-operator. Every target is idempotent: re-running skips work already done.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+ROOT := $(abspath .)
+VENV := $(ROOT)/.venv
+PY := $(VENV)/bin/python
+TESTBIN := $(ROOT)/.testbin/bin
+export PATH := $(TESTBIN):$(VENV)/bin:$(PATH)
+export KUBECONFIG ?= $(ROOT)/.cluster/kubeconfig
+
+.PHONY: help setup test test-fast lint crds testbin cluster-up cluster-down demo demo-down gguf-tools chart images kind-up kind-down bench clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+# torch is pinned and installed first so no later package pulls another build.
+$(VENV)/.setup-done: pyproject.toml
+	@echo "[setup] creating $(VENV) and installing finetune-operator[operator,training,dev]"
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q --progress-bar off torch==2.13.0
+	@$(PY) -m pip install -q --progress-bar off -e '.[operator,training,dev]'
+	@touch $@
+	@echo "[setup] done"
+
+setup: $(VENV)/.setup-done  ## Create .venv with the project and all extras
+
+testbin:  ## Build etcd, kube-*, kubectl, kwok, kwokctl, helm from the Go module proxy (cached)
+	@tests/cluster/testbin.sh
+
+cluster-up: testbin  ## Start the local control plane with fake GPU nodes (reuses a running one)
+	@tests/cluster/cluster.sh up
+
+cluster-down:  ## Remove the local control plane
+	@tests/cluster/cluster.sh down
+
+crds: setup  ## Regenerate crds/ (and the chart's copy) from the pydantic API models
+	@$(PY) -m finetune_operator.api.crd crds/
+
+lint: setup  ## ruff + mypy
+	@$(VENV)/bin/ruff check operator training tests benchmarks
+	@$(VENV)/bin/ruff format --check operator training tests benchmarks
+	@$(VENV)/bin/mypy
+
+test: setup testbin gguf-tools  ## Lint, then every test (unit, integration, e2e); starts what they need
+	@$(MAKE) --no-print-directory lint
+	@$(PY) -m pytest tests
+
+test-fast: setup  ## Unit tests only (no cluster, no training)
+	@$(PY) -m pytest tests/unit -m 'not slow and not cluster'

@@ -1,0 +1,95 @@
+{{/* Chart name, truncated to the 63 characters a label allows. */}}
+{{- define "finetune-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: the release name, plus the chart name unless the release name already holds it. */}}
+{{- define "finetune-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "finetune-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "finetune-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "finetune-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "finetune-operator.labels" -}}
+helm.sh/chart: {{ include "finetune-operator.chart" . }}
+{{ include "finetune-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: finetune-operator
+{{- end }}
+
+{{- define "finetune-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "finetune-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "finetune-operator.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/* The operator's configuration file: values.config with the metrics port the Service exposes. */}}
+{{- define "finetune-operator.config" -}}
+{{- $cfg := deepCopy .Values.config }}
+{{- $_ := set $cfg "metrics_port" (int .Values.metrics.port) }}
+{{- toYaml $cfg }}
+{{- end }}
+
+{{/*
+Rules on namespaced resources: what reconciling a FineTuneJob needs, no more. Used by the ClusterRole
+(cluster-wide mode) or by each watched namespace's Role.
+*/}}
+{{- define "finetune-operator.namespacedRules" -}}
+# The resource: kopf watches it, and patches metadata (finalizer, its progress annotations).
+- apiGroups: [finetune.dev]
+  resources: [finetunejobs]
+  verbs: [get, list, watch, patch]
+# The operator writes status only, never spec, so GitOps diffs stay clean.
+- apiGroups: [finetune.dev]
+  resources: [finetunejobs/status]
+  verbs: [get, patch, update]
+# Kubernetes backend: one batch Job per training attempt; deleted on cancel.
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [create, get, list, watch, delete]
+# Training pods' state and their log stream (progress lines).
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [pods/log]
+  verbs: [get]
+# The rendered training plan, mounted into the training pod.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [create, get, list, delete]
+# Events on FineTuneJobs (kopf posts core events; the events.k8s.io API for newer clients).
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create, patch]
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+# The Hugging Face token named by a job's tokenSecretRef (or the default Secret): read, never listed.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get]
+{{- end }}

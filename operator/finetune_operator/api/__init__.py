@@ -1,0 +1,1 @@
+"""The FineTuneJob API: pydantic models are the single source of truth for the CRD."""

@@ -1,0 +1,296 @@
+"""Generate the FineTuneJob CRD from the pydantic models: `python -m finetune_operator.api.crd crds/`.
+
+The OpenAPI schema is the models' JSON schema made structural (refs inlined, optional unions flattened,
+draft-2020 keywords rewritten for OpenAPI v3.0), plus CEL rules for what a schema cannot say.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from finetune_operator import GROUP, KIND, PLURAL, VERSION
+from finetune_operator.api.spec import FineTuneJobSpec
+from finetune_operator.api.status import FineTuneJobStatus
+
+CRD_FILE = f"{GROUP}_{PLURAL}.yaml"
+
+# Fields defining the training: immutable once the job was submitted (suspend and budget may change).
+IMMUTABLE_AFTER_SUBMIT = (
+    "model", "dataset", "method", "peft", "lora", "hyperparameters", "rewards", "backend", "hardware",
+    "output", "tokenSecretRef",
+)  # fmt: skip
+
+REPO_ID_CEL = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$"
+
+# Rules on `spec` (self is the spec). Each message names the field and says what to change.
+SPEC_RULES: list[dict[str, str]] = [
+    {
+        "rule": "!has(self.rewards) || self.method == 'GRPO'",
+        "message": "`spec.rewards` is only used by `method: GRPO`: remove it, or set `method: GRPO`",
+        "fieldPath": ".rewards",
+    },
+    {
+        "rule": "!has(self.hardware) || !has(self.hardware.flavor) || self.backend == 'HFJobs'",
+        "message": "`spec.hardware.flavor` names a Hugging Face Jobs flavor: set `backend: HFJobs`, "
+        "or request in-cluster GPUs with `hardware.gpuCount`/`gpuProduct`",
+        "fieldPath": ".hardware.flavor",
+    },
+    {
+        "rule": "!has(self.hardware) || !has(self.hardware.flavor) || "
+        "!(has(self.hardware.gpuCount) || has(self.hardware.gpuProduct))",
+        "message": "`spec.hardware` takes either `flavor` (HF Jobs) or `gpuCount`/`gpuProduct` (in-cluster), "
+        "not both: remove one",
+        "fieldPath": ".hardware",
+    },
+    {
+        "rule": "!has(self.hardware) || !(has(self.hardware.gpuCount) || has(self.hardware.gpuProduct)) "
+        "|| self.backend != 'HFJobs'",
+        "message": "`spec.hardware.gpuCount`/`gpuProduct` request in-cluster GPUs: with `backend: HFJobs` "
+        "use `hardware.flavor` instead",
+        "fieldPath": ".hardware",
+    },
+    {
+        "rule": "!has(self.output) || !has(self.output.gguf) || size(self.output.gguf) == 0 "
+        "|| has(self.output.repo)",
+        "message": "`spec.output.gguf` needs `spec.output.repo` (the GGUF files go to `<repo>-GGUF`): "
+        "set `output.repo: owner/name`",
+        "fieldPath": ".output.gguf",
+    },
+    {
+        "rule": "!has(self.output) || !has(self.output.ggufRepo) || has(self.output.gguf)",
+        "message": "`spec.output.ggufRepo` is only used with `spec.output.gguf`: list the quantizations "
+        "(e.g. `gguf: [Q4_K_M]`) or remove it",
+        "fieldPath": ".output.ggufRepo",
+    },
+    {
+        "rule": "!has(self.lora) || self.peft != 'None'",
+        "message": "`spec.lora` has no effect with `peft: None`: remove it, or set `peft: LoRA`",
+        "fieldPath": ".lora",
+    },
+    {
+        "rule": "!has(self.hyperparameters) || !(has(self.hyperparameters.numGenerations) "
+        "|| has(self.hyperparameters.maxCompletionLength)) || self.method == 'GRPO'",
+        "message": "`spec.hyperparameters.numGenerations` and `maxCompletionLength` are GRPO settings: "
+        "remove them, or set `method: GRPO`",
+        "fieldPath": ".hyperparameters",
+    },
+    {
+        "rule": "!has(self.hyperparameters) || !has(self.hyperparameters.packing) || self.method == 'SFT'",
+        "message": "`spec.hyperparameters.packing` only applies to `method: SFT`: remove it",
+        "fieldPath": ".hyperparameters.packing",
+    },
+    {
+        "rule": "!has(self.hyperparameters) || !has(self.hyperparameters.beta) || self.method != 'SFT'",
+        "message": "`spec.hyperparameters.beta` is a DPO/GRPO setting: remove it for `method: SFT`",
+        "fieldPath": ".hyperparameters.beta",
+    },
+]
+
+# Rules placed on sub-schemas, by path of property names below spec.
+NESTED_RULES: dict[tuple[str, ...], list[dict[str, str]]] = {
+    ("output",): [
+        {
+            "rule": f"!has(self.repo) || self.repo.matches('{REPO_ID_CEL}')",
+            "message": "`spec.output.repo` must be a Hub repo id `owner/name` (letters, digits, `.`, `_`, `-`)",
+            "fieldPath": ".repo",
+        },
+        {
+            "rule": f"!has(self.ggufRepo) || self.ggufRepo.matches('{REPO_ID_CEL}')",
+            "message": "`spec.output.ggufRepo` must be a Hub repo id `owner/name`",
+            "fieldPath": ".ggufRepo",
+        },
+    ],
+    ("budget",): [
+        {
+            "rule": "!has(self.timeout) || self.timeout.matches('^([0-9]+(\\\\.[0-9]+)?(s|m|h))+$')",
+            "message": "`spec.budget.timeout` must be a duration such as `90m`, `4h` or `1h30m`",
+            "fieldPath": ".timeout",
+        }
+    ],
+    ("rewards", "[]"): [
+        {
+            "rule": "self.type != 'Python' || has(self.function) || has(self.code)",
+            "message": "a `Python` reward needs `function` (`module:function`) or inline `code`",
+        },
+        {
+            "rule": "self.type == 'Python' || !(has(self.function) || has(self.code))",
+            "message": "`function` and `code` only apply to `type: Python` rewards: remove them",
+        },
+    ],
+}
+
+# CEL replaces these patterns with a message that says what to write.
+PATTERNS_REPLACED_BY_CEL = {("output", "repo"), ("output", "ggufRepo"), ("budget", "timeout")}
+
+
+def _inline(schema: Any, defs: dict[str, Any]) -> Any:
+    """Resolve `$ref`s and make the schema structural for the Kubernetes API server."""
+    if isinstance(schema, list):
+        return [_inline(s, defs) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if "$ref" in schema:
+        target = copy.deepcopy(defs[schema["$ref"].split("/")[-1]])
+        rest = {k: v for k, v in schema.items() if k != "$ref"}
+        return _inline({**target, **rest}, defs)
+    out = {k: _inline(v, defs) for k, v in schema.items() if k not in ("title", "$defs")}
+    if "anyOf" in out:
+        options = [o for o in out.pop("anyOf") if o.get("type") != "null"]
+        if len(options) == 1:
+            out = {**options[0], **out}
+        elif {o.get("type") for o in options} <= {"string", "integer", "number", "boolean"}:
+            out["x-kubernetes-int-or-string"] = True if {o.get("type") for o in options} == {
+                "string",
+                "integer",
+            } else None
+            if out["x-kubernetes-int-or-string"] is None:
+                del out["x-kubernetes-int-or-string"]
+                out["x-kubernetes-preserve-unknown-fields"] = True
+        else:
+            out["x-kubernetes-preserve-unknown-fields"] = True
+    if "const" in out:
+        out["enum"] = [out.pop("const")]
+    for bound, name in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if bound in out and not isinstance(out[bound], bool):
+            out[name] = out[bound]
+            out[bound] = True
+    if out.get("default") is None:
+        out.pop("default", None)
+    if out.get("additionalProperties") is False:
+        out.pop("additionalProperties")  # not structural; unknown fields are pruned (and refused by kubectl)
+    if out.get("type") == "object" and isinstance(out.get("additionalProperties"), dict):
+        if out["additionalProperties"].get("x-kubernetes-preserve-unknown-fields"):
+            out.pop("additionalProperties")
+            out["x-kubernetes-preserve-unknown-fields"] = True
+    return out
+
+
+def _structural(model: type, mode: str) -> dict[str, Any]:
+    raw = model.model_json_schema(by_alias=True, mode=mode)  # type: ignore[attr-defined]
+    return _inline(raw, raw.get("$defs", {}))
+
+
+def _at(schema: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    node = schema
+    for part in path:
+        node = node["items"] if part == "[]" else node["properties"][part]
+    return node
+
+
+def spec_schema() -> dict[str, Any]:
+    """The structural OpenAPI schema of `spec`, with CEL rules."""
+    schema = _structural(FineTuneJobSpec, "validation")
+    for path in PATTERNS_REPLACED_BY_CEL:
+        _at(schema, path).pop("pattern", None)
+    schema["x-kubernetes-validations"] = SPEC_RULES
+    for path, rules in NESTED_RULES.items():
+        _at(schema, path)["x-kubernetes-validations"] = rules
+    return schema
+
+
+def status_schema() -> dict[str, Any]:
+    """The structural OpenAPI schema of `status`."""
+    return _structural(FineTuneJobStatus, "serialization")
+
+
+def immutability_rules() -> list[dict[str, str]]:
+    """Root-level transition rules: training-defining fields are frozen once a backend run exists."""
+    submitted = "has(oldSelf.status) && has(oldSelf.status.backendRef)"
+    rules = []
+    for field in IMMUTABLE_AFTER_SUBMIT:
+        same = (
+            f"(has(self.spec.{field}) == has(oldSelf.spec.{field})) && "
+            f"(!has(self.spec.{field}) || self.spec.{field} == oldSelf.spec.{field})"
+        )
+        rules.append(
+            {
+                "rule": f"!({submitted}) || ({same})",
+                "message": f"`spec.{field}` cannot change once the job was submitted (only `suspend` and "
+                "`budget` can): create a new FineTuneJob, or delete and re-apply this one",
+                "fieldPath": f".spec.{field}",
+                "reason": "FieldValueForbidden",
+            }
+        )
+    return rules
+
+
+PRINTER_COLUMNS = [
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+    {"name": "Method", "type": "string", "jsonPath": ".spec.method"},
+    {"name": "Model", "type": "string", "jsonPath": ".spec.model.name"},
+    {"name": "Hardware", "type": "string", "jsonPath": ".status.plan.target"},
+    {"name": "Progress", "type": "string", "jsonPath": ".status.progress.percent"},
+    {"name": "Loss", "type": "number", "jsonPath": ".status.progress.loss"},
+    {"name": "Cost", "type": "number", "jsonPath": ".status.plan.estimatedCostUSD", "description": "USD"},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
+]
+
+
+def build_crd() -> dict[str, Any]:
+    """The CustomResourceDefinition for FineTuneJob."""
+    root = {
+        "type": "object",
+        "description": "A fine-tuning run of an LLM: dataset validation, hardware planning, training with TRL "
+        "(SFT, DPO, GRPO) and publishing to the Hugging Face Hub.",
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string", "description": "API version: finetune.dev/v1alpha1."},
+            "kind": {"type": "string", "description": "FineTuneJob."},
+            "metadata": {"type": "object"},
+            "spec": spec_schema(),
+            "status": status_schema(),
+        },
+        "x-kubernetes-validations": immutability_rules(),
+    }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{PLURAL}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": KIND.lower(),
+                "shortNames": ["ftj"],
+                "categories": ["finetune"],
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "schema": {"openAPIV3Schema": root},
+                }
+            ],
+        },
+    }
+
+
+def render() -> str:
+    """The CRD as YAML, with a header saying where it comes from."""
+    header = "# Generated by `make crds` from operator/finetune_operator/api (pydantic models); do not edit.\n"
+    return header + yaml.safe_dump(build_crd(), sort_keys=False, width=120)
+
+
+def main(argv: list[str]) -> int:
+    """Write the CRD into each folder given (default `crds/`)."""
+    for folder in argv or ["crds"]:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / CRD_FILE).write_text(render())
+        print(f"wrote {Path(folder) / CRD_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

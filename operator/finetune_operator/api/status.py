@@ -1,0 +1,174 @@
+"""`FineTuneJob.status`: what the operator observed. Conditions are the truth; `phase` summarises them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from finetune_training.camel import CamelModel
+from finetune_training.plan import ColumnMapping, Conversion, Hyperparameters, PeftMode
+
+
+class Phase(StrEnum):
+    """A one-word summary of the conditions, for `kubectl get ftj`."""
+
+    PENDING = "Pending"
+    VALIDATING = "Validating"
+    PLANNED = "Planned"
+    QUEUED = "Queued"
+    RUNNING = "Running"
+    PUBLISHING = "Publishing"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+
+TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.CANCELLED})
+
+
+class ConditionType(StrEnum):
+    """Condition types, in the order a job reaches them. `kubectl wait --for=condition=Complete`."""
+
+    DATASET_VALIDATED = "DatasetValidated"
+    HARDWARE_PLANNED = "HardwarePlanned"
+    SUBMITTED = "Submitted"
+    TRAINING = "Training"
+    MODEL_PUSHED = "ModelPushed"
+    GGUF_PUSHED = "GGUFPushed"
+    COMPLETE = "Complete"
+    FAILED = "Failed"
+
+
+class Condition(CamelModel):
+    """A Kubernetes API convention condition."""
+
+    type: str
+    status: str = Field(pattern="^(True|False|Unknown)$")
+    reason: str
+    """CamelCase reason a user can search for."""
+    message: str = ""
+    last_transition_time: str
+    observed_generation: int | None = None
+
+
+class Verdict(StrEnum):
+    """Whether a dataset can train with a method."""
+
+    READY = "Ready"
+    NEEDS_MAPPING = "NeedsMapping"
+    INCOMPATIBLE = "Incompatible"
+
+
+class MethodVerdict(CamelModel):
+    """The dataset's verdict for one method."""
+
+    method: str
+    """SFT, DPO, GRPO (or KTO, for information)."""
+    verdict: Verdict
+    reason: str
+    conversion: Conversion | None = None
+    """The named conversion to set in `spec.dataset.conversion`, when NeedsMapping."""
+    columns: ColumnMapping | None = None
+    """The renames to set in `spec.dataset.columns`, when NeedsMapping."""
+
+
+class ValidationSummary(CamelModel):
+    """A compact dataset verdict as stored in status."""
+
+    dataset: str
+    split: str | None = None
+    rows: int | None = None
+    """Row count from metadata, when the source has it."""
+    format: str | None = None
+    """The format recognised (e.g. `messages`, `alpaca`, `sharegpt`)."""
+    verdicts: list[MethodVerdict] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    mean_tokens: float | None = None
+    """Mean tokens per row (estimated when the tokenizer could not be had)."""
+
+
+class PlanSummary(CamelModel):
+    """The hardware plan and estimate."""
+
+    backend: str
+    """HFJobs, Kubernetes or Local."""
+    target: str
+    """What `kubectl get` shows: `HFJobs/a10g-large`, `Kubernetes/1xNVIDIA-A10G`, `Local/cpu`."""
+    flavor: str | None = None
+    gpu_count: int = 0
+    gpu_product: str | None = None
+    gpu_memory_gib: float | None = None
+    peft: PeftMode
+    parameters_billions: float | None = None
+    memory_gib: float
+    """Estimated peak memory per GPU."""
+    estimated_hours: float
+    estimated_cost_usd: float = Field(alias="estimatedCostUSD")
+    suggested_timeout: str
+    tokens: int | None = None
+    reason: str
+    """Why this hardware and PEFT mode."""
+    hyperparameters: Hyperparameters | None = None
+    """The resolved training settings (spec overrides on top of the method's defaults)."""
+
+
+class Progress(CamelModel):
+    """Live training progress, parsed from the runtime's progress lines."""
+
+    step: int = 0
+    total_steps: int | None = None
+    epoch: float | None = None
+    loss: float | None = None
+    learning_rate: float | None = None
+    tokens_per_second: float | None = None
+    eta_seconds: float | None = None
+    percent: str | None = None
+    """`42%`, for the printer column."""
+    trackio_url: str | None = None
+    updated_time: str | None = None
+
+
+class BackendRef(CamelModel):
+    """The backend work carrying out this job."""
+
+    kind: str
+    """HFJob, Job or Process."""
+    id: str
+    namespace: str | None = None
+    url: str | None = None
+
+
+class Outputs(CamelModel):
+    """Where the results landed."""
+
+    model: str | None = None
+    gguf: list[str] = Field(default_factory=list)
+    trackio: str | None = None
+
+
+class FineTuneJobStatus(CamelModel):
+    """Observed state of a FineTuneJob."""
+
+    model_config = CamelModel.model_config | {"extra": "ignore"}
+
+    phase: Phase = Phase.PENDING
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    validation: ValidationSummary | None = None
+    plan: PlanSummary | None = None
+    progress: Progress | None = None
+    backend_ref: BackendRef | None = None
+    outputs: Outputs | None = None
+    start_time: str | None = None
+    completion_time: str | None = None
+    message: str | None = None
+    """The latest thing a user should read."""
+    attempts: int = 0
+    """Backend submissions so far (never more than one per generation)."""
+
+
+def now() -> str:
+    """RFC 3339 timestamp, as Kubernetes writes them."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

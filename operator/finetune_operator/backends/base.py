@@ -1,0 +1,76 @@
+"""The one interface every backend implements: submit, find existing, poll, stream logs, cancel."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from enum import StrEnum
+from typing import Protocol
+
+from pydantic import BaseModel
+
+from finetune_training.plan import TrainingPlan
+
+
+class WorkState(StrEnum):
+    """Backend work state, mapped from each backend's own stages."""
+
+    QUEUED = "Queued"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+
+TERMINAL_STATES = frozenset({WorkState.SUCCEEDED, WorkState.FAILED, WorkState.CANCELLED})
+
+
+class JobTarget(BaseModel):
+    """Identity of the FineTuneJob whose work a backend carries, and the credentials it may use."""
+
+    namespace: str
+    name: str
+    uid: str
+    """The FineTuneJob's UID: backend identity derives from it, so a restart finds the same work."""
+    token_secret_name: str | None = None
+    token_secret_key: str = "token"
+    token: str | None = None
+    """The token value, for backends outside the cluster (HF Jobs, Local). Never logged or stored."""
+
+
+class WorkRef(BaseModel):
+    """A handle on backend work."""
+
+    kind: str
+    """HFJob, Job or Process."""
+    id: str
+    namespace: str | None = None
+    url: str | None = None
+
+
+class WorkStatus(BaseModel):
+    """What a poll observed."""
+
+    state: WorkState
+    message: str = ""
+    reason: str = ""
+
+
+class Backend(Protocol):
+    """What the reconcile loop needs from a backend. Every method is idempotent."""
+
+    kind: str
+
+    def find(self, target: JobTarget) -> WorkRef | None:
+        """Existing work for this FineTuneJob (by UID label), so nothing is submitted twice."""
+
+    def submit(self, target: JobTarget, plan: TrainingPlan, timeout_seconds: int) -> WorkRef:
+        """Start the work. Callers call :meth:`find` first."""
+
+    def poll(self, target: JobTarget, ref: WorkRef) -> WorkStatus:
+        """Current state. Work that is gone reads as FAILED with reason `BackendWorkLost`."""
+
+    def logs(self, target: JobTarget, ref: WorkRef, *, follow: bool = False) -> Iterator[str]:
+        """Log lines (the runtime's JSON progress lines among them)."""
+
+    def cancel(self, target: JobTarget, ref: WorkRef) -> None:
+        """Stop the work; no error when it is already gone."""

@@ -1,0 +1,85 @@
+"""The operator's configuration: a YAML file (the Helm chart's ConfigMap) overlaid by `FTJOB_*` variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from finetune_operator.api.spec import Backend
+
+
+class GpuPrice(BaseSettings):
+    """On-prem cost of one GPU-hour, by `nvidia.com/gpu.product` label."""
+
+    product: str
+    usd_per_hour: float = Field(ge=0)
+
+
+class OperatorConfig(BaseSettings):
+    """How this operator installation behaves. Every field has a production default."""
+
+    model_config = SettingsConfigDict(env_prefix="FTJOB_", env_nested_delimiter="__", extra="forbid")
+
+    enabled_backends: list[Backend] = Field(
+        default_factory=lambda: [Backend.HF_JOBS, Backend.KUBERNETES]
+    )
+    """Backends jobs may use. `Local` runs training inside the operator's own pod or host: enable it only
+    for a single GPU box or the demo."""
+    prefer_cluster: bool = True
+    """With `backend: Auto`, use free in-cluster GPUs before paying for HF Jobs."""
+    trainer_image: str = "ghcr.io/finetune-operator/trainer:0.1.0"
+    """Image that runs `ftjob train` (Kubernetes and HF Jobs backends)."""
+    trainer_command: list[str] = Field(default_factory=lambda: ["ftjob", "train"])
+    """Command that runs the training runtime; the plan follows as `--plan`."""
+    default_token_secret: str | None = None
+    """Secret (key `token`) used when a FineTuneJob names no `tokenSecretRef`."""
+    hf_endpoint: str | None = None
+    """Hub endpoint (a private Hub or the local stand-in); default huggingface.co."""
+    hf_namespace: str | None = None
+    """HF Jobs namespace (user or org) to run jobs under; default: the token's user."""
+    gpu_prices: list[GpuPrice] = Field(default_factory=list)
+    """On-prem GPU-hour prices for cost estimates of in-cluster runs."""
+    tolerations: list[dict[str, Any]] = Field(
+        default_factory=lambda: [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    )
+    """Tolerations added to training pods."""
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    """Extra node selector for training pods (the GPU product label is added from the plan)."""
+    pod_annotations: dict[str, str] = Field(default_factory=dict)
+    """Annotations added to training pods."""
+    job_backoff_limit: int = 2
+    """Pod retries of a training Job (the runtime resumes from the last checkpoint)."""
+    job_ttl_seconds_after_finished: int = 7 * 24 * 3600
+    """How long finished training Jobs are kept for their logs."""
+    local_workdir: Path = Path("/tmp/finetune-operator")
+    """Where the Local backend keeps plans, logs and outputs."""
+    local_gpus: int = 0
+    """GPUs on the operator's host, for the Local backend's plan (0: CPU)."""
+    local_gpu_product: str | None = None
+    """GPU type on the operator's host."""
+    status_interval_seconds: float = 10.0
+    """Least time between two progress updates of one job's status."""
+    poll_interval_seconds: float = 15.0
+    """How often running jobs are polled."""
+    stall_minutes: float = 30.0
+    """Warn (Event `NoProgress`) when a running job reports nothing for this long."""
+    metrics_port: int = 9090
+    """Port of the Prometheus `/metrics` endpoint (0 disables it)."""
+    trackio_space: str | None = None
+    """A trackio Space to sync runs to; default: the runtime's local store only."""
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None) -> OperatorConfig:
+        """Read the YAML file named by `path` or `FTJOB_CONFIG` (if any); environment variables win."""
+        file = path or os.environ.get("FTJOB_CONFIG")
+        data: dict[str, Any] = {}
+        if file and Path(file).exists():
+            data = yaml.safe_load(Path(file).read_text()) or {}
+        env_only = cls()  # environment and defaults
+        merged = {**data, **env_only.model_dump(exclude_unset=True)}
+        return cls.model_validate(merged)

@@ -1,0 +1,192 @@
+"""In-cluster GPUs: what each node offers and what is free now, from Node and Pod objects.
+
+A node offers `status.allocatable["nvidia.com/gpu"]` GPUs of the product its `nvidia.com/gpu.product` label
+names, with `nvidia.com/gpu.memory` MiB each (labels set by NVIDIA's GPU feature discovery). GPUs requested
+by pods bound to the node that have not finished (phase not Succeeded/Failed) are busy. A pod's request is
+the larger of its containers' sum and its largest init container (the scheduler's rule); an extended
+resource's request equals its limit, so a limit alone counts. Cordoned or NotReady nodes offer nothing free.
+
+The pure function takes dicts shaped as the Kubernetes API's JSON; :func:`discover_cluster_gpus` is the thin
+adapter over a `CoreV1Api`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from pydantic import Field
+
+from finetune_operator.planning.gpus import gpu_type_for
+from finetune_training.camel import CamelModel
+
+GPU_RESOURCE = "nvidia.com/gpu"
+PRODUCT_LABEL = "nvidia.com/gpu.product"
+MEMORY_LABEL = "nvidia.com/gpu.memory"
+_DONE = {"Succeeded", "Failed"}
+
+
+class GpuPrice(CamelModel):
+    """What one in-cluster GPU costs per hour (the operator's Helm values, `planner.clusterGpuPrices`)."""
+
+    product: str
+    """A `nvidia.com/gpu.product` value, or a GPU type name (`H100`) that covers every variant."""
+    usd_per_gpu_hour: float = Field(alias="usdPerGPUHour", ge=0)
+
+
+class ClusterGpuOffer(CamelModel):
+    """The GPUs of one node."""
+
+    node: str
+    product: str
+    """`nvidia.com/gpu.product` label value (`NVIDIA-H100-80GB-HBM3`)."""
+    gpu_type: str | None = None
+    """Known GPU type name (`H100`), for throughput; None for a product the table lacks."""
+    memory_gib: float
+    """Memory per GPU."""
+    capacity: int
+    allocatable: int
+    requested: int
+    """GPUs requested by unfinished pods bound to the node."""
+    free: int
+    schedulable: bool = True
+    usd_per_gpu_hour: float = Field(default=0.0, alias="usdPerGPUHour")
+    """From the configured price table; 0 when unpriced (already paid for)."""
+
+
+def _count(value: Any) -> int:
+    if value is None:
+        return 0
+    try:
+        return int(str(value))
+    except ValueError:
+        return 0
+
+
+def _container_gpus(container: dict[str, Any]) -> int:
+    res = container.get("resources") or {}
+    requests = res.get("requests") or {}
+    limits = res.get("limits") or {}
+    return _count(requests.get(GPU_RESOURCE, limits.get(GPU_RESOURCE)))
+
+
+def pod_gpu_request(pod: dict[str, Any]) -> int:
+    """GPUs a pod holds: max(sum of containers, largest init container).
+
+    Parameters
+    ----------
+    pod
+        A Pod as Kubernetes JSON.
+
+    Returns
+    -------
+    int
+    """
+    spec = pod.get("spec") or {}
+    main = sum(_container_gpus(c) for c in spec.get("containers") or [])
+    init = max((_container_gpus(c) for c in spec.get("initContainers") or []), default=0)
+    return max(main, init)
+
+
+def _price(product: str, prices: Iterable[GpuPrice]) -> float:
+    kind = gpu_type_for(product)
+    for price in prices:
+        if price.product == product:
+            return price.usd_per_gpu_hour
+    for price in prices:
+        if kind is not None and price.product == kind.name:
+            return price.usd_per_gpu_hour
+    return 0.0
+
+
+def _ready(node: dict[str, Any]) -> bool:
+    if (node.get("spec") or {}).get("unschedulable"):
+        return False
+    conditions = (node.get("status") or {}).get("conditions") or []
+    ready = next((c for c in conditions if c.get("type") == "Ready"), None)
+    return ready is None or ready.get("status") == "True"
+
+
+def offers_from_objects(
+    nodes: Sequence[dict[str, Any]], pods: Sequence[dict[str, Any]], prices: Iterable[GpuPrice] = ()
+) -> list[ClusterGpuOffer]:
+    """GPU offers per node, with what is free now.
+
+    Parameters
+    ----------
+    nodes
+        Nodes as Kubernetes JSON (`metadata.labels`, `status.capacity`, `status.allocatable`).
+    pods
+        Pods as Kubernetes JSON (`spec.nodeName`, `status.phase`, containers' resources).
+    prices
+        On-prem cost per GPU-hour by product or GPU type.
+
+    Returns
+    -------
+    list[ClusterGpuOffer]
+        One per node with at least one GPU, most free GPUs first.
+    """
+    prices = list(prices)
+    busy: dict[str, int] = {}
+    for pod in pods:
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if not node_name or (pod.get("status") or {}).get("phase") in _DONE:
+            continue
+        busy[node_name] = busy.get(node_name, 0) + pod_gpu_request(pod)
+    offers = []
+    for node in nodes:
+        meta = node.get("metadata") or {}
+        status = node.get("status") or {}
+        capacity = _count((status.get("capacity") or {}).get(GPU_RESOURCE))
+        allocatable = _count((status.get("allocatable") or {}).get(GPU_RESOURCE, capacity))
+        if allocatable <= 0:
+            continue
+        labels = meta.get("labels") or {}
+        product = str(labels.get(PRODUCT_LABEL) or "unknown")
+        kind = gpu_type_for(product)
+        mib = _count(labels.get(MEMORY_LABEL))
+        memory = round(mib / 1024, 2) if mib else (kind.memory_gib if kind else 0.0)
+        requested = busy.get(meta.get("name", ""), 0)
+        schedulable = _ready(node)
+        offers.append(
+            ClusterGpuOffer(
+                node=str(meta.get("name")),
+                product=product,
+                gpu_type=kind.name if kind else None,
+                memory_gib=memory,
+                capacity=capacity,
+                allocatable=allocatable,
+                requested=requested,
+                free=max(allocatable - requested, 0) if schedulable else 0,
+                schedulable=schedulable,
+                usd_per_gpu_hour=_price(product, prices),
+            )
+        )
+    return sorted(offers, key=lambda o: (-o.free, o.node))
+
+
+def discover_cluster_gpus(core_v1_api: Any, prices: Iterable[GpuPrice] = ()) -> list[ClusterGpuOffer]:
+    """List nodes and unfinished pods with a `kubernetes.client.CoreV1Api` and compute the GPU offers.
+
+    Needs RBAC `list` on `nodes` and on `pods` in all namespaces.
+
+    Parameters
+    ----------
+    core_v1_api
+        A `kubernetes.client.CoreV1Api`.
+    prices
+        On-prem cost per GPU-hour.
+
+    Returns
+    -------
+    list[ClusterGpuOffer]
+    """
+    serialize = core_v1_api.api_client.sanitize_for_serialization
+    nodes = [serialize(n) for n in core_v1_api.list_node().items]
+    pods = [
+        serialize(p)
+        for p in core_v1_api.list_pod_for_all_namespaces(
+            field_selector="status.phase!=Succeeded,status.phase!=Failed"
+        ).items
+    ]
+    return offers_from_objects(nodes, pods, prices)

@@ -1,0 +1,47 @@
+"""The planner's knobs, as the operator's configuration (Helm values `planner:`) carries them."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from finetune_operator.planning.cluster import GpuPrice
+from finetune_operator.planning.throughput import ThroughputMeasurement
+from finetune_training.camel import CamelModel
+
+
+class PlannerConfig(CamelModel):
+    """How hardware is chosen. Every field has a default an operator rarely needs to change."""
+
+    prefer_cluster: bool = True
+    """`backend: Auto` takes free in-cluster GPUs that fit before any HF Jobs flavor, whatever the price."""
+    hf_jobs_enabled: bool = True
+    """`backend: Auto` may fall back to HF Jobs."""
+    headroom: float = Field(default=0.12, ge=0, lt=0.9)
+    """Share of each GPU's memory kept free beyond the estimate (estimates are ±10%; OOM costs a rerun)."""
+    max_gpus: int = Field(default=8, ge=1, le=64)
+    """Most GPUs one run may use (one node)."""
+    auto_full_max_gpus: int = Field(default=1, ge=1, le=64)
+    """`peft: Auto` keeps full fine-tuning only when it fits on this many GPUs; beyond, LoRA is far cheaper
+    and nearly as good for instruction tuning (Biderman et al. 2024, "LoRA Learns Less and Forgets Less")."""
+    local_gpus: int = Field(default=0, ge=0, le=64)
+    """GPUs on the operator's host for `backend: Local` (0: train on CPU)."""
+    local_gpu_product: str | None = None
+    """Their product name (`NVIDIA-A10G`)."""
+    local_gpu_memory_gib: float | None = Field(default=None, gt=0)
+    """Their memory each, when the product is not in the GPU table."""
+    local_memory_gib: float = Field(default=16.0, gt=0)
+    """Host memory for CPU training."""
+    local_cpu_tflops: float = Field(default=0.2, gt=0)
+    """Host CPU fp32 TFLOPs (a 16-core AVX2 server is about 1)."""
+    cpu_max_parameters: float = Field(default=2e8, ge=0)
+    """HF Jobs CPU flavors are considered only for models this small."""
+    cpu_tflops_per_vcpu: float = Field(default=0.05, gt=0)
+    """fp32 TFLOPs per vCPU of an HF Jobs CPU flavor."""
+    cluster_gpu_prices: list[GpuPrice] = Field(default_factory=list)
+    """On-prem cost per GPU-hour by product or GPU type; unpriced GPUs cost 0."""
+    throughput_measurements: list[ThroughputMeasurement] = Field(default_factory=list)
+    """Measured speeds that calibrate the estimates (added to the built-in ones)."""
+    startup_hours: float = Field(default=0.1, ge=0)
+    """Billed time before training: image pull, model and data download, compilation."""
+    timeout_margin: float = Field(default=1.5, ge=1)
+    """Suggested timeout = estimate × this, rounded up to 30 minutes, at least 30 minutes."""

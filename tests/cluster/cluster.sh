@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Start (`up`) or remove (`down`) the local control plane: kwokctl's binary runtime with the binaries
+# built by testbin.sh (every path given, so kwokctl downloads nothing), on 127.0.0.1, plus fake GPU nodes.
+# The kubeconfig lands in .cluster/kubeconfig. `up` reuses a running cluster.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+bin="${TESTBIN:-$root/.testbin/bin}"
+state="$root/.cluster"
+name="${FTJOB_CLUSTER_NAME:-finetune}"
+kubeconfig="$state/kubeconfig"
+export PATH="$bin:$PATH" KWOK_WORKDIR="$state/kwok"
+
+say() { printf '[cluster] %s\n' "$*"; }
+kc() { kubectl --kubeconfig "$kubeconfig" "$@"; }
+
+healthy() { [[ -f "$kubeconfig" ]] && kc get --raw /readyz >/dev/null 2>&1; }
+
+up() {
+  mkdir -p "$state"
+  if healthy; then
+    say "reusing the running cluster ($kubeconfig)"
+  else
+    # A stopped or half-made cluster from an earlier run is removed first.
+    kwokctl delete cluster --name "$name" >/dev/null 2>&1 || true
+    say "starting kwokctl cluster '$name' (binary runtime, 127.0.0.1)"
+    kwokctl create cluster --name "$name" --runtime binary \
+      --config "$here/kwokctl.yaml" \
+      --kubeconfig "$kubeconfig" \
+      --etcd-binary "$bin/etcd" \
+      --kube-apiserver-binary "$bin/kube-apiserver" \
+      --kube-controller-manager-binary "$bin/kube-controller-manager" \
+      --kube-scheduler-binary "$bin/kube-scheduler" \
+      --kwok-controller-binary "$bin/kwok" \
+      --wait 120s --timeout 180s
+  fi
+  kc apply -f "$here/nodes.yaml" >/dev/null
+  # A Node's status is kept on create, so the GPU capacity in nodes.yaml is what the scheduler sees.
+  kc wait --for=condition=Ready node --all --timeout=120s >/dev/null
+  say "ready: $(kc get nodes --no-headers | wc -l) nodes; export KUBECONFIG=$kubeconfig"
+}
+
+down() {
+  if [[ -d "$state/kwok" ]]; then
+    kwokctl delete cluster --name "$name" || true
+  fi
+  rm -rf "$state"
+  say "removed"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+esac

@@ -1,0 +1,2 @@
+// Package kubernetes only anchors the consumer module that builds the control plane binaries.
+package kubernetes

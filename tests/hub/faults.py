@@ -1,0 +1,183 @@
+"""Fault injection: make the next N matching requests fail, stall, or cut a log stream short.
+
+Rules are matched in the order they were added; each fires ``times`` times, then is spent. A rule matches when
+its regex ``search``-es the request path (decoded, without the query) and its method, if given, equals the
+request's. ``hits`` counts how often each rule fired, so a test can prove the fault was actually exercised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+@dataclass
+class FaultRule:
+    """One injected fault."""
+
+    pattern: re.Pattern[str]
+    """Regex searched in the request path."""
+    times: int
+    """How many more requests it applies to."""
+    status: int | None = None
+    """Answer with this status instead of serving the request."""
+    retry_after: int | None = None
+    """``Retry-After`` header (seconds) sent with ``status``."""
+    delay_s: float = 0.0
+    """Sleep before serving (or failing) the request."""
+    method: str | None = None
+    """Only this HTTP method."""
+    hits: int = 0
+    """How many requests it fired on so far."""
+
+
+@dataclass
+class LogDrop:
+    """Cut the next job log stream(s) after ``after_lines`` events, without closing it cleanly."""
+
+    after_lines: int
+    times: int
+    job_id: str | None = None
+    hits: int = 0
+
+
+@dataclass
+class FaultInjector:
+    """Fault rules of one stand-in; thread-safe, editable while the server runs."""
+
+    _rules: list[FaultRule] = field(default_factory=list)
+    _drops: list[LogDrop] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(
+        self,
+        path_regex: str,
+        *,
+        times: int = 1,
+        status: int | None = None,
+        retry_after: int | None = None,
+        delay_s: float = 0.0,
+        method: str | None = None,
+    ) -> FaultRule:
+        """Add a rule for the next ``times`` requests whose path matches ``path_regex``.
+
+        Parameters
+        ----------
+        path_regex : str
+            Regex searched in the request path, e.g. ``r"/preupload/"`` or ``r"^/api/jobs/"``.
+        times : int
+            Number of requests it applies to.
+        status : int, optional
+            Fail with this HTTP status (429, 500, 503, ...) instead of serving.
+        retry_after : int, optional
+            Seconds sent as ``Retry-After`` with the failure.
+        delay_s : float
+            Sleep this long first (a slow Hub; combine with a client timeout to get a timeout).
+        method : str, optional
+            Only requests with this method (``GET``, ``POST``, ...).
+
+        Returns
+        -------
+        FaultRule
+            The rule; its ``hits`` tells how often it fired.
+        """
+        rule = FaultRule(
+            pattern=re.compile(path_regex),
+            times=times,
+            status=status,
+            retry_after=retry_after,
+            delay_s=delay_s,
+            method=method.upper() if method else None,
+        )
+        with self._lock:
+            self._rules.append(rule)
+        return rule
+
+    def rate_limit(self, path_regex: str, *, times: int = 1, retry_after: int = 0) -> FaultRule:
+        """Answer 429 with ``Retry-After`` to the next ``times`` matching requests."""
+        return self.add(path_regex, times=times, status=429, retry_after=retry_after)
+
+    def server_error(self, path_regex: str, *, status: int = 503, times: int = 1) -> FaultRule:
+        """Answer a 5xx to the next ``times`` matching requests."""
+        return self.add(path_regex, times=times, status=status)
+
+    def delay(self, path_regex: str, seconds: float, *, times: int = 1) -> FaultRule:
+        """Delay the next ``times`` matching requests by ``seconds``."""
+        return self.add(path_regex, times=times, delay_s=seconds)
+
+    def drop_log_stream(self, after_lines: int, *, times: int = 1, job_id: str | None = None) -> LogDrop:
+        """Abort the next ``times`` job log streams (of ``job_id``, or any) after ``after_lines`` events."""
+        drop = LogDrop(after_lines=after_lines, times=times, job_id=job_id)
+        with self._lock:
+            self._drops.append(drop)
+        return drop
+
+    def clear(self) -> None:
+        """Remove every rule."""
+        with self._lock:
+            self._rules.clear()
+            self._drops.clear()
+
+    def take(self, method: str, path: str) -> FaultRule | None:
+        """Consume and return the first live rule matching the request, if any."""
+        with self._lock:
+            for rule in self._rules:
+                if rule.times <= 0 or (rule.method and rule.method != method):
+                    continue
+                if rule.pattern.search(path):
+                    rule.times -= 1
+                    rule.hits += 1
+                    return rule
+        return None
+
+    def take_log_drop(self, job_id: str) -> int | None:
+        """Consume a log-stream drop for ``job_id``; return after how many lines to cut, or ``None``."""
+        with self._lock:
+            for drop in self._drops:
+                if drop.times > 0 and drop.job_id in (None, job_id):
+                    drop.times -= 1
+                    drop.hits += 1
+                    return drop.after_lines
+        return None
+
+
+class FaultMiddleware:
+    """ASGI middleware applying :class:`FaultInjector` rules before the app sees the request."""
+
+    def __init__(self, app: ASGIApp, faults: FaultInjector) -> None:
+        self.app = app
+        self.faults = faults
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rule = self.faults.take(scope["method"], scope["path"])
+        if rule is None:
+            await self.app(scope, receive, send)
+            return
+        if rule.delay_s:
+            await asyncio.sleep(rule.delay_s)
+        if rule.status is None:
+            await self.app(scope, receive, send)
+            return
+        await _drain(receive)
+        body = json.dumps({"error": f"Injected fault: HTTP {rule.status}"}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if rule.retry_after is not None:
+            headers.append((b"retry-after", str(rule.retry_after).encode()))
+        await send({"type": "http.response.start", "status": rule.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+async def _drain(receive: Receive) -> None:
+    """Read the request body so the connection stays usable for keep-alive."""
+    while True:
+        message: Message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return

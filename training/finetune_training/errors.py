@@ -1,0 +1,18 @@
+"""The runtime's one error type: a CamelCase reason for the `error` event and a message for the user."""
+
+
+class TrainingError(Exception):
+    """A failure the runtime reports as an `error` event and exit code 1.
+
+    Parameters
+    ----------
+    reason
+        CamelCase reason (`DatasetNotFound`, `QLoRANeedsCUDA`).
+    message
+        What is wrong and what the user can do, with fields in backquotes.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message

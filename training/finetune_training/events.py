@@ -1,0 +1,75 @@
+"""The runtime's structured output: one JSON object per line on stdout, read by the operator's parser.
+
+Every line carries `"ftjob": <kind>` so it stands out among library logs in any backend's log stream
+(pod logs, HF Jobs server-sent events, a local process's file).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from enum import StrEnum
+from typing import TextIO
+
+from pydantic import Field
+
+from finetune_training.camel import CamelModel
+
+
+class EventKind(StrEnum):
+    """What a line reports."""
+
+    START = "start"
+    """Training begins; `totalSteps` known; `resumedFromStep` when resuming."""
+    PROGRESS = "progress"
+    """One logging step."""
+    CHECKPOINT = "checkpoint"
+    """A checkpoint was saved (and pushed); `step`, `url`."""
+    PUBLISHED = "published"
+    """An artifact landed: `artifact` is `model` or `gguf`, `url` where."""
+    DONE = "done"
+    """Everything finished; final metrics."""
+    ERROR = "error"
+    """The run failed; `reason` (CamelCase) and `message` say why."""
+
+
+class RuntimeEvent(CamelModel):
+    """One structured line from `ftjob train`."""
+
+    model_config = CamelModel.model_config | {"extra": "ignore"}
+
+    ftjob: EventKind
+    time: float = Field(default_factory=time.time)
+    step: int | None = None
+    total_steps: int | None = None
+    epoch: float | None = None
+    loss: float | None = None
+    learning_rate: float | None = None
+    tokens_per_second: float | None = None
+    eta_seconds: float | None = None
+    resumed_from_step: int | None = None
+    trackio_url: str | None = None
+    artifact: str | None = None
+    url: str | None = None
+    reason: str | None = None
+    message: str | None = None
+    metrics: dict[str, float] | None = None
+
+
+def emit(event: RuntimeEvent, stream: TextIO | None = None) -> None:
+    """Write one event line and flush, so log streams see it at once."""
+    out = stream or sys.stdout
+    out.write(json.dumps(event.wire(), separators=(",", ":")) + "\n")
+    out.flush()
+
+
+def parse_line(line: str) -> RuntimeEvent | None:
+    """The event on a log line, or None for any other line (library logs, tracebacks)."""
+    start = line.find('{"ftjob"')
+    if start < 0:
+        return None
+    try:
+        return RuntimeEvent.model_validate(json.loads(line[start:]))
+    except ValueError:
+        return None

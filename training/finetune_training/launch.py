@@ -1,0 +1,63 @@
+"""Decide how to start a run: in this process, or under `accelerate launch` for several GPUs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from finetune_training.errors import TrainingError
+from finetune_training.events import EventKind, RuntimeEvent, emit
+from finetune_training.plan import TrainingPlan
+from finetune_training.runner import PLAN_ENV, load_plan, run
+
+# Set by accelerate/torchrun in each worker: a worker must train, never launch again.
+_WORKER_ENV = ("LOCAL_RANK", "ACCELERATE_PROCESS_ID", "WORLD_SIZE")
+
+
+def needs_accelerate(plan: TrainingPlan, environ: dict[str, str] | None = None) -> bool:
+    """True when the plan has several GPUs and this process is not already one of the workers."""
+    env = os.environ if environ is None else environ
+    return plan.resources.gpu_count > 1 and not any(name in env for name in _WORKER_ENV)
+
+
+def accelerate_command(plan: TrainingPlan, plan_path: str | None, plan_env: str = PLAN_ENV) -> list[str]:
+    """The `accelerate launch` command that runs the plan on every GPU of this machine (one per process)."""
+    from finetune_training.methods import use_bf16
+
+    source = ["--plan", plan_path] if plan_path else ["--plan-env", plan_env]
+    return [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_processes",
+        str(plan.resources.gpu_count),
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "bf16" if use_bf16(plan.hyperparameters) else "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "finetune_training.runner",
+        *source,
+    ]
+
+
+def launch(plan_path: str | None, plan_env: str = PLAN_ENV) -> int:
+    """Run the plan here, or re-launch it under accelerate when it has several GPUs.
+
+    Returns
+    -------
+    int
+        The exit code of the run.
+    """
+    try:
+        plan = load_plan(plan_path, plan_env)
+    except TrainingError as exc:
+        emit(RuntimeEvent(ftjob=EventKind.ERROR, reason=exc.reason, message=exc.message))
+        return 1
+    if needs_accelerate(plan):
+        # The workers emit their own events (rank 0 only) and errors; pass their exit code on.
+        return subprocess.call(accelerate_command(plan, plan_path, plan_env))
+    return run(plan_path, plan_env)

@@ -1,0 +1,313 @@
+"""TRL configs and trainers for SFT, DPO and GRPO, built from the plan.
+
+The plan's hyperparameters are already resolved by the operator (documented defaults per method); this
+module adds what depends on the machine the run landed on:
+
+- precision: `bf16` per plan, else bf16 where the GPU supports it and fp32 on CPU; weights stay fp32
+  (mixed precision), so the loss matches what a user running TRL by hand gets;
+- PEFT: LoRA through `peft.LoraConfig`; QLoRA adds a 4-bit NF4 `BitsAndBytesConfig` and needs CUDA;
+- SFT packing that keeps documents apart: best-fit-decreasing packing with per-document position ids.
+  With flash-attn that is TRL's padding-free varlen path; otherwise each packed row stays a row
+  (:mod:`finetune_training.packing`), which SDPA handles with a per-row block mask;
+- assistant-only loss for conversations when the chat template marks (or TRL can mark) assistant turns;
+  prompt/completion rows train on the completion only (TRL's default).
+
+`extra_args` are applied last, as TRL field names, so a spec can override any of this.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback
+
+from finetune_training.errors import TrainingError
+from finetune_training.plan import Hyperparameters, Method, PeftMode, TrainingPlan
+
+log = logging.getLogger(__name__)
+
+# GRPO on a single prompt needs a group of completions to compare; 8 is TRL's and DeepSeek's choice.
+DEFAULT_NUM_GENERATIONS = 8
+DEFAULT_MAX_COMPLETION_LENGTH = 512
+DEFAULT_DPO_BETA = 0.1
+DEFAULT_GRPO_BETA = 0.0
+"""TRL 1.x default: no KL term, so no reference model is held in memory."""
+
+
+def cuda_available() -> bool:
+    """True when training can use a CUDA GPU."""
+    return torch.cuda.is_available()
+
+
+def use_bf16(hp: Hyperparameters) -> bool:
+    """The plan's `bf16`, or bf16 where the GPU supports it (never on CPU, where it is slow)."""
+    if hp.bf16 is not None:
+        return hp.bf16
+    return cuda_available() and torch.cuda.is_bf16_supported()
+
+
+def attention_implementation() -> str | None:
+    """flash-attn's varlen kernels when installed on a GPU, else transformers' default (SDPA)."""
+    if cuda_available() and importlib.util.find_spec("flash_attn") is not None:
+        return "flash_attention_2"
+    return None
+
+
+def peft_config(plan: TrainingPlan) -> Any:
+    """A `peft.LoraConfig` for LoRA and QLoRA, None for full fine-tuning."""
+    if plan.peft not in (PeftMode.LORA, PeftMode.QLORA):
+        return None
+    from peft import LoraConfig
+
+    modules = plan.lora.target_modules
+    return LoraConfig(
+        r=plan.lora.r,
+        lora_alpha=plan.lora.alpha,
+        lora_dropout=plan.lora.dropout,
+        target_modules=modules[0] if modules == ["all-linear"] else modules,
+        task_type="CAUSAL_LM",
+    )
+
+
+def model_init_kwargs(plan: TrainingPlan, bf16: bool) -> dict[str, Any]:
+    """Keyword arguments TRL passes to `from_pretrained` (revision, attention, 4-bit for QLoRA)."""
+    kwargs: dict[str, Any] = {"dtype": "float32"}
+    if plan.model_revision:
+        kwargs["revision"] = plan.model_revision
+    attn = attention_implementation()
+    if attn:
+        kwargs["attn_implementation"] = attn
+    if plan.peft == PeftMode.QLORA:
+        if not cuda_available():
+            raise TrainingError(
+                "QLoRANeedsCUDA",
+                "`peft: QLoRA` needs a CUDA GPU (bitsandbytes 4-bit); use `peft: LoRA` on CPU",
+            )
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise TrainingError("QLoRANeedsBitsandbytes", "`peft: QLoRA` needs the `bitsandbytes` package")
+        from transformers import BitsAndBytesConfig
+
+        compute = torch.bfloat16 if bf16 else torch.float16
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=compute,
+        )
+        kwargs["dtype"] = compute
+    return kwargs
+
+
+def common_args(plan: TrainingPlan, output_dir: Path) -> dict[str, Any]:
+    """TrainingArguments shared by the three methods."""
+    hp = plan.hyperparameters
+    bf16 = use_bf16(hp)
+    tracking = plan.tracking
+    args: dict[str, Any] = {
+        "output_dir": str(output_dir),
+        "num_train_epochs": hp.epochs,
+        "max_steps": hp.max_steps,
+        "learning_rate": hp.learning_rate,
+        "per_device_train_batch_size": hp.per_device_batch_size,
+        "gradient_accumulation_steps": hp.gradient_accumulation_steps,
+        # transformers 5 reads a float below 1 as a ratio of the total steps.
+        "warmup_steps": min(hp.warmup_ratio, 0.999),
+        "weight_decay": hp.weight_decay,
+        "lr_scheduler_type": hp.lr_scheduler,
+        "seed": hp.seed,
+        "logging_steps": hp.logging_steps,
+        "save_strategy": "steps",
+        "save_steps": hp.save_steps,
+        # Two local checkpoints: the newest (pushed) one and the one being written.
+        "save_total_limit": 2,
+        "bf16": bf16,
+        "use_cpu": not cuda_available(),
+        "gradient_checkpointing": hp.gradient_checkpointing,
+        "report_to": ["trackio"],
+        "project": tracking.project,
+        "run_name": tracking.run_name,
+        "trackio_space_id": tracking.space_id,
+        "trackio_static_space_id": False,
+        "disable_tqdm": True,
+        "include_num_input_tokens_seen": "non_padding",
+        "model_init_kwargs": model_init_kwargs(plan, bf16),
+        "push_to_hub": False,
+    }
+    if hp.gradient_checkpointing:
+        # Non-reentrant checkpointing works with PEFT's frozen inputs and with DDP.
+        args["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
+    if cuda_available() and importlib.util.find_spec("liger_kernel") is not None:
+        args["use_liger_kernel"] = True
+    return args
+
+
+def _apply_extra(config_cls: type, args: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Overlay `extra_args`, refusing names the config does not have."""
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(extra) - names)
+    if unknown:
+        raise TrainingError(
+            "InvalidExtraArgs",
+            f"`hyperparameters.extraArgs` has {unknown}, which {config_cls.__name__} does not accept",
+        )
+    return {**args, **extra}
+
+
+def supports_assistant_only_loss(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """True when the chat template has `{% generation %}` markers or TRL has a training template for it."""
+    from trl.chat_template_utils import get_training_chat_template, has_generation_markers
+
+    template = getattr(tokenizer, "chat_template", None)
+    if not template:
+        return False
+    if has_generation_markers(template):
+        return True
+    try:
+        return get_training_chat_template(tokenizer) is not None
+    except Exception:
+        return False
+
+
+def sft_args(plan: TrainingPlan, output_dir: Path, columns: Sequence[str], tokenizer: Any) -> dict[str, Any]:
+    """SFTConfig keyword arguments."""
+    hp = plan.hyperparameters
+    args = common_args(plan, output_dir)
+    args["max_length"] = hp.max_length
+    args["packing"] = hp.packing
+    if hp.packing:
+        # Best-fit-decreasing packing: whole documents per row, position ids restart per document.
+        args["packing_strategy"] = "bfd"
+    if "messages" in columns and supports_assistant_only_loss(tokenizer):
+        args["assistant_only_loss"] = True
+    from trl import SFTConfig
+
+    return _apply_extra(SFTConfig, args, hp.extra_args)
+
+
+def dpo_args(plan: TrainingPlan, output_dir: Path) -> dict[str, Any]:
+    """DPOConfig keyword arguments."""
+    hp = plan.hyperparameters
+    args = common_args(plan, output_dir)
+    args["max_length"] = hp.max_length
+    args["beta"] = hp.beta if hp.beta is not None else DEFAULT_DPO_BETA
+    from trl import DPOConfig
+
+    return _apply_extra(DPOConfig, args, hp.extra_args)
+
+
+def grpo_args(plan: TrainingPlan, output_dir: Path, weights: list[float]) -> dict[str, Any]:
+    """GRPOConfig keyword arguments; the generation batch must hold whole groups."""
+    hp = plan.hyperparameters
+    args = common_args(plan, output_dir)
+    generations = hp.num_generations or DEFAULT_NUM_GENERATIONS
+    per_step = hp.per_device_batch_size * hp.gradient_accumulation_steps
+    if per_step % generations:
+        raise TrainingError(
+            "InvalidHyperparameters",
+            f"GRPO needs `perDeviceBatchSize` × `gradientAccumulationSteps` ({per_step}) to be a multiple of "
+            f"`numGenerations` ({generations})",
+        )
+    args["num_generations"] = generations
+    args["max_completion_length"] = hp.max_completion_length or DEFAULT_MAX_COMPLETION_LENGTH
+    args["beta"] = hp.beta if hp.beta is not None else DEFAULT_GRPO_BETA
+    args["reward_weights"] = weights
+    args["log_completions"] = False
+    # GRPO batches carry prompt ids, not `input_ids`; TRL logs its own `num_tokens` instead.
+    args["include_num_input_tokens_seen"] = "no"
+    from trl import GRPOConfig
+
+    return _apply_extra(GRPOConfig, args, hp.extra_args)
+
+
+def load_tokenizer(plan: TrainingPlan) -> Any:
+    """The base model's tokenizer, with a pad token (eos when it has none)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(plan.model, revision=plan.model_revision)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def build_trainer(
+    plan: TrainingPlan,
+    dataset: Any,
+    output_dir: Path,
+    callbacks: list[TrainerCallback],
+    tokenizer: Any | None = None,
+) -> Trainer:
+    """The TRL trainer for the plan's method, configured for this machine.
+
+    Parameters
+    ----------
+    plan
+        The training plan.
+    dataset
+        Mapped rows (see :func:`finetune_training.data.prepare_dataset`).
+    output_dir
+        Where checkpoints are written.
+    callbacks
+        Progress and checkpoint callbacks.
+    tokenizer
+        The tokenizer; loaded from the base model when None.
+
+    Returns
+    -------
+    transformers.Trainer
+        An `SFTTrainer`, `DPOTrainer` or `GRPOTrainer`.
+    """
+    tokenizer = tokenizer or load_tokenizer(plan)
+    peft = peft_config(plan)
+    columns = list(dataset.column_names)
+    if plan.method == Method.SFT:
+        from trl import SFTConfig, SFTTrainer
+
+        sft_config = SFTConfig(**sft_args(plan, output_dir, columns, tokenizer))
+        sft = SFTTrainer(
+            model=plan.model,
+            args=sft_config,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=peft,
+            callbacks=callbacks,
+        )
+        if sft.padding_free and attention_implementation() is None:
+            # No varlen kernel: keep packed rows as rows (TRL refuses a custom collator in this mode,
+            # so it is swapped in after construction).
+            from finetune_training.packing import RowwisePackedCollator
+
+            sft.data_collator = RowwisePackedCollator(
+                pad_token_id=tokenizer.pad_token_id, pad_to_multiple_of=sft_config.pad_to_multiple_of
+            )
+        return sft
+    if plan.method == Method.DPO:
+        from trl import DPOConfig, DPOTrainer
+
+        return DPOTrainer(
+            model=plan.model,
+            args=DPOConfig(**dpo_args(plan, output_dir)),
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=peft,
+            callbacks=callbacks,
+        )
+    from trl import GRPOConfig, GRPOTrainer
+
+    from finetune_training.rewards import build_rewards
+
+    funcs, weights = build_rewards(plan.rewards, columns)
+    return GRPOTrainer(
+        model=plan.model,
+        reward_funcs=funcs,
+        args=GRPOConfig(**grpo_args(plan, output_dir, weights)),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=peft,
+        callbacks=callbacks,
+    )

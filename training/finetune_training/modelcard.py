@@ -1,0 +1,105 @@
+"""The model card (README.md with YAML front matter) of the trained model; GGUF repos get `gguf_readme`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import yaml
+
+from finetune_training.plan import Method, PeftMode, TrainingPlan
+
+_METHOD_TAG = {Method.SFT: "sft", Method.DPO: "dpo", Method.GRPO: "grpo"}
+_METHOD_TEXT = {
+    Method.SFT: "supervised fine-tuning (SFT)",
+    Method.DPO: "Direct Preference Optimization (DPO)",
+    Method.GRPO: "Group Relative Policy Optimization (GRPO)",
+}
+
+
+def is_adapter(plan: TrainingPlan) -> bool:
+    """True when the pushed weights are a PEFT adapter rather than a full model."""
+    return plan.peft in (PeftMode.LORA, PeftMode.QLORA) and not plan.output.merge_adapter
+
+
+def _front_matter(data: Mapping[str, object]) -> str:
+    return "---\n" + yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True) + "---\n"
+
+
+def _is_hub_id(name: str) -> bool:
+    return not Path(name).expanduser().exists() and name.count("/") == 1
+
+
+def render_model_card(
+    plan: TrainingPlan, metrics: Mapping[str, float], trackio_url: str | None = None
+) -> str:
+    """The README.md of the trained model.
+
+    Parameters
+    ----------
+    plan
+        The plan the model was trained with (method, hyperparameters, the FineTuneJob YAML).
+    metrics
+        Final training metrics (`train_loss`, `train_runtime`, ...).
+    trackio_url
+        Where the run's curves are.
+
+    Returns
+    -------
+    str
+        Markdown with front matter: `base_model`, `datasets`, `library_name`, `tags`.
+    """
+    adapter = is_adapter(plan)
+    meta: dict[str, object] = {}
+    if _is_hub_id(plan.model):
+        meta["base_model"] = plan.model
+    if _is_hub_id(plan.dataset.name):
+        meta["datasets"] = [plan.dataset.name]
+    meta["library_name"] = "peft" if adapter else "transformers"
+    meta["tags"] = ["trl", _METHOD_TAG[plan.method], "finetune-operator"] + (["lora"] if adapter else [])
+    meta["pipeline_tag"] = "text-generation"
+
+    kind = "a LoRA adapter" if adapter else "a model"
+    peft_text = {
+        PeftMode.LORA: f"LoRA (r={plan.lora.r}, alpha={plan.lora.alpha})",
+        PeftMode.QLORA: f"QLoRA, 4-bit NF4 base (r={plan.lora.r}, alpha={plan.lora.alpha})",
+    }.get(plan.peft, "full fine-tuning")
+    lines = [
+        f"# {plan.output.repo or plan.job.name}",
+        "",
+        f"This is {kind} trained from `{plan.model}` on `{plan.dataset.name}` (split `{plan.dataset.split}`) "
+        f"with {_METHOD_TEXT[plan.method]} using [TRL](https://github.com/huggingface/trl), {peft_text}, "
+        f"by the finetune-operator job `{plan.job.namespace}/{plan.job.name}` (attempt {plan.job.attempt}).",
+        "",
+        "## Training hyperparameters",
+        "",
+        "| name | value |",
+        "|---|---|",
+    ]
+    for key, value in plan.hyperparameters.wire().items():
+        lines.append(f"| {key} | `{value}` |")
+    if plan.rewards:
+        lines += ["", "## Rewards", ""]
+        lines += [f"- {r.type.value} (weight {r.weight})" for r in plan.rewards]
+    lines += ["", "## Final metrics", ""]
+    if metrics:
+        lines += ["| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.6g} |" for k, v in sorted(metrics.items())]
+    else:
+        lines.append("No metrics were recorded.")
+    if trackio_url:
+        lines += ["", f"Training curves: [trackio]({trackio_url}) (project `{plan.tracking.project}`, "
+                  f"run `{plan.tracking.run_name}`)."]
+    if adapter:
+        lines += [
+            "",
+            "## Use",
+            "",
+            "```python",
+            "from peft import AutoPeftModelForCausalLM",
+            f'model = AutoPeftModelForCausalLM.from_pretrained("{plan.output.repo or plan.job.name}")',
+            "```",
+        ]
+    if plan.finetune_job_yaml:
+        lines += ["", "## FineTuneJob", "", "```yaml", plan.finetune_job_yaml.rstrip(), "```"]
+    return _front_matter(meta) + "\n" + "\n".join(lines) + "\n"

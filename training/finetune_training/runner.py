@@ -1,0 +1,209 @@
+"""The training run, as `trl/scripts/sft.py` does it: parse the plan → main() → train → save → push.
+
+Usage: ``python -m finetune_training.runner --plan plan.json`` (or ``ftjob train``). Without ``--plan`` the
+plan is read, base64-encoded JSON, from the environment variable named by ``--plan-env`` (default
+``FTJOB_PLAN``), for backends that pass it that way. Every failure ends in one `error` event with a
+CamelCase reason and exit code 1; the traceback goes to stderr once, before it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from finetune_training.errors import TrainingError
+from finetune_training.events import EventKind, RuntimeEvent, emit
+from finetune_training.plan import TrainingPlan
+
+PLAN_ENV = "FTJOB_PLAN"
+
+log = logging.getLogger("finetune_training")
+
+
+def load_plan(path: str | None, env_name: str = PLAN_ENV) -> TrainingPlan:
+    """The plan from a JSON file, or from base64 JSON in the environment variable `env_name`.
+
+    Raises
+    ------
+    TrainingError
+        `PlanInvalid` when neither is given or the plan does not validate.
+    """
+    try:
+        if path:
+            try:
+                text = Path(path).read_text()
+            except OSError as exc:
+                raise TrainingError("PlanInvalid", f"cannot read `--plan` {path}: {exc.strerror}") from exc
+        else:
+            encoded = os.environ.get(env_name)
+            if not encoded:
+                raise TrainingError("PlanInvalid", f"pass `--plan plan.json` or set `{env_name}` (base64 JSON)")
+            try:
+                text = base64.b64decode(encoded, validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError) as exc:
+                raise TrainingError("PlanInvalid", f"`{env_name}` must hold base64-encoded JSON: {exc}") from exc
+        return TrainingPlan.model_validate_json(text)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"`{'.'.join(str(p) for p in e['loc'])}`: {e['msg']}" for e in exc.errors(include_url=False)
+        )
+        raise TrainingError("PlanInvalid", f"the plan is invalid: {problems}") from exc
+
+
+def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def train(plan: TrainingPlan) -> dict[str, Any]:
+    """Run the whole job: data, training (resuming when a checkpoint exists), saving, publishing.
+
+    Parameters
+    ----------
+    plan
+        The training plan.
+
+    Returns
+    -------
+    dict
+        Final metrics and the published URLs (`model`, `gguf`).
+    """
+    # Heavy imports here, so `--help` and plan errors stay fast.
+    from accelerate import PartialState
+    from huggingface_hub import HfApi
+    from transformers.trainer_callback import PrinterCallback
+
+    from finetune_training.checkpoints import CheckpointPushCallback, HubCheckpoints, resume_checkpoint
+    from finetune_training.data import prepare_dataset
+    from finetune_training.methods import build_trainer, load_tokenizer
+    from finetune_training.progress import EventsCallback, trackio_location
+    from finetune_training.publish import publish
+
+    token = os.environ.get("HF_TOKEN") or None
+    work = Path(plan.output.local_dir)
+    checkpoints_dir = work / "checkpoints"
+    state = PartialState()
+
+    api = HfApi(token=token) if plan.output.repo else None
+    hub = None
+    if api is not None and plan.output.repo and plan.output.push_checkpoints:
+        hub = HubCheckpoints(api, plan.output.repo, plan.job.uid, private=plan.output.private)
+
+    dataset = prepare_dataset(plan.dataset, plan.method, plan.rewards, token)
+    with state.main_process_first():
+        resume_dir, resumed_step = resume_checkpoint(checkpoints_dir, hub)
+    if resume_dir is not None:
+        log.info("resuming from %s (step %s)", resume_dir, resumed_step)
+
+    trackio_url = trackio_location(plan.tracking)
+    tokenizer = load_tokenizer(plan)
+    trainer = build_trainer(
+        plan,
+        dataset,
+        checkpoints_dir,
+        callbacks=[EventsCallback(resumed_step, trackio_url), CheckpointPushCallback(hub)],
+        tokenizer=tokenizer,
+    )
+    # Our events replace the Trainer's printed log dicts on stdout.
+    trainer.remove_callback(PrinterCallback)
+    result = trainer.train(resume_from_checkpoint=str(resume_dir) if resume_dir else None)
+    metrics = _numbers(result.metrics)
+    final_dir = work / "final"
+    trainer.save_model(str(final_dir))
+    outputs: dict[str, Any] = {"model": None, "gguf": []}
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(final_dir))
+        outputs = publish(plan, final_dir, tokenizer, metrics, trackio_url, api)
+        emit(
+            RuntimeEvent(
+                ftjob=EventKind.DONE,
+                step=trainer.state.global_step,
+                total_steps=trainer.state.max_steps,
+                loss=metrics.get("train_loss"),
+                url=outputs["model"] or final_dir.resolve().as_uri(),
+                trackio_url=trackio_url,
+                metrics=metrics,
+            )
+        )
+    return {"metrics": metrics, **outputs}
+
+
+def _reason(exc: BaseException) -> tuple[str, str]:
+    """The CamelCase reason and message for an exception."""
+    if isinstance(exc, TrainingError):
+        return exc.reason, exc.message
+    name = type(exc).__name__
+    known = {
+        "OutOfMemoryError": "OutOfMemory",
+        "RepositoryNotFoundError": "RepositoryNotFound",
+        "GatedRepoError": "GatedRepo",
+        "RevisionNotFoundError": "RevisionNotFound",
+        "EntryNotFoundError": "FileNotFoundOnHub",
+        "HfHubHTTPError": "HubError",
+        "LocalEntryNotFoundError": "ModelNotFound",
+    }
+    if name in known:
+        return known[name], str(exc).splitlines()[0] if str(exc) else name
+    return "TrainingFailed", f"{name}: {exc}"
+
+
+def _redact(message: str) -> str:
+    token = os.environ.get("HF_TOKEN")
+    return message.replace(token, "***") if token else message
+
+
+def run(plan_path: str | None, plan_env: str = PLAN_ENV) -> int:
+    """Load the plan and train; an `error` event and exit code 1 on any failure.
+
+    Returns
+    -------
+    int
+        The exit code.
+    """
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        plan = load_plan(plan_path, plan_env)
+        train(plan)
+    except KeyboardInterrupt:
+        emit(RuntimeEvent(ftjob=EventKind.ERROR, reason="Interrupted", message="training was interrupted"))
+        return 130
+    except Exception as exc:
+        if not isinstance(exc, TrainingError) or exc.__cause__ is not None:
+            sys.stderr.write(_redact(traceback.format_exc()))
+        reason, message = _reason(exc)
+        emit(RuntimeEvent(ftjob=EventKind.ERROR, reason=reason, message=_redact(message)))
+        return 1
+    return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The runner's options (shared by `ftjob train` and `python -m finetune_training.runner`)."""
+    parser.add_argument("--plan", metavar="PLAN_JSON", help="the training plan file (JSON)")
+    parser.add_argument(
+        "--plan-env",
+        metavar="NAME",
+        default=PLAN_ENV,
+        help=f"without --plan: environment variable holding the plan as base64 JSON (default {PLAN_ENV})",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m finetune_training.runner`: train in this process (no accelerate re-launch)."""
+    parser = argparse.ArgumentParser(prog="finetune_training.runner", description="Run a training plan.")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    return run(args.plan, args.plan_env)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
