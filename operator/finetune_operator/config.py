@@ -11,13 +11,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from finetune_operator.api.spec import Backend
-
-
-class GpuPrice(BaseSettings):
-    """On-prem cost of one GPU-hour, by `nvidia.com/gpu.product` label."""
-
-    product: str
-    usd_per_hour: float = Field(ge=0)
+from finetune_operator.planning.cluster import GpuPrice
 
 
 class OperatorConfig(BaseSettings):

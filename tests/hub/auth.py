@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -141,6 +142,6 @@ class TokenRegistry:
         with self._lock:
             return token in self._tokens
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[str]:
         with self._lock:
             return iter(list(self._tokens))

@@ -54,7 +54,9 @@ class HubContext:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def error(status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None) -> StoreError:
+def error(
+    status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None
+) -> StoreError:
     """Build the error a route raises; the server turns it into the Hub's error response."""
     return StoreError(status, code, message, headers)
 
@@ -67,7 +69,7 @@ def error_response(err: StoreError) -> JSONResponse:
     return JSONResponse({"error": err.message}, status_code=err.status, headers=headers)
 
 
-# ---- auth ----------------------------------------------------------------------------------------------------
+# ---- auth --------------------------------------------------------------------------------------
 
 
 def token_owner(ctx: HubContext, request: Request) -> TokenOwner | None:
@@ -102,12 +104,14 @@ def readable_repo(ctx: HubContext, request: Request, repo_type: RepoType, repo_i
     repo = ctx.store.get(repo_type, repo_id)
     visible = repo is not None and (not repo.private or (owner and repo.namespace in owner.namespaces()))
     if not visible or repo is None:
-        # The Hub answers 401 to anonymous callers and 404 to authenticated ones, for missing and private alike.
+        # The Hub answers 401 to anonymous and 404 to authenticated callers, for missing and private alike.
         raise error(401 if owner is None else 404, "Repository not found", "RepoNotFound")
     return repo
 
 
-def writable_repo(ctx: HubContext, request: Request, repo_type: RepoType, repo_id: str) -> tuple[Repo, TokenOwner]:
+def writable_repo(
+    ctx: HubContext, request: Request, repo_type: RepoType, repo_id: str
+) -> tuple[Repo, TokenOwner]:
     """The repository and the caller if the caller may write to it; 401/403/404 otherwise."""
     owner = require_owner(ctx, request)
     repo = readable_repo(ctx, request, repo_type, repo_id)
@@ -123,7 +127,9 @@ def check_gate(ctx: HubContext, request: Request, repo: Repo) -> None:
     owner = token_owner(ctx, request)
     if owner is not None and (repo.namespace in owner.namespaces() or owner.user in repo.access):
         return
-    message = f"Access to model {repo.repo_id} is restricted. You must have access to it and be authenticated."
+    message = (
+        f"Access to model {repo.repo_id} is restricted. You must have access to it and be authenticated."
+    )
     raise error(401 if owner is None else 403, message, "GatedRepo")
 
 
@@ -134,14 +140,16 @@ def repo_type_of(kind: str) -> RepoType:
     return _KINDS[kind]
 
 
-# ---- JSON shapes -----------------------------------------------------------------------------------------------
+# ---- JSON shapes -------------------------------------------------------------------------------
 
 
 def file_json(entry: FileEntry) -> dict[str, Any]:
     """A file as the tree and paths-info endpoints list it."""
     out: dict[str, Any] = {"type": "file", "oid": entry.git_oid, "size": entry.size, "path": entry.path}
     if entry.lfs:
-        pointer_size = len(f"version https://git-lfs.github.com/spec/v1\noid sha256:{entry.sha256}\nsize {entry.size}\n")
+        pointer_size = len(
+            f"version https://git-lfs.github.com/spec/v1\noid sha256:{entry.sha256}\nsize {entry.size}\n"
+        )
         out["lfs"] = {"oid": entry.sha256, "size": entry.size, "pointerSize": pointer_size}
     return out
 
@@ -155,8 +163,10 @@ def folder_json(path: str, files: dict[str, FileEntry]) -> dict[str, Any]:
     return {"type": "directory", "oid": digest.hexdigest(), "size": 0, "path": path}
 
 
-def last_commit_json(ctx: HubContext, repo: Repo, commit: CommitRecord, path: str, folder: bool) -> dict[str, Any]:
-    """The newest commit of ``commit``'s history that changed ``path`` (a file, or anything under a folder)."""
+def last_commit_json(
+    ctx: HubContext, repo: Repo, commit: CommitRecord, path: str, folder: bool
+) -> dict[str, Any]:
+    """Newest commit of ``commit``'s history that changed ``path`` (a file, or anything under a folder)."""
 
     def view(c: CommitRecord) -> dict[str, str]:
         if folder:
@@ -187,7 +197,11 @@ def tree_entry_json(
     if expand:
         out["lastCommit"] = last_commit_json(ctx, repo, commit, path, folder=entry is None)
         if entry is not None:
-            out["securityFileStatus"] = {"status": "safe", "avScan": {"virusFound": False}, "pickleImportScan": None}
+            out["securityFileStatus"] = {
+                "status": "safe",
+                "avScan": {"virusFound": False},
+                "pickleImportScan": None,
+            }
     return out
 
 
@@ -201,7 +215,11 @@ def repo_info_json(ctx: HubContext, repo: Repo, commit: CommitRecord, blobs: boo
             sibling.update(size=entry.size, blobId=entry.git_oid)
             if entry.lfs:
                 lfs = file_json(entry)["lfs"]
-                sibling["lfs"] = {"sha256": entry.sha256, "size": entry.size, "pointerSize": lfs["pointerSize"]}
+                sibling["lfs"] = {
+                    "sha256": entry.sha256,
+                    "size": entry.size,
+                    "pointerSize": lfs["pointerSize"],
+                }
         siblings.append(sibling)
     try:
         card = ctx.store.card_data(commit)
@@ -251,8 +269,8 @@ def _truthy(value: str | None) -> bool:
 def _raw_after(request: Request, marker: str) -> tuple[str, str]:
     """Split the raw (still-quoted) path after ``marker`` into revision and rest, then unquote both.
 
-    The client quotes revisions with ``safe=""``, so a branch like ``refs/pr/1`` arrives as one segment only in
-    the raw path.
+    The client quotes revisions with ``safe=""``, so a branch like ``refs/pr/1`` arrives as one segment only
+    in the raw path.
     """
     raw = request.scope.get("raw_path", request.url.path.encode()).decode()
     tail = raw.split(marker, 1)[1]
@@ -260,7 +278,7 @@ def _raw_after(request: Request, marker: str) -> tuple[str, str]:
     return unquote(revision), unquote(rest)
 
 
-# ---- routes --------------------------------------------------------------------------------------------------------
+# ---- routes ------------------------------------------------------------------------------------
 
 
 def build_hub_router(ctx: HubContext) -> APIRouter:
@@ -294,7 +312,9 @@ def build_hub_router(ctx: HubContext) -> APIRouter:
         body = _parse(CreateRepoRequest, await request.body())
         namespace = body.organization or owner.user
         if not owner.can_write(namespace):
-            raise error(403, f"You don't have the rights to create a {body.type} under the namespace {namespace}")
+            raise error(
+                403, f"You don't have the rights to create a {body.type} under the namespace {namespace}"
+            )
         repo_id = f"{namespace}/{body.name}"
         private = body.private if body.private is not None else body.visibility == "private"
         base = str(request.base_url).rstrip("/")
@@ -320,7 +340,9 @@ def build_hub_router(ctx: HubContext) -> APIRouter:
         try:
             parse_front_matter(content)
         except yaml.YAMLError as exc:
-            return JSONResponse({"errors": [{"message": f"Invalid YAML: {exc}"}], "warnings": []}, status_code=400)
+            return JSONResponse(
+                {"errors": [{"message": f"Invalid YAML: {exc}"}], "warnings": []}, status_code=400
+            )
         return JSONResponse({"errors": [], "warnings": []})
 
     @router.get("/api/{kind}/{namespace}/{name}")
@@ -358,7 +380,9 @@ def build_hub_router(ctx: HubContext) -> APIRouter:
         return JSONResponse([e for e in entries if e is not None])
 
     @router.post("/api/{kind}/{namespace}/{name}/paths-info/{revision:path}")
-    async def paths_info(kind: str, namespace: str, name: str, revision: str, request: Request) -> JSONResponse:
+    async def paths_info(
+        kind: str, namespace: str, name: str, revision: str, request: Request
+    ) -> JSONResponse:
         repo = readable_repo(ctx, request, repo_type_of(kind), f"{namespace}/{name}")
         commit = store.resolve(repo, revision)
         raw = await request.body()
@@ -376,10 +400,13 @@ def build_hub_router(ctx: HubContext) -> APIRouter:
         repo = readable_repo(ctx, request, repo_type_of(kind), f"{namespace}/{name}")
         out: dict[str, Any] = {
             "branches": [
-                {"name": b, "ref": f"refs/heads/{b}", "targetCommit": c} for b, c in sorted(repo.branches.items())
+                {"name": b, "ref": f"refs/heads/{b}", "targetCommit": c}
+                for b, c in sorted(repo.branches.items())
             ],
             "converts": [],
-            "tags": [{"name": t, "ref": f"refs/tags/{t}", "targetCommit": c} for t, c in sorted(repo.tags.items())],
+            "tags": [
+                {"name": t, "ref": f"refs/tags/{t}", "targetCommit": c} for t, c in sorted(repo.tags.items())
+            ],
         }
         if _truthy(request.query_params.get("include_prs")):
             out["pullRequests"] = []
@@ -425,14 +452,18 @@ def build_hub_router(ctx: HubContext) -> APIRouter:
     async def settings(kind: str, namespace: str, name: str, request: Request) -> JSONResponse:
         repo, _ = writable_repo(ctx, request, repo_type_of(kind), f"{namespace}/{name}")
         body = _parse(RepoSettingsRequest, await request.body())
-        private = body.private if body.private is not None else (
-            None if body.visibility is None else body.visibility == "private"
+        private = (
+            body.private
+            if body.private is not None
+            else (None if body.visibility is None else body.visibility == "private")
         )
         store.update_settings(repo.repo_type, repo.repo_id, private=private, gated=body.gated)
         return JSONResponse({})
 
     @router.post("/api/{kind}/{namespace}/{name}/preupload/{revision:path}")
-    async def preupload(kind: str, namespace: str, name: str, revision: str, request: Request) -> JSONResponse:
+    async def preupload(
+        kind: str, namespace: str, name: str, revision: str, request: Request
+    ) -> JSONResponse:
         repo, _ = writable_repo(ctx, request, repo_type_of(kind), f"{namespace}/{name}")
         head = store.resolve(repo, revision)
         body = _parse(PreuploadRequest, await request.body())
@@ -444,7 +475,9 @@ def build_hub_router(ctx: HubContext) -> APIRouter:
                     "path": f.path,
                     "uploadMode": store.upload_mode(f.path, f.size, base64.b64decode(f.sample)),
                     "shouldIgnore": False,
-                    "oid": None if existing is None else (existing.sha256 if existing.lfs else existing.git_oid),
+                    "oid": None
+                    if existing is None
+                    else (existing.sha256 if existing.lfs else existing.git_oid),
                 }
             )
         return JSONResponse({"files": files, "commitOid": head.id})
@@ -475,7 +508,7 @@ def build_hub_router(ctx: HubContext) -> APIRouter:
             }
         )
 
-    # ---- LFS -------------------------------------------------------------------------------------------------
+    # ---- LFS ------------------------------------------------------------------------------------
 
     # Dataset and Space routes first: a model route would otherwise read "datasets" as a namespace.
     for url_prefix, kind_type in (("/datasets", "dataset"), ("/spaces", "space"), ("", "model")):
@@ -525,7 +558,9 @@ def _add_lfs_routes(router: APIRouter, ctx: HubContext, prefix: str, repo_type: 
                     },
                 }
             objects.append(item)
-        return JSONResponse({"transfer": "basic", "objects": objects, "hash_algo": "sha256"}, media_type=LFS_JSON)
+        return JSONResponse(
+            {"transfer": "basic", "objects": objects, "hash_algo": "sha256"}, media_type=LFS_JSON
+        )
 
     @router.post(prefix + "/{namespace}/{repo_git}/info/lfs/objects/verify")
     async def lfs_verify(namespace: str, repo_git: str, request: Request) -> JSONResponse:

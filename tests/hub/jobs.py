@@ -10,6 +10,7 @@ venv's. stdout and stderr, merged, are the job's logs; they are kept in memory a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -36,7 +37,13 @@ from tests.hub.models import (
 
 KILL_GRACE_S = 5.0
 """Seconds between SIGTERM and SIGKILL when a job is canceled or times out."""
-_STRIPPED_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+_STRIPPED_ENV = (
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "HF_HUB_OFFLINE",
+    "HF_DATASETS_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+)
 
 
 def _iso(moment: datetime) -> str:
@@ -104,7 +111,7 @@ class Job:
                 running_secs=int((end - self.started_at).total_seconds()) if self.started_at else None,
                 total_secs=int((end - self.created_at).total_seconds()),
             ),
-            owner=JobOwner(id=account_id(self.namespace), name=self.namespace, type=self.namespace_type),  # type: ignore[arg-type]
+            owner=JobOwner(id=account_id(self.namespace), name=self.namespace, type=self.namespace_type),
             initiator=JobInitiator(type="user", id=account_id(self.creator.user), name=self.creator.user),
         )
 
@@ -186,7 +193,7 @@ class JobRunner:
         for thread in self._threads:
             thread.join(timeout=KILL_GRACE_S + 5)
 
-    # ---- the run itself ----------------------------------------------------------------------------------
+    # ---- the run itself -------------------------------------------------------------------------
 
     def _environment(self, spec: JobSpecRequest) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in _STRIPPED_ENV}
@@ -251,7 +258,9 @@ class JobRunner:
         if job.cancel_requested.is_set():
             self._finish(job, "CANCELED", "Job canceled by user")
         elif timed_out:
-            self._finish(job, "ERROR", f"Job timeout: the job ran longer than {job.spec.timeout_seconds} seconds")
+            self._finish(
+                job, "ERROR", f"Job timeout: the job ran longer than {job.spec.timeout_seconds} seconds"
+            )
         elif process.returncode == 0:
             self._finish(job, "COMPLETED", None)
         else:
@@ -276,7 +285,5 @@ def _terminate_group(process: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + KILL_GRACE_S
         while time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.1)
-        try:  # also reaps children that outlived the group leader
+        with contextlib.suppress(ProcessLookupError):  # also kills children that outlived the leader
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass

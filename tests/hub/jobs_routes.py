@@ -145,7 +145,7 @@ def build_jobs_router(ctx: HubContext, runner: JobRunner, faults: FaultInjector)
 
 
 async def _stream_logs(job: Job, start: int, drop_after: int | None) -> AsyncIterator[bytes]:
-    """Replay the job's logs from ``start``, follow them live, end when the job has ended and all were sent."""
+    """Replay the logs from ``start``, follow them live, end once the job has ended and all were sent."""
     index = start
     sent = 0
     last_write = time.monotonic()

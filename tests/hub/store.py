@@ -44,10 +44,25 @@ DEFAULT_GITATTRIBUTES = "".join(
     )
 )  # fmt: skip
 _LFS_SUFFIXES = tuple(
-    line.split()[0][1:] for line in DEFAULT_GITATTRIBUTES.splitlines() if line.startswith("*.") and "*" not in line[2:]
+    line.split()[0][1:]
+    for line in DEFAULT_GITATTRIBUTES.splitlines()
+    if line.startswith("*.") and "*" not in line[2:]
 )
 _COMMIT_HASH = re.compile(r"^[0-9a-f]{40}$")
-_SAFETENSORS_DTYPES = {"F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL", "F8_E4M3", "F8_E5M2"}
+_SAFETENSORS_DTYPES = {
+    "F64",
+    "F32",
+    "F16",
+    "BF16",
+    "I64",
+    "I32",
+    "I16",
+    "I8",
+    "U8",
+    "BOOL",
+    "F8_E4M3",
+    "F8_E5M2",
+}
 
 
 class StoreError(Exception):
@@ -167,7 +182,7 @@ class CommitOp:
     """One operation of a commit, already decoded by the route."""
 
     kind: str
-    """``file`` (``data`` set), ``lfsFile`` (``sha256``/``size`` set), ``deletedFile`` or ``deletedFolder``."""
+    """``file`` (``data`` set), ``lfsFile`` (``sha256``, ``size`` set), ``deletedFile``, ``deletedFolder``."""
     path: str
     """Path in the repo."""
     data: bytes | None = None
@@ -197,7 +212,7 @@ class RepoStore:
             repo = Repo.from_json(json.loads(path.read_text()))
             self._repos[(repo.repo_type, repo.repo_id)] = repo
 
-    # ---- blobs -------------------------------------------------------------------------------------------
+    # ---- blobs ----------------------------------------------------------------------------------
 
     def blob_path(self, sha256: str) -> Path:
         """Path of the blob named ``sha256``."""
@@ -231,7 +246,7 @@ class RepoStore:
                 left -= len(chunk)
                 yield chunk
 
-    # ---- repositories ------------------------------------------------------------------------------------
+    # ---- repositories ---------------------------------------------------------------------------
 
     def _save(self, repo: Repo) -> None:
         path = self.data_dir / "repos" / repo.repo_type / f"{repo.repo_id}.json"
@@ -306,7 +321,7 @@ class RepoStore:
             raise StoreError(404, "RepoNotFound", "Repository not found")
         return repo
 
-    # ---- revisions ---------------------------------------------------------------------------------------
+    # ---- revisions ------------------------------------------------------------------------------
 
     def resolve(self, repo: Repo, revision: str) -> CommitRecord:
         """Resolve a branch, tag or commit id (full or unique prefix of 7+ chars).
@@ -363,7 +378,7 @@ class RepoStore:
             repo.tags[tag] = self.resolve(repo, revision).id
             self._save(repo)
 
-    # ---- commits -----------------------------------------------------------------------------------------
+    # ---- commits --------------------------------------------------------------------------------
 
     def upload_mode(self, path: str, size: int, sample: bytes) -> str:
         """``lfs`` or ``regular``, as the Hub decides it from .gitattributes, size and binary content."""
@@ -432,7 +447,9 @@ class RepoStore:
                 prefix = op.path.rstrip("/") + "/"
                 doomed = [p for p in files if p.startswith(prefix)]
                 if not doomed:
-                    raise StoreError(404, "EntryNotFound", f"A folder with this name doesn't exist: {op.path}")
+                    raise StoreError(
+                        404, "EntryNotFound", f"A folder with this name doesn't exist: {op.path}"
+                    )
                 for p in doomed:
                     del files[p]
         seed = f"{repo.repo_id}\0{branch}\0{parent.id if parent else ''}\0{title}\0{time.time_ns()}"
@@ -479,7 +496,7 @@ class RepoStore:
         """Branch name → head commit id."""
         return dict(self._require(repo_type, repo_id).branches)
 
-    # ---- derived metadata --------------------------------------------------------------------------------
+    # ---- derived metadata -----------------------------------------------------------------------
 
     def card_data(self, commit: CommitRecord) -> dict[str, Any] | None:
         """YAML front matter of README.md, or ``None``."""
@@ -502,7 +519,7 @@ class RepoStore:
         return {k: raw[k] for k in ("architectures", "model_type") if k in raw}
 
     def safetensors_parameters(self, commit: CommitRecord) -> dict[str, int] | None:
-        """Parameter count per dtype over the root-level ``*.safetensors`` files, or ``None`` if none parse."""
+        """Parameters per dtype over the root-level ``*.safetensors`` files; ``None`` if none parse."""
         totals: dict[str, int] = {}
         found = False
         for path, entry in commit.files.items():

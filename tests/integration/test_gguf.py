@@ -138,9 +138,17 @@ def test_unknown_tokenizer_without_fallback_is_a_clear_error(
 
 def test_readme_lists_each_file_with_its_size(built: list[Path], tools: GGUFTools) -> None:
     checks = [verify_gguf(built[1], GGUFQuant.Q4_K_M, tools=tools)]
-    text = gguf_readme("me/tiny-chat-GGUF", checks, source_repo="me/tiny-chat", base_model="local/tiny")
+    text = gguf_readme(
+        "me/tiny-chat-GGUF",
+        checks,
+        source_repo="me/tiny-chat",
+        base_model="local/tiny",
+        tools_version=tools.version,
+    )
     assert "base_model: me/tiny-chat\nbase_model_relation: quantized" in text
-    size_kb = f"{built[1].stat().st_size / 1e6:.2f} MB"
-    assert f"| `tiny-chat-Q4_K_M.gguf` | Q4_K_M | {size_kb} |" in text
+    size = built[1].stat().st_size
+    assert 100_000 < size < 1_000_000  # hidden 256, 2 layers: under a megabyte
+    assert f"| `tiny-chat-Q4_K_M.gguf` | Q4_K_M | {size / 1e3:.2f} kB |" in text
     assert "ollama run hf.co/me/tiny-chat-GGUF:Q4_K_M" in text
     assert "llama-cli -hf me/tiny-chat-GGUF:Q4_K_M" in text
+    assert "llama-cpp-python==0.3.36" in text

@@ -139,7 +139,7 @@ class CheckpointPushCallback(TrainerCallback):
         """Push `checkpoint-<step>` synchronously, so a kill after the event still finds it on the Hub."""
         if not state.is_world_process_zero:
             return
-        folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        folder = Path(args.output_dir or ".") / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
         if not folder.is_dir():
             return
         url = self.hub.push(folder, state.global_step) if self.hub else folder.resolve().as_uri()

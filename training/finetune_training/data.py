@@ -37,7 +37,9 @@ def _local_builder(path: Path) -> tuple[str, list[str]]:
         raise TrainingError("DatasetNotFound", f"the folder `{path}` holds no {sorted(BUILDERS)} files")
     builders = {BUILDERS[p.suffix.lower()] for p in files}
     if len(builders) > 1:
-        raise TrainingError("DatasetFormatUnsupported", f"the folder `{path}` mixes formats {sorted(builders)}")
+        raise TrainingError(
+            "DatasetFormatUnsupported", f"the folder `{path}` mixes formats {sorted(builders)}"
+        )
     return builders.pop(), [str(p) for p in files]
 
 
@@ -92,7 +94,9 @@ def load_source(source: DatasetSource, token: str | None = None) -> Dataset:
     except Exception as exc:
         name = type(exc).__name__
         if name in {"RepositoryNotFoundError", "DatasetNotFoundError", "GatedRepoError"}:
-            raise TrainingError("DatasetNotFound", f"dataset `{source.name}` is not reachable: {exc}") from exc
+            raise TrainingError(
+                "DatasetNotFound", f"dataset `{source.name}` is not reachable: {exc}"
+            ) from exc
         raise
 
 
@@ -130,7 +134,9 @@ def prepare_dataset(
     rewards = rewards or []
     raw = load_source(source, token)
     if len(raw) == 0:
-        raise TrainingError("DatasetEmpty", f"`dataset.split` {source.split!r} of `{source.name}` has no rows")
+        raise TrainingError(
+            "DatasetEmpty", f"`dataset.split` {source.split!r} of `{source.name}` has no rows"
+        )
 
     def convert(row: dict[str, Any]) -> dict[str, Any]:
         return map_row(row, source.conversion, source.columns)

@@ -11,6 +11,14 @@ prove the mapping it suggests works, and the training runtime applies exactly th
 - ``prompt`` + ``answer`` (GRPO with a reference answer for the Accuracy reward).
 
 Columns a conversion does not use are kept, so reward functions still see them.
+
+With ``datasets``, declare the columns of :data:`TURN_COLUMNS` that hold lists as ``List(Json())`` in
+``features=``: turns differ in keys (a tool-call turn has ``tool_calls``), and Arrow would otherwise fix
+the turn's struct from the first written batch and refuse a later one::
+
+    probe = ds.select(range(1)).map(fn, remove_columns=removed)
+    turns = {c: List(Json()) for c in TURN_COLUMNS if isinstance(probe.features.get(c), List)}
+    ds = ds.map(fn, remove_columns=removed, features=Features({**probe.features, **turns}))
 """
 
 from __future__ import annotations
@@ -24,6 +32,9 @@ from finetune_training.plan import ColumnMapping, Conversion
 
 Row = dict[str, Any]
 Message = dict[str, Any]
+
+TURN_COLUMNS = ("messages", "prompt", "completion", "chosen", "rejected")
+"""Output columns that may hold lists of turns (see the module docstring)."""
 
 SHAREGPT_ROLES: dict[str, str] = {
     "human": "user",
@@ -104,7 +115,8 @@ def mapped_columns(columns: Iterable[str], conversion: Conversion | None, column
         present = set(names)
         # A conversion produces an optional column (system, tools) only when its source exists.
         produced = [c for c in produced if c not in OPTIONAL_OUTPUTS or OPTIONAL_OUTPUTS[c] & present]
-        names = [n for n in names if n not in consumed] + [p for p in produced if p not in names]
+        kept = [n for n in names if n not in consumed]
+        names = kept + [p for p in produced if p not in kept]
     if columns_map is not None:
         renames = columns_map.renames()
         targets = set(renames.values())

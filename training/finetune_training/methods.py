@@ -282,8 +282,12 @@ def build_trainer(
             # so it is swapped in after construction).
             from finetune_training.packing import RowwisePackedCollator
 
+            multiple = (
+                sft_config.pad_to_multiple_of if isinstance(sft_config.pad_to_multiple_of, int) else None
+            )
+
             sft.data_collator = RowwisePackedCollator(
-                pad_token_id=tokenizer.pad_token_id, pad_to_multiple_of=sft_config.pad_to_multiple_of
+                pad_token_id=tokenizer.pad_token_id, pad_to_multiple_of=multiple
             )
         return sft
     if plan.method == Method.DPO:
@@ -304,7 +308,7 @@ def build_trainer(
     funcs, weights = build_rewards(plan.rewards, columns)
     return GRPOTrainer(
         model=plan.model,
-        reward_funcs=funcs,
+        reward_funcs=list[Any](funcs),
         args=GRPOConfig(**grpo_args(plan, output_dir, weights)),
         train_dataset=dataset,
         processing_class=tokenizer,

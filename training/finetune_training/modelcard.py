@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -88,8 +88,11 @@ def render_model_card(
     else:
         lines.append("No metrics were recorded.")
     if trackio_url:
-        lines += ["", f"Training curves: [trackio]({trackio_url}) (project `{plan.tracking.project}`, "
-                  f"run `{plan.tracking.run_name}`)."]
+        lines += [
+            "",
+            f"Training curves: [trackio]({trackio_url}) (project `{plan.tracking.project}`, "
+            f"run `{plan.tracking.run_name}`).",
+        ]
     if adapter:
         lines += [
             "",

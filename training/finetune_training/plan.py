@@ -208,6 +208,8 @@ class Resources(CamelModel):
 
     gpu_count: int = 0
     gpu_product: str | None = None
+    flavor: str | None = None
+    """The HF Jobs flavor, when the run is an HF Job."""
 
 
 class JobIdentity(CamelModel):

@@ -193,7 +193,8 @@ def _checked(fn: Callable[..., Any], name: str) -> RewardFunction:
         if not isinstance(values, Sequence) or len(values) != len(completions):
             raise TrainingError(
                 "RewardInvalid",
-                f"reward `{name}` must return a list of {len(completions)} floats, got {type(values).__name__}",
+                f"reward `{name}` must return a list of {len(completions)} floats, "
+                f"got {type(values).__name__}",
             )
         return [float(v) if v is not None else math.nan for v in values]
 
@@ -212,7 +213,9 @@ def build_reward(spec: RewardSpec) -> RewardFunction:
     return load_user_function(spec)
 
 
-def build_rewards(specs: Sequence[RewardSpec], columns: Sequence[str]) -> tuple[list[RewardFunction], list[float]]:
+def build_rewards(
+    specs: Sequence[RewardSpec], columns: Sequence[str]
+) -> tuple[list[RewardFunction], list[float]]:
     """Reward functions and weights for GRPO; with no specs, Accuracy on the `answer` column.
 
     Parameters

@@ -47,11 +47,15 @@ def load_plan(path: str | None, env_name: str = PLAN_ENV) -> TrainingPlan:
         else:
             encoded = os.environ.get(env_name)
             if not encoded:
-                raise TrainingError("PlanInvalid", f"pass `--plan plan.json` or set `{env_name}` (base64 JSON)")
+                raise TrainingError(
+                    "PlanInvalid", f"pass `--plan plan.json` or set `{env_name}` (base64 JSON)"
+                )
             try:
                 text = base64.b64decode(encoded, validate=True).decode()
             except (binascii.Error, UnicodeDecodeError) as exc:
-                raise TrainingError("PlanInvalid", f"`{env_name}` must hold base64-encoded JSON: {exc}") from exc
+                raise TrainingError(
+                    "PlanInvalid", f"`{env_name}` must hold base64-encoded JSON: {exc}"
+                ) from exc
         return TrainingPlan.model_validate_json(text)
     except ValidationError as exc:
         problems = "; ".join(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import Field
 
@@ -39,6 +40,8 @@ class ConditionType(StrEnum):
     GGUF_PUSHED = "GGUFPushed"
     COMPLETE = "Complete"
     FAILED = "Failed"
+    RETRYING = "Retrying"
+    """True while a transient error (Hub or API 5xx, timeout, conflict) is being retried with backoff."""
 
 
 class Condition(CamelModel):
@@ -166,7 +169,9 @@ class FineTuneJobStatus(CamelModel):
     message: str | None = None
     """The latest thing a user should read."""
     attempts: int = 0
-    """Backend submissions so far (never more than one per generation)."""
+    """Backend submissions so far (one per job: a FineTuneJob never runs twice)."""
+    monitor: dict[str, Any] | None = None
+    """The progress parser's small state (last event seen, warnings raised), so a restart carries on."""
 
 
 def now() -> str:

@@ -138,7 +138,8 @@ def approx_size(value: Any) -> int:
 def read_parquet(opener: Opener, path: str, *, rows: int, max_row_bytes: int) -> FileRead:
     """Footer for the schema and row count; the first row group's first batch for the sample."""
     with opener() as handle:
-        pf = pq.ParquetFile(handle)
+        # No pre-buffering: it would fetch whole column chunks (all of a one-row-group file) up front.
+        pf = pq.ParquetFile(handle, pre_buffer=False)
         meta = pf.metadata
         columns = arrow_columns(pf.schema_arrow)
         total = meta.num_rows

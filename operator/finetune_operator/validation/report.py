@@ -108,6 +108,8 @@ class DatasetReport(CamelModel):
     columns: list[ColumnInfo] = Field(default_factory=list)
     format: str
     """The format recognised (`messages`, `prompt-completion`, `alpaca`, `sharegpt`, `question-answer`…)."""
+    format_description: str = ""
+    """The format in words, with the columns it was recognised by."""
     verdicts: list[MethodVerdict] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
     duplicate_share: float = 0.0

@@ -136,7 +136,8 @@ class Evaluator:
         sample_row = next(r for r in good if trl_kind(r) == kinds.most_common(1)[0][0])
         if not _accepts(method, sample_row):
             have = ", ".join(f"`{c}`" for c in sample_row) or "no columns"
-            return Attempt(mapping, False, f"{NEEDS[method]}; the rows have {have}", rows=good)
+            after = "" if mapping.empty else f" (after {mapping.describe()})"
+            return Attempt(mapping, False, f"{NEEDS[method]}; the rows have {have}{after}", rows=good)
         check = self.problems(method)
         per_row: list[Problems] = []
         for row, error in zip(mapped.rows, mapped.errors, strict=True):
@@ -162,8 +163,6 @@ class Evaluator:
             source = answer_source(good, exclude)
             if source is not None:
                 return [mapping.plus(answer=source)]
-        if method == "GRPO" and "prompt" not in row and "messages" not in row:
-            return []
         return []
 
 

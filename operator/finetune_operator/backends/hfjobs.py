@@ -1,0 +1,133 @@
+"""The HF Jobs backend: `ftjob train` in the trainer image on Hugging Face Jobs, through huggingface_hub."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+
+from huggingface_hub import HfApi
+from huggingface_hub.errors import HfHubHTTPError
+
+from finetune_operator.backends.base import JobTarget, WorkRef, WorkState, WorkStatus
+from finetune_operator.config import OperatorConfig
+from finetune_operator.errors import SpecError
+from finetune_operator.hub import hub_error
+from finetune_operator.identity import HF_NAME_LABEL, HF_NAMESPACE_LABEL, HF_UID_LABEL
+from finetune_training.plan import TrainingPlan
+
+PLAN_ENV = "FTJOB_PLAN"
+
+STAGES = {
+    "SCHEDULING": WorkState.QUEUED,
+    "RUNNING": WorkState.RUNNING,
+    "COMPLETED": WorkState.SUCCEEDED,
+    "ERROR": WorkState.FAILED,
+    "CANCELED": WorkState.CANCELLED,
+    "DELETED": WorkState.FAILED,
+}
+
+
+class HFJobsBackend:
+    """Submits, adopts, polls, streams and cancels Hugging Face Jobs."""
+
+    kind = "HFJob"
+
+    def __init__(self, config: OperatorConfig) -> None:
+        self.config = config
+
+    def _api(self, target: JobTarget) -> HfApi:
+        if not target.token:
+            raise SpecError(
+                "TokenMissing",
+                "`backend: HFJobs` needs a Hugging Face token: set `spec.tokenSecretRef` to a Secret holding one "
+                "(or configure the operator's default token Secret)",
+            )
+        return HfApi(endpoint=self.config.hf_endpoint, token=target.token)
+
+    def _namespace(self, api: HfApi) -> str:
+        if self.config.hf_namespace:
+            return self.config.hf_namespace
+        try:
+            return str(api.whoami()["name"])
+        except Exception as exc:
+            raise hub_error(exc, "looking up the token's account") from None
+
+    def find(self, target: JobTarget) -> WorkRef | None:
+        """The HF Job labelled with this FineTuneJob's UID (the newest, if several)."""
+        api = self._api(target)
+        namespace = self._namespace(api)
+        try:
+            jobs = list(api.list_jobs(labels={HF_UID_LABEL: target.uid}, namespace=namespace))
+        except Exception as exc:
+            raise hub_error(exc, "listing HF Jobs") from None
+        if not jobs:
+            return None
+        job = max(jobs, key=lambda j: j.created_at.timestamp() if j.created_at else 0)
+        return WorkRef(kind=self.kind, id=job.id, namespace=namespace, url=job.url)
+
+    def submit(self, target: JobTarget, plan: TrainingPlan, timeout_seconds: int) -> WorkRef:
+        """Run the trainer image with the plan in the environment and the token as a Jobs secret."""
+        api = self._api(target)
+        namespace = self._namespace(api)
+        env = {
+            PLAN_ENV: base64.b64encode(plan.model_dump_json(by_alias=True, exclude_none=True).encode()).decode(),
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+        }
+        if self.config.hf_endpoint:
+            env["HF_ENDPOINT"] = self.config.hf_endpoint
+        labels = {
+            HF_UID_LABEL: target.uid,
+            HF_NAME_LABEL: target.name[:63],
+            HF_NAMESPACE_LABEL: target.namespace[:63],
+        }
+        try:
+            job = api.run_job(
+                image=self.config.trainer_image,
+                command=list(self.config.trainer_command),
+                env=env,
+                secrets={"HF_TOKEN": target.token},
+                flavor=plan.resources.flavor or "cpu-basic",
+                timeout=timeout_seconds,
+                labels=labels,
+                namespace=namespace,
+            )
+        except Exception as exc:
+            raise hub_error(exc, "submitting the HF Job") from None
+        return WorkRef(kind=self.kind, id=job.id, namespace=namespace, url=job.url)
+
+    def poll(self, target: JobTarget, ref: WorkRef) -> WorkStatus:
+        """Map the job's stage onto a WorkState, with the Hub's message as the reason."""
+        api = self._api(target)
+        try:
+            job = api.inspect_job(job_id=ref.id, namespace=ref.namespace)
+        except HfHubHTTPError as exc:
+            if exc.response is not None and exc.response.status_code == 404:
+                return WorkStatus(state=WorkState.FAILED, reason="BackendWorkLost", message=f"HF Job {ref.id} is gone")
+            raise hub_error(exc, "inspecting the HF Job") from None
+        except Exception as exc:
+            raise hub_error(exc, "inspecting the HF Job") from None
+        stage = str(getattr(job.status.stage, "value", job.status.stage))
+        state = STAGES.get(stage, WorkState.QUEUED)
+        message = job.status.message or ""
+        reason = {"ERROR": "HFJobError", "CANCELED": "Cancelled", "DELETED": "BackendWorkLost"}.get(stage, stage.title())
+        if state == WorkState.FAILED and "timeout" in message.lower():
+            reason = "Timeout"
+        return WorkStatus(state=state, reason=reason, message=message)
+
+    def logs(self, target: JobTarget, ref: WorkRef, *, follow: bool = False) -> Iterator[str]:
+        """The job's log lines (server-sent events), as far as they go now (or until the end with follow)."""
+        api = self._api(target)
+        try:
+            yield from api.fetch_job_logs(job_id=ref.id, namespace=ref.namespace, follow=follow)
+        except Exception as exc:
+            raise hub_error(exc, "reading HF Job logs") from None
+
+    def cancel(self, target: JobTarget, ref: WorkRef) -> None:
+        """Cancel the job; a job already ended or gone needs nothing."""
+        api = self._api(target)
+        try:
+            api.cancel_job(job_id=ref.id, namespace=ref.namespace)
+        except HfHubHTTPError as exc:
+            if exc.response is not None and exc.response.status_code in (404, 409):
+                return
+            raise hub_error(exc, "cancelling the HF Job") from None

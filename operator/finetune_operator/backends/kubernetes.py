@@ -1,0 +1,218 @@
+"""The Kubernetes backend: a batch/v1 Job running `ftjob train` on this cluster's GPU nodes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from finetune_operator.backends.base import JobTarget, WorkRef, WorkState, WorkStatus
+from finetune_operator.config import OperatorConfig
+from finetune_operator.errors import RetryLater
+from finetune_operator.identity import UID_LABEL, labels_for, work_name
+from finetune_training.plan import TrainingPlan
+
+PLAN_KEY = "plan.json"
+PLAN_MOUNT = "/etc/ftjob"
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+
+
+def _transient(exc: ApiException, what: str) -> RetryLater:
+    return RetryLater(f"{what}: HTTP {exc.status} {exc.reason}")
+
+
+class KubernetesBackend:
+    """Runs the plan as a batch/v1 Job owned by the FineTuneJob."""
+
+    kind = "Job"
+
+    def __init__(self, api_client: client.ApiClient, config: OperatorConfig) -> None:
+        self.batch = client.BatchV1Api(api_client)
+        self.core = client.CoreV1Api(api_client)
+        self.config = config
+
+    def find(self, target: JobTarget) -> WorkRef | None:
+        """The Job labelled with this FineTuneJob's UID, if one exists."""
+        try:
+            jobs = self.batch.list_namespaced_job(target.namespace, label_selector=f"{UID_LABEL}={target.uid}")
+        except ApiException as exc:
+            raise _transient(exc, "listing Jobs") from None
+        if not jobs.items:
+            return None
+        return WorkRef(kind=self.kind, id=jobs.items[0].metadata.name, namespace=target.namespace)
+
+    def submit(self, target: JobTarget, plan: TrainingPlan, timeout_seconds: int) -> WorkRef:
+        """Create the plan ConfigMap and the Job (both owned by the FineTuneJob; creation is idempotent)."""
+        name = work_name(target.name, target.uid)
+        owner = client.V1OwnerReference(
+            api_version="finetune.dev/v1alpha1",
+            kind="FineTuneJob",
+            name=target.name,
+            uid=target.uid,
+            controller=True,
+            block_owner_deletion=True,
+        )
+        labels = labels_for(target.name, target.uid)
+        plan_json = plan.model_dump_json(by_alias=True, exclude_none=True)
+        config_map = client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name=f"{name}-plan", labels=labels, owner_references=[owner]),
+            data={PLAN_KEY: plan_json},
+        )
+        self._create(lambda: self.core.create_namespaced_config_map(target.namespace, config_map), "ConfigMap")
+        job = self._job(name, labels, owner, target, plan, timeout_seconds)
+        self._create(lambda: self.batch.create_namespaced_job(target.namespace, job), "Job")
+        return WorkRef(kind=self.kind, id=name, namespace=target.namespace)
+
+    @staticmethod
+    def _create(call: Any, what: str) -> None:
+        try:
+            call()
+        except ApiException as exc:
+            if exc.status != 409:  # already exists: an earlier attempt got this far
+                raise _transient(exc, f"creating the {what}") from None
+
+    def _job(
+        self,
+        name: str,
+        labels: dict[str, str],
+        owner: client.V1OwnerReference,
+        target: JobTarget,
+        plan: TrainingPlan,
+        timeout_seconds: int,
+    ) -> client.V1Job:
+        cfg = self.config
+        env = [
+            client.V1EnvVar(name="TRACKIO_DIR", value="/workspace/trackio"),
+            client.V1EnvVar(name="HF_HOME", value="/workspace/hf"),
+            client.V1EnvVar(name="HF_HUB_DISABLE_TELEMETRY", value="1"),
+        ]
+        if cfg.hf_endpoint:
+            env.append(client.V1EnvVar(name="HF_ENDPOINT", value=cfg.hf_endpoint))
+        if target.token_secret_name:
+            # The token only ever travels as a reference; its value never enters the pod spec.
+            env.append(
+                client.V1EnvVar(
+                    name="HF_TOKEN",
+                    value_from=client.V1EnvVarSource(
+                        secret_key_ref=client.V1SecretKeySelector(
+                            name=target.token_secret_name, key=target.token_secret_key
+                        )
+                    ),
+                )
+            )
+        gpus = plan.resources.gpu_count
+        limits = {GPU_RESOURCE: str(gpus)} if gpus else {}
+        node_selector = dict(cfg.node_selector)
+        if gpus and plan.resources.gpu_product:
+            node_selector[GPU_PRODUCT_LABEL] = plan.resources.gpu_product
+        container = client.V1Container(
+            name="trainer",
+            image=cfg.trainer_image,
+            command=[*cfg.trainer_command, "--plan", f"{PLAN_MOUNT}/{PLAN_KEY}"],
+            env=env,
+            resources=client.V1ResourceRequirements(limits=limits or None, requests=limits or None),
+            volume_mounts=[
+                client.V1VolumeMount(name="plan", mount_path=PLAN_MOUNT, read_only=True),
+                client.V1VolumeMount(name="workspace", mount_path="/workspace"),
+                client.V1VolumeMount(name="dshm", mount_path="/dev/shm"),
+            ],
+            working_dir="/workspace",
+            security_context=client.V1SecurityContext(
+                allow_privilege_escalation=False, run_as_non_root=True, run_as_user=1000
+            ),
+        )
+        pod = client.V1PodSpec(
+            restart_policy="Never",
+            containers=[container],
+            node_selector=node_selector or None,
+            tolerations=[client.V1Toleration(**t) for t in cfg.tolerations] or None,
+            volumes=[
+                client.V1Volume(
+                    name="plan", config_map=client.V1ConfigMapVolumeSource(name=f"{name}-plan")
+                ),
+                client.V1Volume(name="workspace", empty_dir=client.V1EmptyDirVolumeSource()),
+                # PyTorch data loaders share tensors through /dev/shm; the default 64 MiB is too small.
+                client.V1Volume(name="dshm", empty_dir=client.V1EmptyDirVolumeSource(medium="Memory")),
+            ],
+            automount_service_account_token=False,
+        )
+        return client.V1Job(
+            metadata=client.V1ObjectMeta(name=name, labels=labels, owner_references=[owner]),
+            spec=client.V1JobSpec(
+                backoff_limit=cfg.job_backoff_limit,
+                active_deadline_seconds=timeout_seconds,
+                ttl_seconds_after_finished=cfg.job_ttl_seconds_after_finished,
+                template=client.V1PodTemplateSpec(
+                    metadata=client.V1ObjectMeta(labels=labels, annotations=cfg.pod_annotations or None),
+                    spec=pod,
+                ),
+            ),
+        )
+
+    def poll(self, target: JobTarget, ref: WorkRef) -> WorkStatus:
+        """Map the Job's conditions and pods onto a WorkState."""
+        try:
+            job = self.batch.read_namespaced_job_status(ref.id, target.namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return WorkStatus(
+                    state=WorkState.FAILED,
+                    reason="BackendWorkLost",
+                    message=f"Job `{ref.id}` no longer exists (deleted outside the operator)",
+                )
+            raise _transient(exc, "reading the Job") from None
+        for cond in job.status.conditions or []:
+            if cond.status != "True":
+                continue
+            if cond.type == "Complete":
+                return WorkStatus(state=WorkState.SUCCEEDED, reason="JobComplete", message="training Job completed")
+            if cond.type == "Failed":
+                reason = "Timeout" if cond.reason == "DeadlineExceeded" else (cond.reason or "JobFailed")
+                return WorkStatus(state=WorkState.FAILED, reason=reason, message=cond.message or "")
+        if (job.status.active or 0) > 0 and (job.status.ready or 0) > 0:
+            return WorkStatus(state=WorkState.RUNNING, reason="PodRunning")
+        return WorkStatus(state=WorkState.QUEUED, reason="PodPending", message=self._pending_reason(target, ref))
+
+    def _pending_reason(self, target: JobTarget, ref: WorkRef) -> str:
+        """Why the pod waits (e.g. the scheduler's message when no GPU is free)."""
+        pods = self._pods(target, ref)
+        for pod in pods:
+            for cond in pod.status.conditions or []:
+                if cond.type == "PodScheduled" and cond.status == "False" and cond.message:
+                    return f"waiting for GPUs: {cond.message}"
+        return "waiting for the training pod to start"
+
+    def _pods(self, target: JobTarget, ref: WorkRef) -> list[client.V1Pod]:
+        try:
+            pods = self.core.list_namespaced_pod(target.namespace, label_selector=f"job-name={ref.id}")
+        except ApiException as exc:
+            raise _transient(exc, "listing pods") from None
+        return sorted(pods.items, key=lambda p: p.metadata.creation_timestamp)
+
+    def logs(self, target: JobTarget, ref: WorkRef, *, follow: bool = False) -> Iterator[str]:
+        """Log lines of the Job's newest pod (the one resuming from the last checkpoint)."""
+        pods = self._pods(target, ref)
+        if not pods:
+            return iter(())
+        pod = pods[-1].metadata.name
+        try:
+            if follow:
+                resp = self.core.read_namespaced_pod_log(pod, target.namespace, follow=True, _preload_content=False)
+                return (line.decode(errors="replace") for line in resp.stream())
+            text = self.core.read_namespaced_pod_log(pod, target.namespace)
+        except ApiException as exc:
+            if exc.status in (400, 404):  # container not started yet, or pod gone
+                return iter(())
+            raise _transient(exc, "reading pod logs") from None
+        return iter(text.splitlines())
+
+    def cancel(self, target: JobTarget, ref: WorkRef) -> None:
+        """Delete the Job and its pods; nothing to do when it is gone."""
+        try:
+            self.batch.delete_namespaced_job(ref.id, target.namespace, propagation_policy="Background")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise _transient(exc, "deleting the Job") from None

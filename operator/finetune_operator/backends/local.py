@@ -1,0 +1,159 @@
+"""The Local backend: `ftjob train` as a process on the operator's host (a GPU box, or the CPU demo).
+
+Each job gets a folder `<workdir>/<namespace>/<work name>/` holding `plan.json`, `train.log`, `pid` and,
+once the process ends, `exit_code`. The folder is the backend identity: a restarted operator finds it.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from finetune_operator.backends.base import JobTarget, WorkRef, WorkState, WorkStatus
+from finetune_operator.config import OperatorConfig
+from finetune_operator.identity import work_name
+from finetune_training.plan import TrainingPlan
+
+GRACE_SECONDS = 10.0
+TIMEOUT_EXIT = 124  # coreutils `timeout`
+
+
+class LocalBackend:
+    """Runs training as a child process group of the operator, logging to a file."""
+
+    kind = "Process"
+
+    def __init__(self, config: OperatorConfig, command: list[str] | None = None) -> None:
+        self.workdir = Path(config.local_workdir)
+        self.config = config
+        self.command = command or [sys.executable, "-m", "finetune_operator.cli.main", "train"]
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
+
+    def folder(self, target: JobTarget) -> Path:
+        """Where this job's files live."""
+        return self.workdir / target.namespace / work_name(target.name, target.uid)
+
+    def find(self, target: JobTarget) -> WorkRef | None:
+        """The job's folder, when a process was started for it."""
+        folder = self.folder(target)
+        if not (folder / "pid").exists():
+            return None
+        return self._ref(folder)
+
+    def _ref(self, folder: Path) -> WorkRef:
+        return WorkRef(kind=self.kind, id=folder.name, url=(folder / "train.log").as_uri())
+
+    def submit(self, target: JobTarget, plan: TrainingPlan, timeout_seconds: int) -> WorkRef:
+        """Start `ftjob train --plan plan.json` in a new session, with a wall-clock limit."""
+        folder = self.folder(target)
+        folder.mkdir(parents=True, exist_ok=True)
+        plan = plan.model_copy(
+            update={"output": plan.output.model_copy(update={"local_dir": str(folder / "outputs")})}
+        )
+        plan.dump(folder / "plan.json")
+        train = shlex.join([*self.command, "--plan", str(folder / "plan.json")])
+        # The shell records the exit code, so a restarted operator can read how the run ended.
+        script = f"timeout --signal=TERM --kill-after={int(GRACE_SECONDS)} {timeout_seconds} {train}; "
+        script += 'echo $? > exit_code.tmp && mv exit_code.tmp exit_code'
+        env = dict(os.environ)
+        env.pop("KUBECONFIG", None)  # the runtime never talks to Kubernetes
+        env.update(TRACKIO_DIR=str(folder / "trackio"), PYTHONUNBUFFERED="1", HF_HUB_DISABLE_TELEMETRY="1")
+        if self.config.hf_endpoint:
+            env["HF_ENDPOINT"] = self.config.hf_endpoint
+        if target.token:
+            env["HF_TOKEN"] = target.token
+        else:
+            env.pop("HF_TOKEN", None)
+        with open(folder / "train.log", "ab") as log:
+            proc = subprocess.Popen(
+                ["/bin/sh", "-c", script],
+                cwd=folder,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        (folder / "pid").write_text(str(proc.pid))
+        self._children[str(folder)] = proc
+        return self._ref(folder)
+
+    def _folder(self, target: JobTarget, ref: WorkRef) -> Path:
+        return self.workdir / target.namespace / ref.id
+
+    def _alive(self, folder: Path) -> bool:
+        child = self._children.get(str(folder))
+        if child is not None:
+            return child.poll() is None
+        try:
+            pid = int((folder / "pid").read_text())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def poll(self, target: JobTarget, ref: WorkRef) -> WorkStatus:
+        """Running while the process lives; the exit code says how it ended."""
+        folder = self._folder(target, ref)
+        exit_file = folder / "exit_code"
+        if exit_file.exists():
+            code = int(exit_file.read_text().strip() or 1)
+            self._children.pop(str(folder), None)
+            if code == 0:
+                return WorkStatus(state=WorkState.SUCCEEDED, reason="ProcessExited", message="exit code 0")
+            if code == TIMEOUT_EXIT:
+                return WorkStatus(state=WorkState.FAILED, reason="Timeout", message="stopped at the time limit")
+            if (folder / "cancelled").exists():
+                return WorkStatus(state=WorkState.CANCELLED, reason="Cancelled", message="process killed")
+            return WorkStatus(state=WorkState.FAILED, reason="ProcessFailed", message=f"exit code {code}")
+        if self._alive(folder):
+            return WorkStatus(state=WorkState.RUNNING, reason="ProcessRunning")
+        if (folder / "cancelled").exists():
+            return WorkStatus(state=WorkState.CANCELLED, reason="Cancelled", message="process killed")
+        if not folder.exists():
+            return WorkStatus(state=WorkState.FAILED, reason="BackendWorkLost", message=f"{folder} is gone")
+        return WorkStatus(
+            state=WorkState.FAILED,
+            reason="BackendWorkLost",
+            message="the training process ended without an exit code (host restarted or process killed)",
+        )
+
+    def logs(self, target: JobTarget, ref: WorkRef, *, follow: bool = False) -> Iterator[str]:
+        """Lines of `train.log`; with follow, keeps reading until the process ends."""
+        folder = self._folder(target, ref)
+        path = folder / "train.log"
+        if not path.exists():
+            return
+        with open(path, errors="replace") as fh:
+            while True:
+                line = fh.readline()
+                if line:
+                    yield line.rstrip("\n")
+                    continue
+                if not follow or (folder / "exit_code").exists():
+                    return
+                time.sleep(0.5)
+
+    def cancel(self, target: JobTarget, ref: WorkRef) -> None:
+        """Kill the process group (TERM, then KILL after a grace period)."""
+        folder = self._folder(target, ref)
+        if not (folder / "pid").exists() or (folder / "exit_code").exists():
+            return
+        (folder / "cancelled").touch()
+        pid = int((folder / "pid").read_text())
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(pid, sig)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + GRACE_SECONDS
+            while time.monotonic() < deadline and self._alive(folder):
+                time.sleep(0.2)
+            if not self._alive(folder):
+                return

@@ -1,0 +1,219 @@
+"""`ftjob plan -f job.yaml`: the hardware, PEFT mode, settings, time and cost the operator would choose.
+
+Works without a cluster: the model's size comes from the Hub (`HF_ENDPOINT`, `HF_TOKEN`) or a local folder
+(or `--offline-model-params`), the dataset's size from `ftjob validate`'s inspection (or `--rows` and
+`--mean-tokens`), the HF Jobs prices from the Jobs API when it answers (else the built-in list).
+
+Exit codes: 0 with a plan; 1 when the job cannot be planned as written (nothing fits, over budget: the
+message says what to change); 2 for bad input (unreadable YAML, invalid spec, missing model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from finetune_operator import KIND
+from finetune_operator.api.spec import Backend, FineTuneJobSpec
+from finetune_operator.errors import RetryLater, SpecError
+from finetune_operator.planning.catalog import HFJobsCatalog, default_catalog, load_catalog
+from finetune_operator.planning.config import PlannerConfig
+from finetune_operator.planning.model_info import ModelInfo, load_model_info, model_info_from_parameters
+from finetune_operator.planning.policy import PlanDecision, make_plan
+
+# Failures a user can fix in the job (exit 1) rather than in the command line or input files (exit 2).
+PLAN_REASONS = {"NoHardwareFits", "BudgetExceeded", "TimeoutTooShort", "HardwareInvalid", "HyperparametersInvalid"}
+
+
+def register(subparsers: Any, name: str) -> None:
+    """Add the `plan` subcommand."""
+    p = subparsers.add_parser(
+        name,
+        help="plan hardware, PEFT mode, time and cost for a FineTuneJob (no cluster needed)",
+        description="Read a FineTuneJob YAML, size the model (Hub or local folder) and the dataset, and "
+        "print the hardware, PEFT mode, settings, estimated hours and cost the operator would choose, and why.",
+    )
+    p.add_argument("-f", "--file", required=True, help="FineTuneJob YAML (a whole resource, or just its spec)")
+    p.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format")
+    p.add_argument("--rows", type=int, help="dataset rows (skips reading the dataset)")
+    p.add_argument("--mean-tokens", type=float, help="mean tokens per row (skips reading the dataset)")
+    p.add_argument(
+        "--offline-model-params",
+        type=float,
+        metavar="N",
+        help="model parameter count, e.g. 7e9 (skips the Hub; the shape is a typical decoder of that size)",
+    )
+    p.add_argument("--planner-config", metavar="FILE", help="YAML with the operator's `planner:` settings")
+    p.add_argument("--no-live-catalog", action="store_true", help="use the built-in HF Jobs price list")
+    p.set_defaults(func=run)
+
+
+def read_spec(path: str) -> tuple[str, FineTuneJobSpec]:
+    """The job's name and validated spec from a YAML file.
+
+    Raises
+    ------
+    ValueError
+        With a readable message for unreadable files, bad YAML, the wrong kind or an invalid spec.
+    """
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ValueError(f"cannot read `{path}`: {exc.strerror or exc}") from exc
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"`{path}` is not valid YAML: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ValueError(f"`{path}` must hold a {KIND} (a mapping with `spec`)")
+    if "spec" in doc:
+        if doc.get("kind", KIND) != KIND:
+            raise ValueError(f"`{path}` is a {doc.get('kind')}, not a {KIND}")
+        name = str((doc.get("metadata") or {}).get("name") or Path(path).stem)
+        body = doc["spec"]
+    else:
+        name, body = Path(path).stem, doc
+    try:
+        return name, FineTuneJobSpec.model_validate(body)
+    except ValidationError as exc:
+        problems = "\n".join(
+            f"  spec.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)
+        )
+        raise ValueError(f"`{path}` is not a valid {KIND} spec:\n{problems}") from exc
+
+
+def dataset_size(
+    spec: FineTuneJobSpec, rows: int | None, mean_tokens: float | None, token: str | None
+) -> tuple[int | None, float | None, list[str]]:
+    """Rows and mean tokens per row: the flags, else the dataset inspection; notes for the user."""
+    notes: list[str] = []
+    if rows is not None and mean_tokens is not None:
+        return rows, mean_tokens, notes
+    try:
+        from finetune_operator.validation import inspect_dataset  # noqa: PLC0415 - optional, heavier
+    except ImportError:
+        notes.append("dataset inspection is not available: pass `--rows` and `--mean-tokens`")
+        return rows, mean_tokens, notes
+    max_length = (spec.hyperparameters.max_length if spec.hyperparameters else None) or 1024
+    try:
+        report = inspect_dataset(spec.dataset, token=token, methods=[spec.method.value], max_length=max_length)
+    except RetryLater as exc:
+        notes.append(f"dataset not read ({exc.message}): its size is unknown")
+        return rows, mean_tokens, notes
+    verdict = report.verdict(spec.method.value)
+    if verdict is not None and verdict.verdict.value != "Ready":
+        notes.append(f"dataset is {verdict.verdict.value} for {spec.method.value}: {verdict.reason}")
+    if report.rows_estimated:
+        notes.append("dataset rows estimated from file sizes")
+    if report.lengths is not None and report.lengths.estimated:
+        notes.append("token counts estimated as characters / 4")
+    return (
+        rows if rows is not None else report.rows,
+        mean_tokens if mean_tokens is not None else (report.lengths.mean if report.lengths else None),
+        notes,
+    )
+
+
+def _model(spec: FineTuneJobSpec, params: float | None, token: str | None) -> ModelInfo:
+    if params is not None:
+        return model_info_from_parameters(params)
+    return load_model_info(spec.model.name, revision=spec.model.revision, token=token)
+
+
+def _catalog(spec: FineTuneJobSpec, offline: bool, token: str | None) -> HFJobsCatalog:
+    if offline or spec.backend in (Backend.KUBERNETES, Backend.LOCAL) or os.environ.get("HF_HUB_OFFLINE"):
+        return default_catalog()
+    return load_catalog(token=token)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Plan and print; returns the exit code."""
+    token = os.environ.get("HF_TOKEN") or None
+    try:
+        name, spec = read_spec(args.file)
+        if args.rows is not None and args.rows < 0 or args.mean_tokens is not None and args.mean_tokens <= 0:
+            raise ValueError("`--rows` must be >= 0 and `--mean-tokens` > 0")
+        config = PlannerConfig()
+        if args.planner_config:
+            loaded = yaml.safe_load(Path(args.planner_config).read_text()) or {}
+            config = PlannerConfig.model_validate(loaded.get("planner", loaded))
+        model = _model(spec, args.offline_model_params, token)
+        rows, mean, notes = dataset_size(spec, args.rows, args.mean_tokens, token)
+        catalog = _catalog(spec, args.no_live_catalog, token)
+        decision = make_plan(
+            spec, model=model, dataset_rows=rows, mean_tokens=mean, catalog=catalog, cluster_offers=[], config=config
+        )
+    except SpecError as exc:
+        print(f"error: {exc.reason}: {exc.message}", file=sys.stderr)
+        return 1 if exc.reason in PLAN_REASONS else 2
+    except RetryLater as exc:
+        print(f"error: {exc.message} (transient: try again)", file=sys.stderr)
+        return 2
+    except (ValueError, OSError, ValidationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.output == "json":
+        print(decision.model_dump_json(by_alias=True, indent=2))
+    else:
+        print(render_text(name, spec, model, decision, rows, mean, notes, catalog.source))
+    return 0
+
+
+def render_text(
+    name: str,
+    spec: FineTuneJobSpec,
+    model: ModelInfo,
+    d: PlanDecision,
+    rows: int | None,
+    mean: float | None,
+    notes: list[str],
+    catalog_source: str,
+) -> str:
+    """The readable plan."""
+    hp = d.hyperparameters
+    m = d.memory
+    data = "size unknown"
+    if rows is not None:
+        data = f"{rows:,} rows x {mean or hp.max_length / 2:.0f} tokens"
+    tokens = f"{d.summary.tokens:,} training tokens" if d.summary.tokens is not None else "tokens unknown"
+    hardware = f"{d.summary.gpu_count}x {d.summary.gpu_product}, {d.summary.gpu_memory_gib:.1f} GiB each"
+    if not d.summary.gpu_count:
+        hardware = f"CPU, {d.summary.gpu_memory_gib:.1f} GiB"
+    settings = (
+        f"lr {hp.learning_rate:g}, epochs {hp.epochs:g}, maxLength {hp.max_length}, batch "
+        f"{hp.per_device_batch_size} x {hp.gradient_accumulation_steps} accumulation, gradient checkpointing "
+        f"{'on' if hp.gradient_checkpointing else 'off'}"
+    )
+    if spec.method.value == "SFT":
+        settings += f", packing {'on' if hp.packing else 'off'}"
+    if hp.beta is not None:
+        settings += f", beta {hp.beta:g}"
+    if hp.num_generations:
+        settings += f", {hp.num_generations} generations x {hp.max_completion_length} tokens"
+    lines = [
+        f"Plan for {KIND} {name} ({spec.method.value})",
+        f"  Model      {spec.model.name}: {model.billions:.2f}B parameters ({model.source}, {model.dtype})",
+        f"  Dataset    {spec.dataset.name}: {data}; {tokens}",
+        f"  Target     {d.summary.target} ({hardware}{', ' + d.sharding.value if d.gpu_count > 1 else ''})",
+        f"  PEFT       {d.peft.value}",
+        f"  Memory     {m.total_gib:.1f} GiB per GPU: weights {m.weights_gib:.1f}, gradients {m.gradients_gib:.1f}, "
+        f"optimizer {m.optimizer_gib:.1f}, reference {m.reference_model_gib:.1f}, activations "
+        f"{m.activations_gib:.1f}, overhead {m.overhead_gib:.1f}",
+        f"  Estimate   {d.estimated_hours:.2f} h, ${d.estimated_cost_usd:.2f}; suggested timeout {d.suggested_timeout}",
+        f"  Settings   {settings}",
+        f"  Why        {d.reason}",
+        f"  Prices     HF Jobs list: {catalog_source}",
+    ]
+    if d.alternatives:
+        lines.append("  Also fits")
+        for alt in d.alternatives:
+            cost = f"${alt.estimated_cost_usd:.2f}" if alt.estimated_cost_usd is not None else "?"
+            lines.append(f"    {alt.target:<28} {alt.peft.value:<6} {alt.memory_gib:>7.1f} GiB  {cost}")
+    lines += [f"  Note       {n}" for n in notes]
+    return "\n".join(lines)

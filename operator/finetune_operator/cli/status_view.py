@@ -1,0 +1,247 @@
+"""How `ftjob status` and `ftjob watch` show a FineTuneJob: plain functions over the resource dict."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+
+from finetune_operator.api.status import FineTuneJobStatus, Phase, Progress
+
+OUTPUTS = ("text", "json", "yaml")
+
+
+def parse_status(obj: dict[str, Any]) -> FineTuneJobStatus:
+    """The resource's status as the API model (an empty status for a job not reconciled yet)."""
+    return FineTuneJobStatus.model_validate(obj.get("status") or {})
+
+
+def format_duration(seconds: float | None) -> str:
+    """`1h02m`, `5m12s`, `42s`, or `-` when unknown."""
+    if seconds is None:
+        return "-"
+    total = max(0, round(seconds))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def format_number(value: float | None, digits: int = 4) -> str:
+    """A compact number (`1.234`, `2e-05`), or `-` when unknown."""
+    return "-" if value is None else f"{value:.{digits}g}"
+
+
+def age(timestamp: str | None, now: datetime | None = None) -> str:
+    """How long ago an RFC 3339 time was, kubectl style (`5m12s`), or `-`."""
+    if not timestamp:
+        return "-"
+    try:
+        then = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except ValueError:
+        return timestamp
+    return format_duration(((now or datetime.now(UTC)) - then).total_seconds())
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
+    """Left-aligned columns, two spaces apart, like `kubectl get`."""
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    return [
+        indent + "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in [headers, *rows]
+    ]
+
+
+def _fields(pairs: Sequence[tuple[str, str | None]], indent: str = "") -> list[str]:
+    shown = [(k, v) for k, v in pairs if v not in (None, "")]
+    width = max((len(k) for k, _ in shown), default=0) + 1
+    return [f"{indent}{(k + ':').ljust(width)}  {v}" for k, v in shown]
+
+
+def _spec_pairs(spec: dict[str, Any]) -> list[tuple[str, str | None]]:
+    # Shown as written: the spec is the user's own text, and the operator validates it.
+    model = spec.get("model")
+    model_name = model.get("name") if isinstance(model, dict) else model
+    dataset = spec.get("dataset") or {}
+    dataset_name = dataset.get("name") if isinstance(dataset, dict) else dataset
+    output = spec.get("output") or {}
+    return [
+        ("Method", spec.get("method")),
+        ("Model", model_name),
+        ("Dataset", dataset_name),
+        ("Backend", spec.get("backend")),
+        ("Output", output.get("repo") if isinstance(output, dict) else None),
+        ("Suspended", "yes" if spec.get("suspend") else None),
+    ]
+
+
+def progress_summary(progress: Progress | None) -> str:
+    """`42/100 (42%)`, or `-` before training."""
+    if progress is None:
+        return "-"
+    total = f"/{progress.total_steps}" if progress.total_steps else ""
+    percent = f" ({progress.percent})" if progress.percent else ""
+    return f"{progress.step}{total}{percent}"
+
+
+def render_status(obj: dict[str, Any], now: datetime | None = None) -> str:
+    """`ftjob status` text: phase, conditions, validation verdicts, plan, progress and outputs.
+
+    Parameters
+    ----------
+    obj
+        The FineTuneJob resource as the API returns it.
+    now
+        The present, for ages (tests pass a fixed one).
+
+    Returns
+    -------
+    str
+        Readable multi-line text, like `kubectl describe` but only what a fine-tuning user needs.
+    """
+    meta = obj.get("metadata") or {}
+    status = parse_status(obj)
+    lines = _fields(
+        [
+            ("Name", meta.get("name")),
+            ("Namespace", meta.get("namespace")),
+            ("Phase", status.phase.value),
+            *_spec_pairs(obj.get("spec") or {}),
+            ("Message", status.message),
+            ("Started", status.start_time),
+            ("Completed", status.completion_time),
+            ("Attempts", str(status.attempts) if status.attempts else None),
+            ("Age", age(meta.get("creationTimestamp"), now) if meta.get("creationTimestamp") else None),
+        ]
+    )
+    if status.conditions:
+        lines += ["", "Conditions:"]
+        rows = [
+            [c.type, c.status, c.reason, age(c.last_transition_time, now), c.message]
+            for c in status.conditions
+        ]
+        lines += table(["TYPE", "STATUS", "REASON", "AGE", "MESSAGE"], rows)
+    if status.validation:
+        v = status.validation
+        lines += ["", "Validation:"]
+        lines += _fields(
+            [
+                ("Dataset", v.dataset + (f" (split {v.split})" if v.split else "")),
+                ("Rows", None if v.rows is None else str(v.rows)),
+                ("Format", v.format),
+                ("Mean tokens", None if v.mean_tokens is None else f"{v.mean_tokens:.0f}"),
+            ],
+            indent="  ",
+        )
+        if v.verdicts:
+            rows = [
+                [m.method, m.verdict.value, m.reason + (f" (conversion: {m.conversion})" if m.conversion else "")]
+                for m in v.verdicts
+            ]
+            lines += table(["METHOD", "VERDICT", "REASON"], rows)
+        lines += [f"  warning: {w}" for w in v.warnings]
+    if status.plan:
+        plan = status.plan
+        gpus = f"{plan.gpu_count}x {plan.gpu_product or 'GPU'}" if plan.gpu_count else "CPU"
+        if plan.gpu_memory_gib:
+            gpus += f" ({plan.gpu_memory_gib:g} GiB)"
+        lines += ["", "Plan:"]
+        lines += _fields(
+            [
+                ("Target", plan.target),
+                ("Hardware", gpus),
+                ("PEFT", str(plan.peft.value if hasattr(plan.peft, "value") else plan.peft)),
+                ("Parameters", None if plan.parameters_billions is None else f"{plan.parameters_billions:g}B"),
+                ("Memory", f"{plan.memory_gib:.1f} GiB per GPU"),
+                ("Tokens", None if plan.tokens is None else f"{plan.tokens:,}"),
+                ("Estimate", f"{plan.estimated_hours:.2f} h, ${plan.estimated_cost_usd:.2f}"),
+                ("Timeout", plan.suggested_timeout),
+                ("Reason", plan.reason),
+            ],
+            indent="  ",
+        )
+    if status.progress:
+        p = status.progress
+        lines += ["", "Progress:"]
+        lines += _fields(
+            [
+                ("Step", progress_summary(p)),
+                ("Epoch", None if p.epoch is None else f"{p.epoch:.2f}"),
+                ("Loss", format_number(p.loss)),
+                ("Learning rate", None if p.learning_rate is None else f"{p.learning_rate:.3g}"),
+                ("Tokens/s", None if p.tokens_per_second is None else f"{p.tokens_per_second:,.0f}"),
+                ("ETA", None if p.eta_seconds is None else format_duration(p.eta_seconds)),
+                ("Trackio", p.trackio_url),
+                ("Updated", p.updated_time),
+            ],
+            indent="  ",
+        )
+    if status.backend_ref:
+        ref = status.backend_ref
+        where = f"{ref.namespace}/{ref.id}" if ref.namespace else ref.id
+        lines += ["", *_fields([("Backend work", f"{ref.kind} {where}"), ("URL", ref.url)])]
+    if status.outputs and (status.outputs.model or status.outputs.gguf or status.outputs.trackio):
+        out = status.outputs
+        lines += ["", "Outputs:"]
+        lines += _fields([("Model", out.model), ("Trackio", out.trackio)], indent="  ")
+        lines += [f"  GGUF:     {url}" for url in out.gguf]
+    return "\n".join(lines) + "\n"
+
+
+def render_output(obj: dict[str, Any], output: str, now: datetime | None = None) -> str:
+    """The resource as `text` (:func:`render_status`), `json` or `yaml`.
+
+    Raises
+    ------
+    ValueError
+        For another output format.
+    """
+    if output == "json":
+        return json.dumps(obj, indent=2, sort_keys=False) + "\n"
+    if output == "yaml":
+        return str(yaml.safe_dump(obj, sort_keys=False))
+    if output == "text":
+        return render_status(obj, now)
+    raise ValueError(f"unknown output format {output!r}: use one of {', '.join(OUTPUTS)}")
+
+
+def bar(fraction: float, width: int) -> str:
+    """A text progress bar `[#####.....]` of `width` cells inside the brackets."""
+    width = max(1, width)
+    filled = min(width, max(0, int(round(fraction * width))))
+    return "[" + "#" * filled + "." * (width - filled) + "]"
+
+
+def watch_line(status: FineTuneJobStatus, bar_width: int = 0) -> str:
+    """One line for `ftjob watch`: phase, step/total, loss, tokens/s and ETA (and a bar when `bar_width`).
+
+    Parameters
+    ----------
+    status
+        The job's status.
+    bar_width
+        Cells of the progress bar; 0 shows no bar (plain lines for logs and pipes).
+    """
+    parts = [status.phase.value.ljust(10)]
+    p = status.progress
+    if p is not None and (p.step or p.total_steps):
+        if bar_width and p.total_steps:
+            parts.append(bar(p.step / p.total_steps, bar_width))
+        parts.append(f"step {progress_summary(p)}")
+        parts.append(f"loss {format_number(p.loss)}")
+        if p.tokens_per_second is not None:
+            parts.append(f"{p.tokens_per_second:,.0f} tok/s")
+        if p.eta_seconds is not None and status.phase == Phase.RUNNING:
+            parts.append(f"ETA {format_duration(p.eta_seconds)}")
+    elif status.message:
+        parts.append(status.message)
+    return "  ".join(parts).rstrip()

@@ -1,0 +1,73 @@
+"""FineTuneJob handlers: parse, reconcile, patch status, post Events. Nothing else."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from finetune_operator import GROUP, PLURAL, VERSION
+from finetune_operator.api.resource import FineTuneJob
+from finetune_operator.api.status import TERMINAL_PHASES
+from finetune_operator.config import OperatorConfig
+from finetune_operator.handlers.errors import kopf_errors
+from finetune_operator.reconcile import Deps, cancel_work, reconcile
+
+RESOURCE = (GROUP, VERSION, PLURAL)
+# The timer's period is fixed when handlers are registered, so it is read from the configuration here.
+POLL_SECONDS = OperatorConfig.load().poll_interval_seconds
+TERMINAL = {p.value for p in TERMINAL_PHASES}
+
+
+def _active(status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") not in TERMINAL
+
+
+def _apply(body: kopf.Body, patch: kopf.Patch, deps: Deps) -> None:
+    job = FineTuneJob.from_body(body)
+    if deps.metrics:
+        with deps.metrics.time_reconcile():
+            outcome = reconcile(job, deps)
+    else:
+        outcome = reconcile(job, deps)
+    old = job.status.wire()
+    new = outcome.status.wire()
+    if new != old:
+        # A merge patch: fields that disappeared are removed with null.
+        patch.status.update({**dict.fromkeys(old.keys() - new.keys()), **new})
+    for event in outcome.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1024])
+
+
+@kopf.on.create(*RESOURCE)
+@kopf.on.resume(*RESOURCE, when=_active)
+@kopf.on.update(*RESOURCE, field="spec")
+def on_change(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    """A new, resumed or edited FineTuneJob: take the next step now."""
+    with kopf_errors():
+        _apply(body, patch, memo.deps)
+
+
+@kopf.timer(*RESOURCE, interval=POLL_SECONDS, when=_active)
+def on_tick(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    """Poll running work, follow progress, and retry transient failures."""
+    with kopf_errors():
+        _apply(body, patch, memo.deps)
+
+
+@kopf.on.delete(*RESOURCE)
+def on_delete(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+    """Cancel the backend work, then let the FineTuneJob go (a vanished backend never blocks deletion)."""
+    deps: Deps = memo.deps
+    job = FineTuneJob.from_body(body)
+    try:
+        done = cancel_work(job, deps)
+    except Exception as exc:  # noqa: BLE001 - deletion must not hang on a backend that is gone
+        done = f"could not cancel backend work ({type(exc).__name__}); leaving it to its timeout"
+    if done:
+        logger.info(done)
+    if deps.metrics:
+        deps.metrics.remove_job(job.metadata.namespace, job.metadata.name)
+        deps.metrics.job_phase_changed(f"{job.metadata.namespace}/{job.metadata.name}", job.status.phase.value, None)
+    deps.forget(job.metadata.uid)

@@ -1,0 +1,80 @@
+"""Operator start-up and clean-up: settings, and the dependencies every handler gets through memo."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+from kubernetes import client, config
+
+from finetune_operator.api.spec import Backend as BackendName
+from finetune_operator.backends.base import Backend
+from finetune_operator.backends.hfjobs import HFJobsBackend
+from finetune_operator.backends.kubernetes import KubernetesBackend
+from finetune_operator.backends.local import LocalBackend
+from finetune_operator.config import OperatorConfig
+from finetune_operator.kube import KubeGateway
+from finetune_operator.metrics import OperatorMetrics, start_metrics_server
+from finetune_operator.planner_service import PlannerService
+from finetune_operator.reconcile import Deps
+from finetune_operator.validation import inspect_dataset
+
+FINALIZER = "finetune.dev/cancel-backend-work"
+
+
+def api_client() -> client.ApiClient:
+    """A Kubernetes client: in-cluster when running in a pod, else the kubeconfig."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+def build_deps(cfg: OperatorConfig, api: client.ApiClient, metrics: OperatorMetrics | None) -> Deps:
+    """Everything the reconcile loop needs."""
+    kube = KubeGateway(api)
+    backends: dict[str, Backend] = {}
+    for name in cfg.enabled_backends:
+        if name == BackendName.KUBERNETES:
+            backends[name.value] = KubernetesBackend(api, cfg)
+        elif name == BackendName.LOCAL:
+            backends[name.value] = LocalBackend(cfg)
+        elif name == BackendName.HF_JOBS:
+            backends[name.value] = HFJobsBackend(cfg)
+    planner = PlannerService(cfg, kube)
+    return Deps(
+        config=cfg, kube=kube, backends=backends, metrics=metrics, validate=inspect_dataset, plan=planner.plan
+    )
+
+
+@kopf.on.startup()
+def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+    """Configure kopf and build the dependencies."""
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="finetune.dev")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="finetune.dev")
+    settings.posting.level = logging.INFO
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.execution.max_workers = 16
+    cfg = OperatorConfig.load()
+    metrics = OperatorMetrics()
+    if cfg.metrics_port:
+        memo.metrics_server = start_metrics_server(cfg.metrics_port, metrics.registry)
+        logger.info("Prometheus metrics on :%d/metrics", cfg.metrics_port)
+    memo.api = api_client()
+    memo.deps = build_deps(cfg, memo.api, metrics)
+    logger.info("backends enabled: %s", ", ".join(memo.deps.backends) or "none")
+
+
+@kopf.on.cleanup()
+def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    """Close what start-up opened."""
+    server = getattr(memo, "metrics_server", None)
+    if server is not None:
+        server[0].shutdown()
+    api = getattr(memo, "api", None)
+    if api is not None:
+        api.close()

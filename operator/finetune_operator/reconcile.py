@@ -1,0 +1,451 @@
+"""The phase machine: validate → plan → (suspend) → submit → monitor → done. No kopf in here.
+
+`reconcile` is level-based and idempotent: it reads the job (spec + last status), does the next step,
+and returns the new status and the Events to post. Restart safety comes from three rules:
+backend identity derives from the UID and is looked up before any submission; a terminal job is never
+touched again; and a job with a `backendRef` is never submitted again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from finetune_operator.api.resource import FineTuneJob
+from finetune_operator.api.spec import Backend as BackendName
+from finetune_operator.api.spec import parse_duration_seconds
+from finetune_operator.api.status import (
+    TERMINAL_PHASES,
+    BackendRef,
+    ConditionType,
+    FineTuneJobStatus,
+    Outputs,
+    Phase,
+    Verdict,
+    now,
+)
+from finetune_operator.backends.base import TERMINAL_STATES, Backend, JobTarget, WorkRef, WorkState
+from finetune_operator.conditions import get_condition, is_true, set_condition, summarise_phase
+from finetune_operator.config import OperatorConfig
+from finetune_operator.errors import RetryLater, SpecError
+from finetune_operator.kube import KubeGateway
+from finetune_operator.metrics import JobLabels, OperatorMetrics
+from finetune_operator.progress import ProgressTracker
+from finetune_operator.render import render_plan
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_SECONDS = 300.0
+
+
+@dataclass
+class EventRecord:
+    """An Event to post on the FineTuneJob."""
+
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass
+class Outcome:
+    """What one reconcile decided."""
+
+    status: FineTuneJobStatus
+    events: list[EventRecord] = field(default_factory=list)
+
+
+@dataclass
+class Deps:
+    """What the reconcile loop needs, built once at start-up (kopf's memo)."""
+
+    config: OperatorConfig
+    kube: KubeGateway | None
+    backends: dict[str, Backend]
+    metrics: OperatorMetrics | None = None
+    validate: Callable[..., Any] | None = None
+    plan: Callable[..., Any] | None = None
+    trackers: dict[str, ProgressTracker] = field(default_factory=dict)
+    locks: dict[str, threading.Lock] = field(default_factory=dict)
+    backoff: dict[str, tuple[float, int]] = field(default_factory=dict)
+    """uid -> (not before, consecutive transient failures)."""
+    guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def lock_for(self, uid: str) -> threading.Lock:
+        """One lock per FineTuneJob: handlers and timers of one job never reconcile at once."""
+        with self.guard:
+            return self.locks.setdefault(uid, threading.Lock())
+
+    def forget(self, uid: str) -> None:
+        """Drop per-job state after deletion."""
+        with self.guard:
+            self.locks.pop(uid, None)
+            self.trackers.pop(uid, None)
+            self.backoff.pop(uid, None)
+
+
+def _target(job: FineTuneJob, deps: Deps, *, with_token: bool) -> JobTarget:
+    ref = job.spec.token_secret_ref
+    secret = ref.name if ref else deps.config.default_token_secret
+    key = ref.key if ref else "token"
+    token = None
+    if with_token and secret and deps.kube is not None:
+        token = deps.kube.read_secret_value(job.metadata.namespace, secret, key)
+    return JobTarget(
+        namespace=job.metadata.namespace,
+        name=job.metadata.name,
+        uid=job.metadata.uid,
+        token_secret_name=secret,
+        token_secret_key=key,
+        token=token,
+    )
+
+
+class Reconciler:
+    """Carries one FineTuneJob one step further."""
+
+    def __init__(self, job: FineTuneJob, deps: Deps) -> None:
+        self.job = job
+        self.deps = deps
+        self.gen = job.metadata.generation
+        self.status = job.status.model_copy(deep=True)
+        self.events: list[EventRecord] = []
+        self._token_target: JobTarget | None = None
+
+    # -- helpers -------------------------------------------------------------------------------------
+    def event(self, reason: str, message: str, warning: bool = False) -> None:
+        self.events.append(EventRecord("Warning" if warning else "Normal", reason, message))
+
+    def target(self) -> JobTarget:
+        """The job's identity with its token (read once per reconcile, never stored)."""
+        if self._token_target is None:
+            self._token_target = _target(self.job, self.deps, with_token=True)
+        return self._token_target
+
+    def fail(self, reason: str, message: str) -> None:
+        set_condition(self.status, ConditionType.FAILED, "True", reason, message, self.gen)
+        set_condition(self.status, ConditionType.COMPLETE, "False", reason, message, self.gen)
+        self.status.message = message
+        self.status.completion_time = self.status.completion_time or now()
+        self.event(reason, message, warning=True)
+        if self.deps.metrics:
+            self.deps.metrics.job_failed(reason)
+
+    # -- the phase machine ---------------------------------------------------------------------------
+    def run(self) -> Outcome:
+        if self.status.phase in TERMINAL_PHASES:
+            return Outcome(self.status)  # terminal stays terminal: never resubmitted by a resync
+        try:
+            self.step()
+            if get_condition(self.status, ConditionType.RETRYING):
+                set_condition(self.status, ConditionType.RETRYING, "False", "Recovered", "", self.gen)
+            self.deps.backoff.pop(self.job.metadata.uid, None)
+        except SpecError as err:
+            self.fail(err.reason, err.message)
+        except RetryLater as err:
+            self.retry_later(err)
+        self.status.phase = summarise_phase(self.status)
+        self.status.observed_generation = self.gen
+        return Outcome(self.status, self.events)
+
+    def retry_later(self, err: RetryLater) -> None:
+        uid = self.job.metadata.uid
+        _, failures = self.deps.backoff.get(uid, (0.0, 0))
+        delay = min(err.delay * (2**failures), MAX_BACKOFF_SECONDS)
+        self.deps.backoff[uid] = (time.monotonic() + delay, failures + 1)
+        message = f"{err.message} (attempt {failures + 1}, next in {delay:.0f}s)"
+        if set_condition(self.status, ConditionType.RETRYING, "True", "TransientError", message, self.gen):
+            self.event("TransientError", message, warning=True)
+
+    def submitted(self) -> bool:
+        return self.status.backend_ref is not None
+
+    def step(self) -> None:
+        if not self.submitted():
+            if not is_true(self.status, ConditionType.DATASET_VALIDATED, self.gen):
+                self.validate()
+            if not is_true(self.status, ConditionType.HARDWARE_PLANNED, self.gen):
+                self.plan()
+            self.check_budget()
+            if self.job.spec.suspend:
+                self.hold()
+                return
+            self.submit()
+        self.monitor()
+
+    # -- validate ------------------------------------------------------------------------------------
+    def validate(self) -> None:
+        spec = self.job.spec
+        set_condition(self.status, ConditionType.DATASET_VALIDATED, "Unknown", "Validating", "", self.gen)
+        validate = self.deps.validate
+        assert validate is not None
+        max_length = (spec.hyperparameters.max_length if spec.hyperparameters else None) or 1024
+        answer = next((r.answer_column for r in spec.rewards or [] if r.answer_column), None) or "answer"
+        report = validate(
+            spec.dataset,
+            token=self.target().token,
+            methods=[spec.method.value],
+            max_length=max_length,
+            endpoint=self.deps.config.hf_endpoint,
+            answer_column=answer,
+        )
+        summary = report.summary()
+        self.status.validation = summary
+        verdict = report.verdict(spec.method.value)
+        if verdict is None or verdict.verdict != Verdict.READY:
+            message = f"dataset `{spec.dataset.name}` cannot train with {spec.method.value}: "
+            message += verdict.reason if verdict else "no verdict"
+            if verdict and verdict.verdict == Verdict.NEEDS_MAPPING:
+                mapping = {}
+                if verdict.conversion:
+                    mapping["conversion"] = verdict.conversion.value
+                if verdict.columns:
+                    mapping["columns"] = verdict.columns.wire()
+                message += f". Set in `spec.dataset`: {mapping} (or run `ftjob validate` to see the mapping)"
+            set_condition(self.status, ConditionType.DATASET_VALIDATED, "False", "DatasetInvalid", message, self.gen)
+            raise SpecError("DatasetInvalid", message)
+        rows = f"{summary.rows} rows" if summary.rows is not None else "rows unknown"
+        message = f"{spec.method.value}: Ready ({summary.format}, {rows})"
+        set_condition(self.status, ConditionType.DATASET_VALIDATED, "True", "DatasetReady", message, self.gen)
+        self.status.message = message
+        self.event("DatasetValidated", message)
+
+    # -- plan ----------------------------------------------------------------------------------------
+    def plan(self) -> None:
+        planner = self.deps.plan
+        assert planner is not None
+        validation = self.status.validation
+        decision = planner(
+            self.job.spec,
+            token=self.target().token,
+            rows=validation.rows if validation else None,
+            mean_tokens=validation.mean_tokens if validation else None,
+        )
+        summary = decision.summary
+        self.status.plan = summary
+        message = (
+            f"{summary.target}, {summary.peft.value}, ~{summary.memory_gib:.1f} GiB/GPU, "
+            f"~{summary.estimated_hours:.2f} h, ~${summary.estimated_cost_usd:.2f}: {summary.reason}"
+        )
+        set_condition(self.status, ConditionType.HARDWARE_PLANNED, "True", "Planned", message, self.gen)
+        self.status.message = message
+        self.event("HardwarePlanned", message)
+
+    def check_budget(self) -> None:
+        budget = self.job.spec.budget
+        plan = self.status.plan
+        if budget and budget.max_cost_usd is not None and plan and plan.estimated_cost_usd > budget.max_cost_usd:
+            raise SpecError(
+                "BudgetExceeded",
+                f"the estimated cost ${plan.estimated_cost_usd:.2f} ({plan.target}, ~{plan.estimated_hours:.2f} h) "
+                f"exceeds `spec.budget.maxCostUSD` ${budget.max_cost_usd:.2f}: raise the budget, use `peft: LoRA`, "
+                "fewer `hyperparameters.epochs`, or a smaller `maxLength`",
+            )
+
+    def hold(self) -> None:
+        plan = self.status.plan
+        cost = f"~${plan.estimated_cost_usd:.2f} on {plan.target}" if plan else "see status.plan"
+        message = f"suspended: validated and planned ({cost}); set `spec.suspend: false` to launch"
+        if set_condition(self.status, ConditionType.SUBMITTED, "False", "Suspended", message, self.gen):
+            self.event("Suspended", message)
+        self.status.message = message
+
+    # -- submit --------------------------------------------------------------------------------------
+    def backend(self) -> Backend:
+        plan = self.status.plan
+        assert plan is not None
+        backend = self.deps.backends.get(plan.backend)
+        if backend is None:
+            raise SpecError(
+                "BackendDisabled",
+                f"backend `{plan.backend}` is not enabled in this operator installation "
+                f"(enabled: {sorted(self.deps.backends)}): set `spec.backend` to one of them",
+            )
+        return backend
+
+    def timeout_seconds(self) -> int:
+        budget = self.job.spec.budget
+        if budget and budget.timeout:
+            return parse_duration_seconds(budget.timeout)
+        plan = self.status.plan
+        return parse_duration_seconds(plan.suggested_timeout) if plan else 4 * 3600
+
+    def submit(self) -> None:
+        backend = self.backend()
+        target = self.target()
+        ref = backend.find(target)  # an earlier run of the operator may have submitted already
+        adopted = ref is not None
+        if ref is None:
+            attempt = self.status.attempts + 1
+            assert self.status.plan is not None
+            plan = render_plan(self.job, self.status.plan, self.deps.config, attempt)
+            ref = backend.submit(target, plan, self.timeout_seconds())
+            self.status.attempts = attempt
+        self.status.backend_ref = BackendRef(kind=ref.kind, id=ref.id, namespace=ref.namespace, url=ref.url)
+        self.status.start_time = self.status.start_time or now()
+        verb = "adopted existing" if adopted else "submitted"
+        message = f"{verb} {ref.kind} `{ref.id}`" + (f" ({ref.url})" if ref.url and ref.kind == "HFJob" else "")
+        set_condition(self.status, ConditionType.SUBMITTED, "True", "Adopted" if adopted else "Submitted", message, self.gen)
+        self.status.message = message
+        self.event("Adopted" if adopted else "Submitted", message)
+
+    # -- monitor -------------------------------------------------------------------------------------
+    def tracker(self) -> ProgressTracker:
+        uid = self.job.metadata.uid
+        tracker = self.deps.trackers.get(uid)
+        if tracker is None:
+            plan = self.status.plan
+            estimate = None
+            if plan and plan.tokens and plan.estimated_hours:
+                estimate = plan.tokens / (plan.estimated_hours * 3600)
+            tracker = ProgressTracker.from_state(
+                self.status.monitor,
+                progress=self.status.progress,
+                outputs=self.status.outputs,
+                estimated_tokens_per_second=estimate,
+                min_interval_seconds=self.deps.config.status_interval_seconds,
+                stall_seconds=self.deps.config.stall_minutes * 60,
+            )
+            self.deps.trackers[uid] = tracker
+        return tracker
+
+    def monitor(self) -> None:
+        ref_status = self.status.backend_ref
+        assert ref_status is not None
+        backend = self.backend()
+        target = self.target()
+        ref = WorkRef(kind=ref_status.kind, id=ref_status.id, namespace=ref_status.namespace, url=ref_status.url)
+        work = backend.poll(target, ref)
+        tracker = self.tracker()
+        if work.state != WorkState.QUEUED:
+            for line in backend.logs(target, ref):
+                tracker.feed(line)
+        if work.state == WorkState.RUNNING:
+            tracker.mark_running()
+            publishing = tracker.done is None and bool(tracker.outputs.model)
+            reason = "Publishing" if publishing else "Running"
+            message = f"training on {self.status.plan.target if self.status.plan else ref.kind}"
+            if set_condition(self.status, ConditionType.TRAINING, "True", reason, message, self.gen):
+                self.event("TrainingStarted", message)
+        elif work.state == WorkState.QUEUED and work.message:
+            self.status.message = work.message
+        self.absorb(tracker)
+        if work.state in TERMINAL_STATES:
+            self.finish(work.state, work.reason, work.message, tracker)
+
+    def absorb(self, tracker: ProgressTracker) -> None:
+        update = tracker.take_update()
+        if update is not None:
+            self.status.progress = update
+        self.status.outputs = tracker.outputs.model_copy(deep=True) if tracker.outputs else self.status.outputs
+        self.status.monitor = tracker.state()
+        for warning in tracker.warnings():
+            self.event(str(warning.reason), warning.message, warning=True)
+        outputs = self.status.outputs or Outputs()
+        if outputs.model:
+            set_condition(self.status, ConditionType.MODEL_PUSHED, "True", "Pushed", outputs.model, self.gen)
+        if outputs.gguf:
+            set_condition(self.status, ConditionType.GGUF_PUSHED, "True", "Pushed", ", ".join(outputs.gguf), self.gen)
+        if self.deps.metrics and self.status.plan and self.status.progress:
+            plan = self.status.plan
+            elapsed_cost = None
+            if self.status.start_time and plan.estimated_hours:
+                hours = _hours_since(self.status.start_time)
+                elapsed_cost = plan.estimated_cost_usd / plan.estimated_hours * hours
+            self.deps.metrics.update_job(
+                self.labels(), self.status.progress, plan.estimated_cost_usd, elapsed_cost
+            )
+
+    def labels(self) -> JobLabels:
+        plan = self.status.plan
+        return JobLabels(
+            namespace=self.job.metadata.namespace,
+            name=self.job.metadata.name,
+            method=self.job.spec.method.value,
+            backend=plan.backend if plan else "",
+        )
+
+    def finish(self, state: WorkState, reason: str, message: str, tracker: ProgressTracker) -> None:
+        final = tracker.take_update() or tracker.progress
+        self.status.progress = final.model_copy(deep=True)
+        self.status.completion_time = now()
+        set_condition(self.status, ConditionType.TRAINING, "False", "Finished", state.value, self.gen)
+        if state == WorkState.SUCCEEDED:
+            outputs = self.status.outputs or Outputs()
+            where = outputs.model or "the backend's output folder"
+            message = f"training finished; model at {where}" + (
+                f"; GGUF: {', '.join(outputs.gguf)}" if outputs.gguf else ""
+            )
+            if self.job.spec.output and self.job.spec.output.repo and not outputs.model:
+                self.fail("ModelNotPushed", f"the run ended without pushing `{self.job.spec.output.repo}`")
+                return
+            set_condition(self.status, ConditionType.COMPLETE, "True", "Succeeded", message, self.gen)
+            self.status.message = message
+            self.event("Succeeded", message)
+            return
+        if state == WorkState.CANCELLED:
+            self.fail("Cancelled", message or "the backend run was cancelled")
+            return
+        runtime_error = tracker.error
+        if runtime_error is not None and runtime_error.reason:
+            self.fail(runtime_error.reason, runtime_error.message or message)
+        else:
+            self.fail(reason or "TrainingFailed", message or "the training run failed")
+
+
+def _hours_since(timestamp: str) -> float:
+    from datetime import UTC, datetime
+
+    start = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return max((datetime.now(UTC) - start).total_seconds() / 3600, 0.0)
+
+
+def reconcile(job: FineTuneJob, deps: Deps) -> Outcome:
+    """Carry the job one step further; see the module docstring."""
+    uid = job.metadata.uid
+    not_before, _ = deps.backoff.get(uid, (0.0, 0))
+    if time.monotonic() < not_before:
+        return Outcome(job.status)
+    with deps.lock_for(uid):
+        outcome = Reconciler(job, deps).run()
+    if deps.metrics and job.status.phase != outcome.status.phase:
+        deps.metrics.job_phase_changed(
+            f"{job.metadata.namespace}/{job.metadata.name}", job.status.phase.value, outcome.status.phase.value
+        )
+    return outcome
+
+
+def cancel_work(job: FineTuneJob, deps: Deps) -> str | None:
+    """Cancel the job's backend work (on deletion). Returns what was done, for the log."""
+    plan = job.status.plan
+    backend_name = plan.backend if plan else None
+    backends = [deps.backends[backend_name]] if backend_name in deps.backends else []
+    if not backends:
+        return None
+    backend = backends[0]
+    try:
+        target = _target(job, deps, with_token=backend_name != BackendName.KUBERNETES.value)
+    except SpecError:
+        # Without a token nothing remote can be cancelled; the finalizer must not hang on it.
+        return "token unavailable: remote work (if any) left to its own timeout"
+    ref_status = job.status.backend_ref
+    ref = (
+        WorkRef(kind=ref_status.kind, id=ref_status.id, namespace=ref_status.namespace, url=ref_status.url)
+        if ref_status
+        else backend.find(target)
+    )
+    if ref is None:
+        return None
+    if backend.poll(target, ref).state not in TERMINAL_STATES:
+        backend.cancel(target, ref)
+        return f"cancelled {ref.kind} {ref.id}"
+    return None
+
+
+def phase_of(status: FineTuneJobStatus) -> Phase:
+    """The job's phase (for metrics)."""
+    return status.phase

@@ -1,0 +1,63 @@
+"""Render the training plan (the contract with the runtime) from a FineTuneJob and its hardware plan."""
+
+from __future__ import annotations
+
+import yaml
+
+from finetune_operator.api.resource import FineTuneJob
+from finetune_operator.api.status import PlanSummary
+from finetune_operator.config import OperatorConfig
+from finetune_operator.identity import short_uid
+from finetune_training.plan import (
+    Hyperparameters,
+    JobIdentity,
+    LoraSettings,
+    PlanOutput,
+    Resources,
+    TrainingPlan,
+    Tracking,
+)
+
+
+def run_name(job: FineTuneJob, attempt: int) -> str:
+    """trackio run name: unique per attempt (trackio appends to a run that has the same name)."""
+    return f"{job.metadata.name}-{short_uid(job.metadata.uid)}-a{attempt}"
+
+
+def render_plan(job: FineTuneJob, plan: PlanSummary, config: OperatorConfig, attempt: int) -> TrainingPlan:
+    """The TrainingPlan for this job's next backend run."""
+    spec = job.spec
+    out = spec.output
+    manifest = {
+        "apiVersion": job.api_version,
+        "kind": job.kind,
+        "metadata": {"name": job.metadata.name, "namespace": job.metadata.namespace},
+        "spec": spec.wire(),
+    }
+    return TrainingPlan(
+        job=JobIdentity(
+            namespace=job.metadata.namespace, name=job.metadata.name, uid=job.metadata.uid, attempt=attempt
+        ),
+        model=spec.model.name,
+        model_revision=spec.model.revision,
+        dataset=spec.dataset,
+        method=spec.method,
+        peft=plan.peft,
+        lora=spec.lora or LoraSettings(),
+        hyperparameters=plan.hyperparameters or Hyperparameters(),
+        rewards=spec.rewards or [],
+        output=PlanOutput(
+            repo=out.repo if out else None,
+            private=out.private if out else True,
+            merge_adapter=out.merge_adapter if out else False,
+            gguf=list(out.gguf or []) if out else [],
+            gguf_repo=spec.gguf_repo(),
+        ),
+        tracking=Tracking(
+            project=f"{job.metadata.namespace}-{job.metadata.name}",
+            run_name=run_name(job, attempt),
+            space_id=config.trackio_space,
+        ),
+        resources=Resources(gpu_count=plan.gpu_count, gpu_product=plan.gpu_product, flavor=plan.flavor),
+        finetune_job_yaml=yaml.safe_dump(manifest, sort_keys=False),
+    )

@@ -1,0 +1,405 @@
+"""The Helm chart: lint, schema, rendering in both RBAC modes, and (marker `cluster`) the real apiserver,
+`helm install`/`uninstall`, and what the operator's ServiceAccount may do, asked by impersonation."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from finetune_operator.api.spec import FineTuneJobSpec
+from finetune_operator.config import OperatorConfig
+
+from tests.conftest import ROOT, kubectl
+
+CHART = ROOT / "charts" / "finetune-operator"
+CRDS = ROOT / "crds"
+# The testbin helm has no Kubernetes version compiled in (it would assume v1.20): render for the
+# version the local control plane runs.
+KUBE_VERSION = "1.36.3"
+
+
+def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the project's helm."""
+    return subprocess.run(["helm", *args], capture_output=True, text=True, check=check, timeout=300)
+
+
+def render(*sets: str, namespace: str = "ftop", release: str = "t") -> list[dict[str, Any]]:
+    """`helm template` with `--set` values, as a list of objects."""
+    args = ["template", release, str(CHART), "-n", namespace, "--kube-version", KUBE_VERSION]
+    for s in sets:
+        args += ["--set", s]
+    out = helm(*args).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def find(docs: list[dict[str, Any]], kind: str, name_suffix: str = "") -> list[dict[str, Any]]:
+    """Objects of `kind` whose name ends with `name_suffix`."""
+    return [d for d in docs if d["kind"] == kind and d["metadata"]["name"].endswith(name_suffix)]
+
+
+def one(docs: list[dict[str, Any]], kind: str, name_suffix: str = "") -> dict[str, Any]:
+    """The single object of `kind` (and name suffix)."""
+    found = find(docs, kind, name_suffix)
+    assert len(found) == 1, f"expected one {kind}*{name_suffix}, got {[d['metadata']['name'] for d in found]}"
+    return found[0]
+
+
+def rules_of(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    """(apiGroup, resource) -> verbs."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for res in rule["resources"]:
+                out.setdefault((group, res), set()).update(rule["verbs"])
+    return out
+
+
+# --- without a cluster -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sets", [[], ["watchNamespaces={ml,team-a}"]], ids=["cluster-wide", "namespaced"])
+def test_helm_lint(sets: list[str]) -> None:
+    args = ["lint", "--strict", str(CHART), "--kube-version", KUBE_VERSION]
+    for s in sets:
+        args += ["--set", s]
+    result = helm(*args, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "complaint"),
+    [
+        ("replicaCount=2", "/replicaCount"),
+        ("replicaCount=one", "/replicaCount"),
+        ("watchNamespaces=ml", "/watchNamespaces"),
+        ("watchNamespaces={Not_A_Namespace}", "/watchNamespaces/0"),
+        ("image.tag=latest", "/image/tag"),
+        ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
+        ("config.enabled_backends={Auto}", "/config/enabled_backends/0"),
+        ("config.enabledBackends={HFJobs}", "/config"),
+        ("config.trainer_image=ghcr.io/x/trainer:latest", "/config/trainer_image"),
+        ("config.gpu_prices[0].usd_per_hour=-1", "/config/gpu_prices/0/usd_per_hour"),
+        ("metrics.port=abc", "/metrics/port"),
+        ("podSecurityContext.runAsNonRoot=false", "/podSecurityContext/runAsNonRoot"),
+        ("replicas=1", "replicas"),
+    ],
+)
+def test_schema_refuses_bad_values(value: str, complaint: str) -> None:
+    result = helm("template", "t", str(CHART), "--kube-version", KUBE_VERSION, "--set", value, check=False)
+    assert result.returncode != 0, f"helm accepted {value}"
+    assert "schema" in result.stderr and complaint in result.stderr, result.stderr
+
+
+def test_schema_config_lists_every_operator_config_field() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    in_schema = set(schema["properties"]["config"]["properties"])
+    # metrics_port is set from metrics.port so the Service and the operator agree.
+    assert in_schema | {"metrics_port"} == set(OperatorConfig.model_fields)
+
+
+def test_rendered_config_is_a_valid_operator_config(tmp_path: Path) -> None:
+    docs = render("metrics.port=9100", "config.hf_endpoint=http://hub.internal:8080")
+    data = one(docs, "ConfigMap", "-config")["data"]["config.yaml"]
+    path = tmp_path / "config.yaml"
+    path.write_text(data)
+    config = OperatorConfig.load(path)
+    assert config.metrics_port == 9100
+    assert config.hf_endpoint == "http://hub.internal:8080"
+    assert config.default_token_secret == "hf-token"
+    assert {p.product for p in config.gpu_prices} >= {"NVIDIA-H100-80GB-HBM3", "NVIDIA-A10G"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in config.tolerations
+    service = one(docs, "Service", "-metrics")
+    assert service["spec"]["ports"][0]["port"] == 9100
+    container = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "metrics", "containerPort": 9100, "protocol": "TCP"} in container["ports"]
+
+
+def test_deployment_runs_one_standalone_kopf_as_non_root() -> None:
+    docs = render()
+    deploy = one(docs, "Deployment")
+    assert deploy["spec"]["replicas"] == 1
+    assert deploy["spec"]["strategy"] == {"type": "Recreate"}
+    pod = deploy["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["command"][:5] == ["kopf", "run", "--standalone", "-m", "finetune_operator.main"]
+    assert "--liveness=http://0.0.0.0:8080/healthz" in container["command"]
+    assert container["command"][-1] == "--all-namespaces"
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+    assert {"name": "healthz", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "config")
+    assert env["FTJOB_CONFIG"] == f"{mount['mountPath']}/config.yaml"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] > 0
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert pod["serviceAccountName"] == one(docs, "ServiceAccount")["metadata"]["name"]
+    assert container["image"] == "ghcr.io/finetune-operator/operator:0.1.0"
+    # No Secret reaches the operator's pod spec: it reads a job's token through the API when it needs it.
+    assert not any("valueFrom" in e and "secretKeyRef" in e["valueFrom"] for e in container["env"])
+    assert not any("secret" in v for v in pod["volumes"])
+
+
+def test_namespaced_mode_watches_each_namespace_with_a_role_in_each() -> None:
+    docs = render("watchNamespaces={ml,team-a}")
+    command = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert "--all-namespaces" not in command
+    assert [c for c in command if c.startswith("--namespace")] == ["--namespace=ml", "--namespace=team-a"]
+    roles = find(docs, "Role")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["ml", "team-a"]
+    assert sorted(b["metadata"]["namespace"] for b in find(docs, "RoleBinding")) == ["ml", "team-a"]
+    # Namespaced resources are granted by the Roles only; the ClusterRole covers nodes and CRDs.
+    assert [c["metadata"]["name"] for c in find(docs, "ClusterRole")] == ["t-finetune-operator-cluster"]
+    cluster_rules = rules_of(one(docs, "ClusterRole"))
+    assert set(cluster_rules) == {("", "nodes"), ("apiextensions.k8s.io", "customresourcedefinitions")}
+
+
+def test_cluster_wide_mode_uses_cluster_roles_and_no_roles() -> None:
+    docs = render()
+    assert find(docs, "Role") == [] and find(docs, "RoleBinding") == []
+    cluster = rules_of(one(docs, "ClusterRole", "-cluster"))
+    assert cluster[("", "namespaces")] == {"list", "watch"}
+    jobs = rules_of(one(docs, "ClusterRole", "-jobs"))
+    assert jobs[("finetune.dev", "finetunejobs/status")] >= {"patch"}
+    binding = one(docs, "ClusterRoleBinding", "-jobs")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "t-finetune-operator", "namespace": "ftop"}
+    ]
+
+
+@pytest.mark.parametrize("sets", [[], ["watchNamespaces={ml}"]], ids=["cluster-wide", "namespaced"])
+def test_rbac_is_least_privilege(sets: list[str]) -> None:
+    docs = render(*sets)
+    rules: dict[tuple[str, str], set[str]] = {}
+    for role in find(docs, "ClusterRole") + find(docs, "Role"):
+        for key, verbs in rules_of(role).items():
+            rules.setdefault(key, set()).update(verbs)
+    assert not any("*" in k[0] or "*" in k[1] or "*" in v for k, v in rules.items()), rules
+    assert rules == {
+        ("finetune.dev", "finetunejobs"): {"get", "list", "watch", "patch"},
+        ("finetune.dev", "finetunejobs/status"): {"get", "patch", "update"},
+        ("batch", "jobs"): {"create", "get", "list", "watch", "delete"},
+        ("", "pods"): {"get", "list", "watch"},
+        ("", "pods/log"): {"get"},
+        ("", "configmaps"): {"create", "get", "list", "delete"},
+        ("", "events"): {"create", "patch"},
+        ("events.k8s.io", "events"): {"create", "patch"},
+        ("", "secrets"): {"get"},
+        ("", "nodes"): {"list", "watch"},
+        ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
+        **({} if sets else {("", "namespaces"): {"list", "watch"}}),
+    }
+
+
+def test_service_monitor_selects_the_metrics_service() -> None:
+    assert find(render(), "ServiceMonitor") == []
+    docs = render("metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.labels.release=prom")
+    monitor = one(docs, "ServiceMonitor")
+    service = one(docs, "Service", "-metrics")
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"]
+    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+    refused = helm(
+        "template", "t", str(CHART), "--kube-version", KUBE_VERSION,
+        "--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.service.enabled=false",
+        check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "metrics.service.enabled" in refused.stderr
+
+
+def test_dashboard_configmap_carries_the_dashboard() -> None:
+    assert find(render(), "ConfigMap", "-dashboard") == []
+    dashboard = CHART / "dashboards" / "finetune-operator.json"
+    args = [
+        "template",
+        "t",
+        str(CHART),
+        "--kube-version",
+        KUBE_VERSION,
+        "--set",
+        "grafana.dashboard.enabled=true",
+    ]
+    if not dashboard.exists():
+        result = helm(*args, check=False)
+        assert result.returncode != 0 and "dashboards/finetune-operator.json" in result.stderr
+        pytest.skip("charts/finetune-operator/dashboards/finetune-operator.json is not written yet")
+    docs = render("grafana.dashboard.enabled=true", "grafana.dashboard.namespace=monitoring")
+    cm = one(docs, "ConfigMap", "-dashboard")
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert cm["metadata"]["namespace"] == "monitoring"
+    assert json.loads(cm["data"]["finetune-operator.json"]) == json.loads(dashboard.read_text())
+
+
+def test_chart_crds_are_the_generated_crds() -> None:
+    generated = sorted(p.name for p in CRDS.glob("*.yaml"))
+    assert "finetune.dev_finetunejobs.yaml" in generated, "run `make crds`"
+    in_chart = sorted(p.name for p in (CHART / "crds").glob("*.yaml"))
+    assert in_chart == generated, "run `make chart` to copy crds/ into the chart"
+    for name in generated:
+        assert (CHART / "crds" / name).read_text() == (CRDS / name).read_text(), (
+            f"{name} is stale: `make chart`"
+        )
+
+
+NOTES_PROBE = """apiVersion: v1
+kind: ConfigMap
+metadata: {name: notes}
+data:
+  notes: |
+    {{- include (print $.Template.BasePath "/NOTES.txt") . | nindent 4 }}
+"""
+
+
+def notes(tmp_path: Path, *sets: str) -> str:
+    """NOTES.txt as `helm install` prints it, rendered without a cluster: a copy of the chart gets a
+    template that includes NOTES.txt into a ConfigMap, which `helm template --show-only` prints."""
+    chart = tmp_path / "chart"
+    if not chart.exists():
+        shutil.copytree(CHART, chart)
+        (chart / "templates" / "notes-probe.yaml").write_text(NOTES_PROBE)
+    args = ["template", "t", str(chart), "-n", "ftop", "--show-only", "templates/notes-probe.yaml"]
+    for s in sets:
+        args += ["--set", s]
+    return str(yaml.safe_load(helm(*args).stdout)["data"]["notes"])
+
+
+def test_notes_tell_what_to_apply_next(tmp_path: Path) -> None:
+    text = notes(tmp_path, "watchNamespaces={ml}")
+    assert "kubectl -n ml get ftj" in text
+    assert "kubectl -n ml wait --for=condition=Complete ftj/my-first-sft" in text
+    assert """patch ftj my-first-sft --type=merge -p '{"spec":{"suspend":false}}'""" in text
+    # The FineTuneJob it shows is a valid spec, suspended.
+    match = re.search(r"<<'YAML'.*?\n(.*?)\n\s*YAML\n", text, re.S)
+    assert match, text
+    job = yaml.safe_load("\n".join(line[3:] for line in match.group(1).splitlines()))
+    spec = FineTuneJobSpec.model_validate(job["spec"])
+    assert spec.suspend is True
+    assert job["kind"] == "FineTuneJob" and job["apiVersion"] == "finetune.dev/v1alpha1"
+    assert "every namespace" in notes(tmp_path)
+
+
+# --- on the local control plane --------------------------------------------------------------------
+
+
+@pytest.fixture
+def other_namespace(core_v1: Any) -> Iterator[str]:
+    """A second namespace, which the namespaced install does not watch."""
+    from kubernetes import client
+
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    core_v1.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("namespaced", [False, True], ids=["cluster-wide", "namespaced"])
+def test_template_accepted_by_the_apiserver(namespace: str, other_namespace: str, namespaced: bool) -> None:
+    sets = [f"watchNamespaces={{{namespace},{other_namespace}}}"] if namespaced else []
+    sets += (
+        ["grafana.dashboard.enabled=true"]
+        if (CHART / "dashboards" / "finetune-operator.json").exists()
+        else []
+    )
+    release = f"dry-{namespace}"
+    docs = render(*sets, namespace=namespace, release=release)
+    manifest = yaml.safe_dump_all(docs)
+    result = kubectl("apply", "--dry-run=server", "-f", "-", input=manifest, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("(server dry run)") == len(docs)
+
+
+def can_i(sa: str, verb: str, resource: str, namespace: str | None = None, subresource: str = "") -> bool:
+    """`kubectl auth can-i` as the ServiceAccount `namespace:name` in `sa`."""
+    args = ["auth", "can-i", verb, resource, f"--as=system:serviceaccount:{sa}"]
+    args += ["-n", namespace] if namespace else []
+    args += [f"--subresource={subresource}"] if subresource else []
+    result = kubectl(*args, check=False)
+    assert result.stdout.strip() in {"yes", "no"}, result.stdout + result.stderr
+    return result.stdout.strip() == "yes"
+
+
+def install(release: str, namespace: str, *sets: str) -> None:
+    """`helm install --wait`: kwok marks the operator's pod Running and Ready (no container really runs)."""
+    args = ["install", release, str(CHART), "-n", namespace, "--wait", "--timeout", "3m"]
+    for s in sets:
+        args += ["--set", s]
+    result = helm(*args, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "kubectl" in result.stdout and "condition=Complete" in result.stdout  # NOTES were printed
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("namespaced", [False, True], ids=["cluster-wide", "namespaced"])
+def test_install_rbac_and_uninstall(
+    kubeconfig: Path, namespace: str, other_namespace: str, namespaced: bool
+) -> None:
+    # The operator lives in `namespace`; namespaced mode watches `watched` (created here) only.
+    watched = f"{namespace}-w"
+    kubectl("create", "namespace", watched)
+    release = f"fto-{namespace}"
+    sets = [f"watchNamespaces={{{watched}}}"] if namespaced else []
+    try:
+        install(release, namespace, *sets)
+        pods = kubectl(
+            "get", "pods", "-n", namespace, "-l", f"app.kubernetes.io/instance={release}",
+            "-o", "jsonpath={.items[*].status.phase}",
+        ).stdout.split()  # fmt: skip
+        assert pods == ["Running"]
+        sa = f"{namespace}:{release}-finetune-operator"
+
+        # What the operator needs, where it works.
+        assert can_i(sa, "watch", "finetunejobs.finetune.dev", watched)
+        assert can_i(sa, "patch", "finetunejobs.finetune.dev", watched, subresource="status")
+        assert can_i(sa, "create", "jobs.batch", watched)
+        assert can_i(sa, "delete", "jobs.batch", watched)
+        assert can_i(sa, "get", "pods", watched, subresource="log")
+        assert can_i(sa, "create", "configmaps", watched)
+        assert can_i(sa, "create", "events", watched)
+        assert can_i(sa, "get", "secrets", watched)
+        assert can_i(sa, "list", "nodes")
+        assert can_i(sa, "watch", "customresourcedefinitions.apiextensions.k8s.io")
+        # And no more.
+        assert not can_i(sa, "list", "secrets", watched)
+        assert not can_i(sa, "update", "finetunejobs.finetune.dev", watched)
+        assert not can_i(sa, "delete", "finetunejobs.finetune.dev", watched)
+        assert not can_i(sa, "create", "pods", watched)
+        assert not can_i(sa, "create", "deployments.apps", watched)
+        assert not can_i(sa, "delete", "nodes")
+        assert not can_i(sa, "patch", "nodes")
+        assert not can_i(sa, "create", "clusterroles.rbac.authorization.k8s.io")
+        assert not can_i(sa, "create", "rolebindings.rbac.authorization.k8s.io", watched)
+        assert not can_i(sa, "impersonate", "serviceaccounts")
+        assert not can_i(sa, "create", "customresourcedefinitions.apiextensions.k8s.io")
+        if namespaced:
+            # Outside its watched namespaces it can read nothing of a job's.
+            assert not can_i(sa, "get", "secrets", other_namespace)
+            assert not can_i(sa, "create", "jobs.batch", other_namespace)
+            assert not can_i(sa, "list", "finetunejobs.finetune.dev", other_namespace)
+            assert not can_i(sa, "get", "secrets", namespace)
+            assert not can_i(sa, "list", "namespaces")
+        else:
+            assert can_i(sa, "create", "jobs.batch", other_namespace)
+            assert can_i(sa, "list", "namespaces")
+
+        uninstalled = helm("uninstall", release, "-n", namespace, "--wait", "--timeout", "2m", check=False)
+        assert uninstalled.returncode == 0, uninstalled.stderr
+        left = kubectl(
+            "get", "deployment,serviceaccount,configmap,service", "-n", namespace, "-o", "name"
+        ).stdout
+        assert release not in left
+        cluster_roles = kubectl("get", "clusterroles,clusterrolebindings", "-o", "name").stdout
+        assert release not in cluster_roles
+        assert not can_i(sa, "list", "nodes")
+    finally:
+        helm("uninstall", release, "-n", namespace, "--ignore-not-found", check=False)
+        kubectl("delete", "namespace", watched, "--wait=false", check=False)

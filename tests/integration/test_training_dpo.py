@@ -1,0 +1,32 @@
+"""DPO with real TRL on CPU on ShareGPT preference data, with and without LoRA."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from finetune_training.events import EventKind
+from finetune_training.plan import TrainingPlan
+
+from tests.integration.training_support import run_in_process
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("peft", ["LoRA", "None"])
+def test_dpo_on_sharegpt_preferences(
+    peft: str, make_plan: Callable[..., TrainingPlan], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = make_plan("DPO", "dpo_en_demo.json", "ShareGPTPreference", peft=peft)
+    code, events = run_in_process(plan, tmp_path, capsys)
+    assert code == 0, events
+    progress = [e for e in events if e.ftjob == EventKind.PROGRESS]
+    assert [e.step for e in progress] == [1, 2]
+    assert all(e.loss is not None and math.isfinite(e.loss) for e in progress)
+    assert progress[0].metrics and "rewards/margins" in progress[0].metrics
+    final = Path(plan.output.local_dir) / "final"
+    weights = "adapter_model.safetensors" if peft == "LoRA" else "model.safetensors"
+    assert (final / weights).is_file()
+    assert "- dpo" in (final / "README.md").read_text()

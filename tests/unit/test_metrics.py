@@ -1,0 +1,143 @@
+"""Operator metrics: conventions checked by the real `promtool`, bounded per-job series that go away."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import urllib.request
+
+import pytest
+from finetune_operator.api.status import Progress
+from finetune_operator.metrics import JobLabels, OperatorMetrics, start_metrics_server
+from prometheus_client.parser import text_string_to_metric_families
+
+LABELS = JobLabels(namespace="team-a", name="support-bot", method="SFT", backend="Kubernetes")
+PROGRESS = Progress(step=42, total_steps=100, loss=1.25, tokens_per_second=512.5, eta_seconds=300)
+
+
+def samples(metrics: OperatorMetrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample, keyed by name and labels."""
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(metrics.render())
+        for s in family.samples
+    }
+
+
+def value(metrics: OperatorMetrics, metric: str, /, **labels: str) -> float | None:
+    return samples(metrics).get((metric, frozenset(labels.items())))
+
+
+def busy_metrics() -> OperatorMetrics:
+    metrics = OperatorMetrics()
+    metrics.job_phase_changed("team-a/support-bot", None, "Pending")
+    metrics.job_phase_changed("team-a/support-bot", "Pending", "Running")
+    metrics.job_failed("OutOfMemory")
+    metrics.backend_api_error("HFJobs", "HTTP5xx")
+    with metrics.time_reconcile(), metrics.time_validation(), metrics.time_planning():
+        pass
+    metrics.update_job(LABELS, PROGRESS, estimated_cost_usd=3.5, elapsed_cost_usd=1.2)
+    return metrics
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing: apt-get install prometheus")
+def test_promtool_check_metrics_passes() -> None:
+    text = busy_metrics().render()
+    assert "finetune_operator_job_training_loss{" in text
+    result = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "" and result.stderr.strip() == "", result.stdout + result.stderr
+
+
+def test_promtool_would_catch_a_bad_name() -> None:
+    """The check above can fail: promtool flags names against the conventions (here a non-base unit)."""
+    if shutil.which("promtool") is None:
+        pytest.skip("promtool missing")
+    name = "ftjob_duration_milliseconds"
+    bad = f"# HELP {name} x\n# TYPE {name} gauge\n{name} 1\n"
+    result = subprocess.run(["promtool", "check", "metrics"], input=bad, capture_output=True, text=True)
+    assert result.returncode != 0
+
+
+def test_per_job_series_values() -> None:
+    metrics = busy_metrics()
+    job = {"namespace": "team-a", "name": "support-bot", "method": "SFT", "backend": "Kubernetes"}
+    assert value(metrics, "finetune_operator_job_training_loss", **job) == 1.25
+    assert value(metrics, "finetune_operator_job_step", **job) == 42
+    assert value(metrics, "finetune_operator_job_total_steps", **job) == 100
+    assert value(metrics, "finetune_operator_job_progress_ratio", **job) == 0.42
+    assert value(metrics, "finetune_operator_job_tokens_per_second", **job) == 512.5
+    assert value(metrics, "finetune_operator_job_estimated_cost_usd", **job) == 3.5
+    assert value(metrics, "finetune_operator_job_elapsed_cost_usd", **job) == 1.2
+    assert value(metrics, "finetune_operator_job_eta_seconds", **job) == 300
+
+
+def test_unknown_values_remove_their_series_and_labels_change_replaces() -> None:
+    metrics = busy_metrics()
+    job = {"namespace": "team-a", "name": "support-bot", "method": "SFT", "backend": "Kubernetes"}
+    metrics.update_job(LABELS, Progress(step=43, total_steps=100), None, 1.3)
+    assert value(metrics, "finetune_operator_job_training_loss", **job) is None
+    assert value(metrics, "finetune_operator_job_estimated_cost_usd", **job) is None
+    assert value(metrics, "finetune_operator_job_step", **job) == 43
+    moved = LABELS.model_copy(update={"backend": "HFJobs"})
+    metrics.update_job(moved, Progress(step=1), None, None)
+    assert value(metrics, "finetune_operator_job_step", **job) is None
+    assert value(metrics, "finetune_operator_job_step", **{**job, "backend": "HFJobs"}) == 1
+
+
+def test_remove_job_removes_every_series_and_its_phase() -> None:
+    metrics = busy_metrics()
+    other = JobLabels(namespace="team-b", name="x", method="DPO", backend="HFJobs")
+    metrics.update_job(other, PROGRESS, 1.0, 0.5)
+    metrics.remove_job("team-a", "support-bot")
+    names = {name for (name, labels) in samples(metrics) if ("name", "support-bot") in labels}
+    assert names == set()
+    assert value(metrics, "finetune_operator_job_step", **other.model_dump()) == 42
+    assert value(metrics, "finetune_operator_jobs", phase="Running") == 0
+
+
+def test_jobs_by_phase_and_transitions() -> None:
+    clock = [0.0]
+    metrics = OperatorMetrics(clock=lambda: clock[0])
+    metrics.job_phase_changed("a/x", None, "Pending")
+    metrics.job_phase_changed("a/y", None, "Running")
+    clock[0] = 30.0
+    metrics.job_phase_changed("a/x", "Pending", "Running")
+    assert value(metrics, "finetune_operator_jobs", phase="Running") == 2
+    assert value(metrics, "finetune_operator_jobs", phase="Pending") == 0
+    assert value(metrics, "finetune_operator_jobs", phase="Failed") == 0  # every phase is present
+    key = "finetune_operator_phase_transitions_total"
+    assert value(metrics, key, from_phase="Pending", to_phase="Running") == 1
+    assert value(metrics, "finetune_operator_phase_duration_seconds_sum", phase="Pending") == 30.0
+    # A re-announced phase after a restart (old None) is neither a transition nor a double count.
+    metrics.job_phase_changed("a/x", None, "Running")
+    assert value(metrics, "finetune_operator_jobs", phase="Running") == 2
+    metrics.job_phase_changed("a/y", "Running", None)
+    assert value(metrics, "finetune_operator_jobs", phase="Running") == 1
+    metrics.set_jobs_by_phase({"Succeeded": 4})
+    assert value(metrics, "finetune_operator_jobs", phase="Succeeded") == 4
+    assert value(metrics, "finetune_operator_jobs", phase="Running") == 0
+
+
+def test_counters_and_histograms() -> None:
+    metrics = busy_metrics()
+    assert value(metrics, "finetune_operator_job_failures_total", reason="OutOfMemory") == 1
+    assert value(metrics, "finetune_operator_backend_api_errors_total", backend="HFJobs", kind="HTTP5xx") == 1
+    for name in ("reconcile", "validation", "planning"):
+        assert value(metrics, f"finetune_operator_{name}_duration_seconds_count") == 1
+
+
+def test_metrics_server_serves_the_registry() -> None:
+    metrics = busy_metrics()
+    server, thread = start_metrics_server(0, metrics.registry, host="127.0.0.1")
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body = response.read().decode()
+        assert 'finetune_operator_job_step{backend="Kubernetes",method="SFT"' in body
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
