@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import random
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +22,10 @@ import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "bench"
-WORDS = "the a model learns from data when each example shows what good answers look like in context".split()
+WORDS = [
+    "the", "a", "model", "learns", "from", "data", "when", "each", "example",
+    "shows", "what", "good", "answers", "look", "like", "in", "context",
+]  # fmt: skip
 
 
 def sentence(rng: random.Random, n: int) -> str:
@@ -45,7 +50,10 @@ def generate(path: Path, rows: int, seed: int = 0) -> None:
             [
                 {"role": "system", "content": "You are a helpful assistant."},
                 {"role": "user", "content": f"{pool[rng.randrange(65536)]} (question {i})"},
-                {"role": "assistant", "content": f"{pool[rng.randrange(65536)]} {pool[rng.randrange(65536)]}"},
+                {
+                    "role": "assistant",
+                    "content": f"{pool[rng.randrange(65536)]} {pool[rng.randrange(65536)]}",
+                },
             ]
             for i in range(start, min(rows, start + step))
         ]
@@ -77,6 +85,13 @@ def main() -> None:
     verdicts = ", ".join(f"{v.method}={v.verdict.value}" for v in report.verdicts)
     print(f"ours: {ours:.3f}s for a verdict on {report.rows:,} rows ({verdicts}); imports {import_s:.3f}s")
 
+    # The same from a cold process, as a user runs it (interpreter start and imports included).
+    t = time.perf_counter()
+    cli = [sys.executable, "-m", "finetune_operator.cli.main", "validate", str(path), "-o", "json"]
+    done = subprocess.run(cli, capture_output=True, text=True, check=False)
+    cold = time.perf_counter() - t
+    print(f"ours, cold `ftjob validate` process: {cold:.3f}s (exit {done.returncode})")
+
     import datasets
 
     with tempfile.TemporaryDirectory() as cache_dir:
@@ -84,7 +99,7 @@ def main() -> None:
         ds = datasets.load_dataset("parquet", data_files=str(path), split="train", cache_dir=cache_dir)
         theirs = time.perf_counter() - t
     print(f"datasets.load_dataset: {theirs:.3f}s for {len(ds):,} rows")
-    print(f"ratio: {theirs / ours:.1f}x faster ({ours:.3f}s vs {theirs:.3f}s)")
+    print(f"ratio: {theirs / ours:.1f}x faster in process, {theirs / cold:.1f}x from a cold process")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,18 @@ STAMP="$DEST/VERSION"
 
 log() { echo "[gguf-tools] $*"; }
 
+# Remove everything from the unpacked llama.cpp except the converters, their `conversion` package and
+# gguf-py, the chat templates and the two built-in vocabularies they load (models/ggml-vocab-*.gguf).
+prune_src() {
+  local src="$1" keep
+  keep="$(mktemp -d "$src.keep.XXXXXX")"
+  for p in convert_hf_to_gguf.py convert_lora_to_gguf.py conversion gguf-py LICENSE \
+           models/templates models/ggml-vocab-gpt-neox.gguf models/ggml-vocab-llama-spm.gguf; do
+    if [[ -e "$src/$p" ]]; then mkdir -p "$keep/$(dirname "$p")" && mv "$src/$p" "$keep/$p"; fi
+  done
+  rm -rf "$src" && mv "$keep" "$src"
+}
+
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "llama-cpp-python==$VERSION" ]]; then
   ok=1
   for t in "${TOOLS[@]}"; do [[ -x "$DEST/bin/$t" ]] || ok=0; done
@@ -83,7 +95,9 @@ wait "$pid" || { tail -n 30 "$DEST/build.log"; log "error: build failed (full lo
 
 mkdir -p "$DEST/bin"
 for t in "${TOOLS[@]}"; do install -m 0755 "$DEST/build/bin/$t" "$DEST/bin/$t"; done
-# The object files are not needed once the static binaries exist (they are ~100 MB).
+# Keep only what the converter reads (176 MB of sources become ~3 MB): the object files and the
+# C++ sources are not needed once the binaries exist; a version change unpacks afresh anyway.
+prune_src "$DEST/src"
 rm -rf "$DEST/build"
 echo "llama-cpp-python==$VERSION" >"$STAMP"
 log "built in $(( $(date +%s) - start ))s: $(ls "$DEST/bin" | tr '\n' ' ')"

@@ -62,7 +62,7 @@ class OperatorConfig(BaseSettings):
     """How often running jobs are polled."""
     stall_minutes: float = 30.0
     """Warn (Event `NoProgress`) when a running job reports nothing for this long."""
-    metrics_port: int = 9090
+    metrics_port: int = 9464
     """Port of the Prometheus `/metrics` endpoint (0 disables it)."""
     trackio_space: str | None = None
     """A trackio Space to sync runs to; default: the runtime's local store only."""

@@ -111,21 +111,25 @@ class OperatorMetrics:
 
         self.jobs = gauge("jobs", "FineTuneJobs known to the operator, by phase.", ["phase"])
         self.phase_transitions = counter(
-            "phase_transitions", "FineTuneJob phase transitions, by phase left and phase entered.",
+            "phase_transitions",
+            "FineTuneJob phase transitions, by phase left and phase entered.",
             ["from_phase", "to_phase"],
-        )  # fmt: skip
+        )
         self.job_failures = counter("job_failures", "FineTuneJobs that failed, by reason.", ["reason"])
         self.reconcile_duration = histogram(
             "reconcile_duration_seconds", "Time spent in one reconcile of a FineTuneJob.", API_BUCKETS
         )
         self.phase_duration = histogram(
-            "phase_duration_seconds", "Time FineTuneJobs spent in a phase before leaving it.", PHASE_BUCKETS,
+            "phase_duration_seconds",
+            "Time FineTuneJobs spent in a phase before leaving it.",
+            PHASE_BUCKETS,
             ["phase"],
-        )  # fmt: skip
+        )
         self.backend_api_errors = counter(
-            "backend_api_errors", "Failed calls to a backend's API, by backend and error kind.",
+            "backend_api_errors",
+            "Failed calls to a backend's API, by backend and error kind.",
             ["backend", "kind"],
-        )  # fmt: skip
+        )
         self.validation_duration = histogram(
             "validation_duration_seconds", "Time spent validating a FineTuneJob's dataset.", API_BUCKETS
         )

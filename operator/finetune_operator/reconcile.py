@@ -36,6 +36,7 @@ from finetune_operator.kube import KubeGateway
 from finetune_operator.metrics import JobLabels, OperatorMetrics
 from finetune_operator.progress import ProgressTracker
 from finetune_operator.render import render_plan
+from finetune_operator.status_writer import StatusWriter
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class Deps:
     backoff: dict[str, tuple[float, int]] = field(default_factory=dict)
     """uid -> (not before, consecutive transient failures)."""
     guard: threading.Lock = field(default_factory=threading.Lock)
+    status_writer: StatusWriter | None = None
 
     def lock_for(self, uid: str) -> threading.Lock:
         """One lock per FineTuneJob: handlers and timers of one job never reconcile at once."""
@@ -405,13 +407,12 @@ def _hours_since(timestamp: str) -> float:
 
 
 def reconcile(job: FineTuneJob, deps: Deps) -> Outcome:
-    """Carry the job one step further; see the module docstring."""
+    """Carry the job one step further; see the module docstring. Callers hold `deps.lock_for(uid)`."""
     uid = job.metadata.uid
     not_before, _ = deps.backoff.get(uid, (0.0, 0))
     if time.monotonic() < not_before:
         return Outcome(job.status)
-    with deps.lock_for(uid):
-        outcome = Reconciler(job, deps).run()
+    outcome = Reconciler(job, deps).run()
     if deps.metrics and job.status.phase != outcome.status.phase:
         deps.metrics.job_phase_changed(
             f"{job.metadata.namespace}/{job.metadata.name}", job.status.phase.value, outcome.status.phase.value

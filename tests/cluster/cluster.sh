@@ -15,6 +15,23 @@ export PATH="$bin:$PATH" KWOK_WORKDIR="$state/kwok"
 say() { printf '[cluster] %s\n' "$*"; }
 kc() { kubectl --kubeconfig "$kubeconfig" "$@"; }
 
+# kwokctl's built-in pod stages complete a pod at once. kwok's "general" pod stages (from the kwok module
+# that testbin.sh downloaded) honour a delay per pod (annotation pod-complete.stage.kwok.x-k8s.io/delay,
+# default 1s + up to 5s jitter); giving any stage replaces all defaults, so the node stages come too.
+stages_config() {
+  source "$here/versions.env"
+  local kwok_src
+  kwok_src="$(GOFLAGS= go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  cat "$here/kwokctl.yaml"
+  for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+    pod/general/pod-create.yaml pod/general/pod-init-container-running.yaml \
+    pod/general/pod-init-container-completed.yaml pod/general/pod-ready.yaml \
+    pod/general/pod-complete.yaml pod/general/pod-delete.yaml; do
+    printf -- '---\n'
+    cat "$kwok_src/kustomize/stage/$f"
+  done
+}
+
 healthy() { [[ -f "$kubeconfig" ]] && kc get --raw /readyz >/dev/null 2>&1; }
 
 up() {
@@ -25,8 +42,9 @@ up() {
     # A stopped or half-made cluster from an earlier run is removed first.
     kwokctl delete cluster --name "$name" >/dev/null 2>&1 || true
     say "starting kwokctl cluster '$name' (binary runtime, 127.0.0.1)"
+    stages_config >"$state/kwokctl.yaml"
     kwokctl create cluster --name "$name" --runtime binary \
-      --config "$here/kwokctl.yaml" \
+      --config "$state/kwokctl.yaml" \
       --kubeconfig "$kubeconfig" \
       --etcd-binary "$bin/etcd" \
       --kube-apiserver-binary "$bin/kube-apiserver" \

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from finetune_training.plan import TrainingPlan
 
+from finetune_training.plan import TrainingPlan
 from tests.integration.training_support import DATASETS
 
 

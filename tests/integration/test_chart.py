@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 from finetune_operator.api.spec import FineTuneJobSpec
-from finetune_operator.config import OperatorConfig
+from finetune_operator.config import GpuPrice, OperatorConfig
 
 from tests.conftest import ROOT, kubectl
 
@@ -86,7 +86,7 @@ def test_helm_lint(sets: list[str]) -> None:
         ("config.enabled_backends={Auto}", "/config/enabled_backends/0"),
         ("config.enabledBackends={HFJobs}", "/config"),
         ("config.trainer_image=ghcr.io/x/trainer:latest", "/config/trainer_image"),
-        ("config.gpu_prices[0].usd_per_hour=-1", "/config/gpu_prices/0/usd_per_hour"),
+        ("config.gpu_prices[0].usdPerGPUHour=-1", "/config/gpu_prices/0/usdPerGPUHour"),
         ("metrics.port=abc", "/metrics/port"),
         ("podSecurityContext.runAsNonRoot=false", "/podSecurityContext/runAsNonRoot"),
         ("replicas=1", "replicas"),
@@ -103,6 +103,8 @@ def test_schema_config_lists_every_operator_config_field() -> None:
     in_schema = set(schema["properties"]["config"]["properties"])
     # metrics_port is set from metrics.port so the Service and the operator agree.
     assert in_schema | {"metrics_port"} == set(OperatorConfig.model_fields)
+    price = schema["properties"]["config"]["properties"]["gpu_prices"]["items"]
+    assert set(price["properties"]) == {f.alias or n for n, f in GpuPrice.model_fields.items()}
 
 
 def test_rendered_config_is_a_valid_operator_config(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def built(tiny: Path, tools: GGUFTools, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+def built(tools: GGUFTools, tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     out = tmp_path_factory.mktemp("gguf-out")
     return build_gguf(tiny, [GGUFQuant.F16, GGUFQuant.Q4_K_M], out, "tiny-chat", tools=tools)
 

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from finetune_training.events import EventKind
 from finetune_training.plan import TrainingPlan
-
 from tests.integration.training_support import events_of, run_in_process, subprocess_env, train_command
 
 pytestmark = pytest.mark.slow

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from finetune_training.events import EventKind
 from finetune_training.plan import TrainingPlan
-
 from tests.integration.training_support import run_in_process
 
 pytestmark = pytest.mark.slow

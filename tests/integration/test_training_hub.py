@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from finetune_training.events import EventKind, RuntimeEvent, parse_line
 from finetune_training.plan import TrainingPlan
-
 from tests.hub import HubServer, client_config, client_env, start_hub
 from tests.integration.training_support import events_of, train_command
 
@@ -42,18 +42,28 @@ def _start(plan: TrainingPlan, tmp_path: Path, hub: HubServer) -> subprocess.Pop
     return subprocess.Popen(
         train_command(path),
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=(tmp_path / "stderr.txt").open("w"),
         text=True,
-        env=client_env(hub),
+        env=_env(hub, tmp_path),
         cwd=tmp_path,
     )
+
+
+def _env(hub: HubServer, tmp_path: Path) -> dict[str, str]:
+    """The stand-in's client environment, with a Hugging Face cache of this test's own."""
+    return {**client_env(hub), "HF_HOME": str(tmp_path / "hf-home")}
 
 
 def _run(plan: TrainingPlan, tmp_path: Path, hub: HubServer) -> tuple[int, list[RuntimeEvent], str]:
     path = tmp_path / "plan.json"
     plan.dump(path)
     proc = subprocess.run(
-        train_command(path), capture_output=True, text=True, env=client_env(hub), cwd=tmp_path, timeout=600
+        train_command(path),
+        capture_output=True,
+        text=True,
+        env=_env(hub, tmp_path),
+        cwd=tmp_path,
+        timeout=600,
     )
     return proc.returncode, events_of(proc.stdout), proc.stderr
 
@@ -79,7 +89,10 @@ def test_killed_run_resumes_from_the_last_pushed_checkpoint(
             proc.kill()  # as a preempted pod or job dies: no chance to clean up
             break
     proc.wait(timeout=60)
-    assert pushed is not None and pushed.step == 2, "no checkpoint was pushed before the kill"
+    log = (tmp_path / "stderr.txt").read_text()
+    assert pushed is not None and pushed.step == 2, (
+        f"no checkpoint was pushed before the kill:\n{log[-3000:]}"
+    )
     assert pushed.url and pushed.url.startswith(hub.url) and "/tree/checkpoints/" in pushed.url
     branch_files = hub.store.list_files("model", "tester/resume-model", revision="checkpoints")
     assert "last-checkpoint/ftjob-checkpoint.json" in branch_files
@@ -102,10 +115,13 @@ def test_another_jobs_checkpoint_is_not_resumed(
     make_plan: Callable[..., TrainingPlan], tmp_path: Path, hub: HubServer
 ) -> None:
     plan = make_plan(
-        "SFT", "c4_demo.jsonl", hyperparameters={"maxSteps": 2, "saveSteps": 2}, output={"repo": "tester/shared"}
+        "SFT",
+        "c4_demo.jsonl",
+        hyperparameters={"maxSteps": 2, "saveSteps": 2},
+        output={"repo": "tester/shared"},
     )
     plan.model = BASE
-    assert _run(plan, tmp_path / "", hub)[0] == 0
+    assert _run(plan, tmp_path, hub)[0] == 0
     other = plan.model_copy(update={"job": plan.job.model_copy(update={"uid": "someone-else"})})
     shutil.rmtree(plan.output.local_dir)
     code, events, stderr = _run(other, tmp_path, hub)
@@ -139,7 +155,7 @@ def test_publish_pushes_the_adapter_with_a_model_card(
     assert meta["base_model"] == BASE and meta["library_name"] == "peft"
     assert {"trl", "sft"} <= set(meta["tags"])
     assert "supervised fine-tuning (SFT)" in body and "LoRA (r=16, alpha=32)" in body
-    assert "| learning_rate |" in body and "| train_loss |" in body
+    assert "| learningRate |" in body and "| train_loss |" in body
     assert "trackio" in body and plan.tracking.run_name in body
     assert JOB_YAML.strip() in body
 
@@ -157,7 +173,12 @@ def test_publish_merges_and_pushes_gguf_files(
         "SFT",
         "alpaca_en_demo.json",
         "Alpaca",
-        output={"repo": "tester/chat", "mergeAdapter": True, "gguf": ["F16", "Q4_K_M"], "pushCheckpoints": False},
+        output={
+            "repo": "tester/chat",
+            "mergeAdapter": True,
+            "gguf": ["F16", "Q4_K_M"],
+            "pushCheckpoints": False,
+        },
     )
     plan.model = BASE
     code, events, stderr = _run(plan, tmp_path, hub)

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from finetune_training.events import EventKind
 from finetune_training.plan import TrainingPlan
-
 from tests.integration.training_support import run_in_process
 
 pytestmark = pytest.mark.slow
@@ -78,8 +78,9 @@ def test_sft_config_uses_assistant_only_loss_and_document_aware_packing(
 def test_packed_rows_keep_documents_apart(tiny_model: Path) -> None:
     """A document packed after another gets the same logits as alone: no attention across the boundary."""
     import torch
-    from finetune_training.packing import RowwisePackedCollator
     from transformers import AutoModelForCausalLM
+
+    from finetune_training.packing import RowwisePackedCollator
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model, attn_implementation="sdpa").eval()
     a, b = list(range(5, 17)), list(range(40, 49))

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from finetune_training.events import RuntimeEvent, parse_line
 from finetune_training.plan import TrainingPlan
 

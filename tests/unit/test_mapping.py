@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from finetune_training.mapping import (
     TURN_COLUMNS,
     MappingError,
@@ -16,7 +17,6 @@ from finetune_training.mapping import (
     parts_to_text,
 )
 from finetune_training.plan import ColumnMapping, Conversion
-
 from tests.conftest import SHARED_DATASETS
 
 
@@ -41,7 +41,13 @@ def test_alpaca_becomes_conversational_prompt_completion() -> None:
 
 
 def test_alpaca_with_system_and_history() -> None:
-    row = {"instruction": "and now?", "input": "", "output": "done", "system": "be brief", "history": [["hi", "hello"]]}
+    row = {
+        "instruction": "and now?",
+        "input": "",
+        "output": "done",
+        "system": "be brief",
+        "history": [["hi", "hello"]],
+    }
     out = map_row(row, Conversion.ALPACA, None)
     assert [m["role"] for m in out["prompt"]] == ["system", "user", "assistant", "user"]
     assert out["prompt"][-1]["content"] == "and now?"
@@ -68,7 +74,11 @@ def test_sharegpt_tool_calls_observations_and_tools() -> None:
 
 
 def test_sharegpt_tools_list_becomes_json_and_system_column_is_prepended() -> None:
-    row = {"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}], "system": "sys", "tools": [{"name": "f"}]}
+    row = {
+        "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}],
+        "system": "sys",
+        "tools": [{"name": "f"}],
+    }
     out = map_row(row, Conversion.SHAREGPT, None)
     assert out["messages"][0] == {"role": "system", "content": "sys"}
     assert json.loads(out["tools"]) == [{"name": "f"}]
@@ -127,9 +137,13 @@ def test_final_answer(text: str, final: str) -> None:
 def test_renames_apply_after_the_conversion_and_swap() -> None:
     row = {"a": 1, "b": 2}
     assert map_row(row, None, ColumnMapping(prompt="a", completion="b")) == {"prompt": 1, "completion": 2}
-    swapped = map_row({"prompt": "x", "completion": "y"}, None, ColumnMapping(prompt="completion", completion="prompt"))
+    swapped = map_row(
+        {"prompt": "x", "completion": "y"}, None, ColumnMapping(prompt="completion", completion="prompt")
+    )
     assert swapped == {"prompt": "y", "completion": "x"}
-    pref = map_row(rows("dpo_en_demo.json", 1)[0], Conversion.SHAREGPT_PREFERENCE, ColumnMapping(completion="chosen"))
+    pref = map_row(
+        rows("dpo_en_demo.json", 1)[0], Conversion.SHAREGPT_PREFERENCE, ColumnMapping(completion="chosen")
+    )
     assert set(pref) == {"prompt", "completion", "rejected"}
 
 
@@ -160,7 +174,7 @@ def test_mapped_columns_match_map_row() -> None:
 
 
 def test_datasets_map_with_tool_calls_after_the_first_batch(tmp_path: Path) -> None:
-    """The runtime's recipe: turn columns as List(Json()) survive a tool call after the first written batch."""
+    """The runtime's recipe: List(Json()) turn columns take a tool call after the first written batch."""
     datasets = pytest.importorskip("datasets")
     plain = {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]}
     data = [plain] * 1200
@@ -182,7 +196,14 @@ def test_datasets_map_with_tool_calls_after_the_first_batch(tmp_path: Path) -> N
 
     removed = ["conversations"]
     probe = ds.select(range(1)).map(fn, remove_columns=removed)
-    turns = {c: datasets.List(datasets.Json()) for c in TURN_COLUMNS if isinstance(probe.features.get(c), datasets.List)}
+    turns = {
+        c: datasets.List(datasets.Json())
+        for c in TURN_COLUMNS
+        if isinstance(probe.features.get(c), datasets.List)
+    }
     out = ds.map(fn, remove_columns=removed, features=datasets.Features({**probe.features, **turns}))
     assert out[1200]["messages"][1]["tool_calls"][0]["function"]["name"] == "f"
-    assert out[0]["messages"] == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    assert out[0]["messages"] == [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+    ]

@@ -83,7 +83,9 @@ def test_qlora_weights_are_about_half_a_byte_per_parameter() -> None:
         (QWEN3_4B, {"per_device_batch_size": 4, "gradient_checkpointing": True}, 69.2, 0.08),
     ],
 )
-def test_calibrated_against_measured_peaks(config: dict, kw: dict, measured_gib: float, tolerance: float) -> None:
+def test_calibrated_against_measured_peaks(
+    config: dict, kw: dict, measured_gib: float, tolerance: float
+) -> None:
     m = estimate_memory(info(config), shape(**kw))
     assert m.total_gib == pytest.approx(measured_gib, rel=tolerance)
     assert m.total_gib >= measured_gib * 0.97  # errs on the safe side
@@ -92,7 +94,10 @@ def test_calibrated_against_measured_peaks(config: dict, kw: dict, measured_gib:
 @pytest.mark.parametrize(("size", "method"), itertools.product(SIZES, METHODS))
 def test_peft_modes_order_and_checkpointing_saves(size: float, method: Method) -> None:
     model = model_info_from_parameters(size)
-    totals = {p: estimate_memory(model, shape(method, p)).total_gib for p in (PeftMode.NONE, PeftMode.LORA, PeftMode.QLORA)}
+    totals = {
+        p: estimate_memory(model, shape(method, p)).total_gib
+        for p in (PeftMode.NONE, PeftMode.LORA, PeftMode.QLORA)
+    }
     assert totals[PeftMode.QLORA] < totals[PeftMode.LORA] < totals[PeftMode.NONE]
     full_gb = totals[PeftMode.NONE] * GIB / 1e9
     assert full_gb > 16 * size / 1e9  # model states alone
@@ -120,8 +125,12 @@ def test_dpo_activations_cover_chosen_and_rejected() -> None:
 
 def test_grpo_generation_kv_cache_scales_with_generation_batch() -> None:
     model = info(LLAMA2_7B)
-    small = estimate_memory(model, shape(Method.GRPO, PeftMode.LORA, per_device_batch_size=8, gradient_accumulation_steps=1))
-    large = estimate_memory(model, shape(Method.GRPO, PeftMode.LORA, per_device_batch_size=8, gradient_accumulation_steps=4))
+    small = estimate_memory(
+        model, shape(Method.GRPO, PeftMode.LORA, per_device_batch_size=8, gradient_accumulation_steps=1)
+    )
+    large = estimate_memory(
+        model, shape(Method.GRPO, PeftMode.LORA, per_device_batch_size=8, gradient_accumulation_steps=4)
+    )
     # 2 (K,V) x 32 layers x 32 heads x 128 x 2 bytes = 512 KiB per token; 8 x 1024 tokens = 4 GiB.
     assert small.generation_gib == pytest.approx(4.0, rel=0.05)
     assert large.generation_gib == pytest.approx(4 * small.generation_gib, rel=0.05)

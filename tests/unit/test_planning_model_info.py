@@ -45,7 +45,7 @@ def test_multimodal_config_reads_text_config() -> None:
 
 
 def _write_safetensors(path: Path, tensors: dict[str, tuple[str, list[int]]]) -> None:
-    header = {"__metadata__": {"format": "pt"}}
+    header: dict[str, object] = {"__metadata__": {"format": "pt"}}
     offset = 0
     for name, (dtype, shape) in tensors.items():
         size = 2 if dtype == "BF16" else 4

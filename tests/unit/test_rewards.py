@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from finetune_training.errors import TrainingError
 from finetune_training.plan import RewardSpec, RewardType
 from finetune_training.rewards import (

@@ -18,6 +18,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from finetune_training.events import EventKind, RuntimeEvent, emit
+from finetune_training.hubrepo import ensure_repo
 
 BRANCH = "checkpoints"
 FOLDER = "last-checkpoint"
@@ -72,6 +73,10 @@ class HubCheckpoints:
     def remote_step(self) -> int | None:
         """The step of this job's checkpoint on the branch, or None when there is none."""
         try:
+            # Asked first: on a missing repo the download could answer from a stale local cache.
+            branches = {b.name for b in self.api.list_repo_refs(self.repo).branches}
+            if BRANCH not in branches:
+                return None
             path = self.api.hf_hub_download(self.repo, f"{FOLDER}/{MARKER}", revision=BRANCH)
         except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
             return None
@@ -92,7 +97,7 @@ class HubCheckpoints:
         """Create the repo and the `checkpoints` branch when missing."""
         if self._branch_ready:
             return
-        self.api.create_repo(self.repo, private=self.private, exist_ok=True)
+        ensure_repo(self.api, self.repo, self.private)
         self.api.create_branch(self.repo, branch=BRANCH, exist_ok=True)
         self._branch_ready = True
 

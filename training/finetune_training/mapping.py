@@ -92,7 +92,9 @@ def map_row(row: Mapping[str, Any], conversion: Conversion | None, columns: Colu
     return out
 
 
-def mapped_columns(columns: Iterable[str], conversion: Conversion | None, columns_map: ColumnMapping | None) -> list[str]:
+def mapped_columns(
+    columns: Iterable[str], conversion: Conversion | None, columns_map: ColumnMapping | None
+) -> list[str]:
     """The column names :func:`map_row` produces from a dataset with ``columns`` (for ``remove_columns``).
 
     Parameters
@@ -114,9 +116,9 @@ def mapped_columns(columns: Iterable[str], conversion: Conversion | None, column
         consumed, produced = CONVERSION_COLUMNS[Conversion(conversion)]
         present = set(names)
         # A conversion produces an optional column (system, tools) only when its source exists.
-        produced = [c for c in produced if c not in OPTIONAL_OUTPUTS or OPTIONAL_OUTPUTS[c] & present]
+        outputs = [c for c in produced if c not in OPTIONAL_OUTPUTS or OPTIONAL_OUTPUTS[c] & present]
         kept = [n for n in names if n not in consumed]
-        names = kept + [p for p in produced if p not in kept]
+        names = kept + [p for p in outputs if p not in kept]
     if columns_map is not None:
         renames = columns_map.renames()
         targets = set(renames.values())
@@ -223,7 +225,9 @@ def _tool_call(value: Any) -> dict[str, Any]:
 def sharegpt_turn(turn: Any, index: int) -> Message:
     """One ShareGPT turn ({from, value}, or already {role, content}) as a chat message."""
     if not isinstance(turn, Mapping):
-        raise MappingError(f"turn {index} must be an object with `from` and `value`, got {type(turn).__name__}")
+        raise MappingError(
+            f"turn {index} must be an object with `from` and `value`, got {type(turn).__name__}"
+        )
     source = turn.get("from", turn.get("role"))
     if not isinstance(source, str):
         raise MappingError(f"turn {index} has no `from` (or `role`) string")
@@ -254,7 +258,10 @@ def _plain_message(message: Any, index: int, column: str) -> Message:
     role = message.get("role")
     if not isinstance(role, str):
         raise MappingError(f"`{column}` turn {index} has no `role` string")
-    out: Message = {"role": role, "content": _text(message.get("content"), f"`{column}` turn {index} content")}
+    out: Message = {
+        "role": role,
+        "content": _text(message.get("content"), f"`{column}` turn {index} content"),
+    }
     if message.get("tool_calls"):
         out["tool_calls"] = message["tool_calls"]
     return out
@@ -310,7 +317,9 @@ def convert_alpaca(row: Row) -> Row:
         prompt.append({"role": "system", "content": system})
     history = row.pop("history", None) or []
     if not isinstance(history, list):
-        raise MappingError(f"`history` must be a list of [instruction, response] pairs, got {type(history).__name__}")
+        raise MappingError(
+            f"`history` must be a list of [instruction, response] pairs, got {type(history).__name__}"
+        )
     for i, pair in enumerate(history):
         if not isinstance(pair, list | tuple) or len(pair) != 2:
             raise MappingError(f"`history` item {i} must be an [instruction, response] pair")
@@ -325,7 +334,7 @@ def convert_alpaca(row: Row) -> Row:
 
 def convert_sharegpt(row: Row) -> Row:
     """conversations [{from, value}] (+ system, tools) -> messages [{role, content}]."""
-    column = "conversations" if "conversations" in row else "messages"
+    column = "messages" if "messages" in row and "conversations" not in row else "conversations"
     _require(row, column)
     turns = _turns(row.pop(column), column)
     messages = [sharegpt_turn(t, i) for i, t in enumerate(turns)]
@@ -337,7 +346,7 @@ def convert_sharegpt(row: Row) -> Row:
 
 def convert_sharegpt_preference(row: Row) -> Row:
     """conversations + chosen/rejected {from, value} turns -> prompt/chosen/rejected (conversational)."""
-    column = "conversations" if "conversations" in row else "prompt"
+    column = "prompt" if "prompt" in row and "conversations" not in row else "conversations"
     _require(row, column, "chosen", "rejected")
     turns = _turns(row.pop(column), column)
     row["prompt"] = _system_first(row, [sharegpt_turn(t, i) for i, t in enumerate(turns)])
@@ -369,7 +378,10 @@ def convert_content_parts(row: Row) -> Row:
 def convert_message_pairs(row: Row) -> Row:
     """chosen_messages/rejected_messages full conversations -> shared prompt + chosen/rejected endings."""
     _require(row, "chosen_messages", "rejected_messages")
-    chosen = [_plain_message(m, i, "chosen_messages") for i, m in enumerate(_turns(row.pop("chosen_messages"), "chosen_messages"))]
+    chosen = [
+        _plain_message(m, i, "chosen_messages")
+        for i, m in enumerate(_turns(row.pop("chosen_messages"), "chosen_messages"))
+    ]
     rejected = [
         _plain_message(m, i, "rejected_messages")
         for i, m in enumerate(_turns(row.pop("rejected_messages"), "rejected_messages"))
@@ -415,14 +427,20 @@ CONVERSIONS: dict[Conversion, Callable[[Row], Row]] = {
 }
 
 CONVERSION_COLUMNS: dict[Conversion, tuple[frozenset[str], tuple[str, ...]]] = {
-    Conversion.ALPACA: (frozenset({"instruction", "input", "output", "system", "history"}), ("prompt", "completion")),
+    Conversion.ALPACA: (
+        frozenset({"instruction", "input", "output", "system", "history"}),
+        ("prompt", "completion"),
+    ),
     Conversion.SHAREGPT: (frozenset({"conversations", "messages", "system"}), ("messages", "tools")),
     Conversion.SHAREGPT_PREFERENCE: (
         frozenset({"conversations", "prompt", "chosen", "rejected", "system"}),
         ("prompt", "chosen", "rejected", "tools"),
     ),
     Conversion.CONTENT_PARTS: (frozenset(), ()),
-    Conversion.MESSAGE_PAIRS: (frozenset({"chosen_messages", "rejected_messages"}), ("prompt", "chosen", "rejected")),
+    Conversion.MESSAGE_PAIRS: (
+        frozenset({"chosen_messages", "rejected_messages"}),
+        ("prompt", "chosen", "rejected"),
+    ),
     Conversion.QUESTION_ANSWER: (
         frozenset({*QUESTION_COLUMNS, *ANSWER_COLUMNS, "system"}),
         ("prompt", "completion", "answer"),

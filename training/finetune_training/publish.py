@@ -16,6 +16,7 @@ from huggingface_hub import HfApi, constants
 
 from finetune_training.errors import TrainingError
 from finetune_training.events import EventKind, RuntimeEvent, emit
+from finetune_training.hubrepo import ensure_repo
 from finetune_training.modelcard import is_adapter, render_model_card
 from finetune_training.plan import PeftMode, TrainingPlan
 
@@ -76,7 +77,7 @@ def push_model(
     if repo is None:
         raise TrainingError("OutputRepoMissing", "`output.repo` must be set to push the model")
     (folder / "README.md").write_text(render_model_card(plan, metrics, trackio_url))
-    api.create_repo(repo, private=plan.output.private, exist_ok=True)
+    ensure_repo(api, repo, plan.output.private)
     api.upload_folder(
         repo_id=repo,
         folder_path=str(folder),
@@ -115,7 +116,7 @@ def build_and_push_gguf(plan: TrainingPlan, api: HfApi | None, full_model: Path,
             job=f"{plan.job.namespace}/{plan.job.name}",
         )
         (out_dir / "README.md").write_text(readme)
-        api.create_repo(repo, private=plan.output.private, exist_ok=True)
+        ensure_repo(api, repo, plan.output.private)
         api.upload_folder(
             repo_id=repo,
             folder_path=str(out_dir),

@@ -163,6 +163,9 @@ def _inline(schema: Any, defs: dict[str, Any]) -> Any:
         out.pop("default", None)
     if out.get("additionalProperties") is False:
         out.pop("additionalProperties")  # not structural; unknown fields are pruned (and refused by kubectl)
+    if out.get("additionalProperties") is True:  # dict[str, Any]
+        out.pop("additionalProperties")
+        out["x-kubernetes-preserve-unknown-fields"] = True
     if out.get("type") == "object" and isinstance(out.get("additionalProperties"), dict):
         if out["additionalProperties"].get("x-kubernetes-preserve-unknown-fields"):
             out.pop("additionalProperties")

@@ -24,6 +24,17 @@ def _transient(exc: ApiException, what: str) -> RetryLater:
     return RetryLater(f"{what}: HTTP {exc.status} {exc.reason}")
 
 
+def _lines(chunks: Iterator[bytes]) -> Iterator[str]:
+    """Whole lines out of a byte stream whose chunks may split a line."""
+    buffer = b""
+    for chunk in chunks:
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        yield from (line.decode(errors="replace") for line in lines)
+    if buffer:
+        yield buffer.decode(errors="replace")
+
+
 class KubernetesBackend:
     """Runs the plan as a batch/v1 Job owned by the FineTuneJob."""
 
@@ -200,8 +211,10 @@ class KubernetesBackend:
         pod = pods[-1].metadata.name
         try:
             if follow:
-                resp = self.core.read_namespaced_pod_log(pod, target.namespace, follow=True, _preload_content=False)
-                return (line.decode(errors="replace") for line in resp.stream())
+                resp = self.core.read_namespaced_pod_log(
+                    pod, target.namespace, follow=True, _preload_content=False
+                )
+                return _lines(resp.stream())
             text = self.core.read_namespaced_pod_log(pod, target.namespace)
         except ApiException as exc:
             if exc.status in (400, 404):  # container not started yet, or pod gone

@@ -28,7 +28,13 @@ from finetune_operator.planning.model_info import ModelInfo, load_model_info, mo
 from finetune_operator.planning.policy import PlanDecision, make_plan
 
 # Failures a user can fix in the job (exit 1) rather than in the command line or input files (exit 2).
-PLAN_REASONS = {"NoHardwareFits", "BudgetExceeded", "TimeoutTooShort", "HardwareInvalid", "HyperparametersInvalid"}
+PLAN_REASONS = {
+    "NoHardwareFits",
+    "BudgetExceeded",
+    "TimeoutTooShort",
+    "HardwareInvalid",
+    "HyperparametersInvalid",
+}
 
 
 def register(subparsers: Any, name: str) -> None:
@@ -37,9 +43,12 @@ def register(subparsers: Any, name: str) -> None:
         name,
         help="plan hardware, PEFT mode, time and cost for a FineTuneJob (no cluster needed)",
         description="Read a FineTuneJob YAML, size the model (Hub or local folder) and the dataset, and "
-        "print the hardware, PEFT mode, settings, estimated hours and cost the operator would choose, and why.",
+        "print the hardware, PEFT mode, settings, estimated hours and cost the operator would choose, "
+        "and why.",
     )
-    p.add_argument("-f", "--file", required=True, help="FineTuneJob YAML (a whole resource, or just its spec)")
+    p.add_argument(
+        "-f", "--file", required=True, help="FineTuneJob YAML (a whole resource, or just its spec)"
+    )
     p.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format")
     p.add_argument("--rows", type=int, help="dataset rows (skips reading the dataset)")
     p.add_argument("--mean-tokens", type=float, help="mean tokens per row (skips reading the dataset)")
@@ -96,13 +105,15 @@ def dataset_size(
     if rows is not None and mean_tokens is not None:
         return rows, mean_tokens, notes
     try:
-        from finetune_operator.validation import inspect_dataset  # noqa: PLC0415 - optional, heavier
+        from finetune_operator.validation import inspect_dataset
     except ImportError:
         notes.append("dataset inspection is not available: pass `--rows` and `--mean-tokens`")
         return rows, mean_tokens, notes
     max_length = (spec.hyperparameters.max_length if spec.hyperparameters else None) or 1024
     try:
-        report = inspect_dataset(spec.dataset, token=token, methods=[spec.method.value], max_length=max_length)
+        report = inspect_dataset(
+            spec.dataset, token=token, methods=[spec.method.value], max_length=max_length
+        )
     except RetryLater as exc:
         notes.append(f"dataset not read ({exc.message}): its size is unknown")
         return rows, mean_tokens, notes
@@ -137,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
     token = os.environ.get("HF_TOKEN") or None
     try:
         name, spec = read_spec(args.file)
-        if args.rows is not None and args.rows < 0 or args.mean_tokens is not None and args.mean_tokens <= 0:
+        bad_rows = args.rows is not None and args.rows < 0
+        if bad_rows or (args.mean_tokens is not None and args.mean_tokens <= 0):
             raise ValueError("`--rows` must be >= 0 and `--mean-tokens` > 0")
         config = PlannerConfig()
         if args.planner_config:
@@ -147,7 +159,13 @@ def run(args: argparse.Namespace) -> int:
         rows, mean, notes = dataset_size(spec, args.rows, args.mean_tokens, token)
         catalog = _catalog(spec, args.no_live_catalog, token)
         decision = make_plan(
-            spec, model=model, dataset_rows=rows, mean_tokens=mean, catalog=catalog, cluster_offers=[], config=config
+            spec,
+            model=model,
+            dataset_rows=rows,
+            mean_tokens=mean,
+            catalog=catalog,
+            cluster_offers=[],
+            config=config,
         )
     except SpecError as exc:
         print(f"error: {exc.reason}: {exc.message}", file=sys.stderr)
@@ -202,10 +220,12 @@ def render_text(
         f"  Dataset    {spec.dataset.name}: {data}; {tokens}",
         f"  Target     {d.summary.target} ({hardware}{', ' + d.sharding.value if d.gpu_count > 1 else ''})",
         f"  PEFT       {d.peft.value}",
-        f"  Memory     {m.total_gib:.1f} GiB per GPU: weights {m.weights_gib:.1f}, gradients {m.gradients_gib:.1f}, "
+        f"  Memory     {m.total_gib:.1f} GiB per GPU: weights {m.weights_gib:.1f}, "
+        f"gradients {m.gradients_gib:.1f}, "
         f"optimizer {m.optimizer_gib:.1f}, reference {m.reference_model_gib:.1f}, activations "
         f"{m.activations_gib:.1f}, overhead {m.overhead_gib:.1f}",
-        f"  Estimate   {d.estimated_hours:.2f} h, ${d.estimated_cost_usd:.2f}; suggested timeout {d.suggested_timeout}",
+        f"  Estimate   {d.estimated_hours:.2f} h, ${d.estimated_cost_usd:.2f}; "
+        f"suggested timeout {d.suggested_timeout}",
         f"  Settings   {settings}",
         f"  Why        {d.reason}",
         f"  Prices     HF Jobs list: {catalog_source}",

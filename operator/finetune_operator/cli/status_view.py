@@ -144,7 +144,11 @@ def render_status(obj: dict[str, Any], now: datetime | None = None) -> str:
         )
         if v.verdicts:
             rows = [
-                [m.method, m.verdict.value, m.reason + (f" (conversion: {m.conversion})" if m.conversion else "")]
+                [
+                    m.method,
+                    m.verdict.value,
+                    m.reason + (f" (conversion: {m.conversion})" if m.conversion else ""),
+                ]
                 for m in v.verdicts
             ]
             lines += table(["METHOD", "VERDICT", "REASON"], rows)
@@ -160,7 +164,10 @@ def render_status(obj: dict[str, Any], now: datetime | None = None) -> str:
                 ("Target", plan.target),
                 ("Hardware", gpus),
                 ("PEFT", str(plan.peft.value if hasattr(plan.peft, "value") else plan.peft)),
-                ("Parameters", None if plan.parameters_billions is None else f"{plan.parameters_billions:g}B"),
+                (
+                    "Parameters",
+                    None if plan.parameters_billions is None else f"{plan.parameters_billions:g}B",
+                ),
                 ("Memory", f"{plan.memory_gib:.1f} GiB per GPU"),
                 ("Tokens", None if plan.tokens is None else f"{plan.tokens:,}"),
                 ("Estimate", f"{plan.estimated_hours:.2f} h, ${plan.estimated_cost_usd:.2f}"),
@@ -192,8 +199,8 @@ def render_status(obj: dict[str, Any], now: datetime | None = None) -> str:
     if status.outputs and (status.outputs.model or status.outputs.gguf or status.outputs.trackio):
         out = status.outputs
         lines += ["", "Outputs:"]
-        lines += _fields([("Model", out.model), ("Trackio", out.trackio)], indent="  ")
-        lines += [f"  GGUF:     {url}" for url in out.gguf]
+        pairs = [("Model", out.model), *(("GGUF", url) for url in out.gguf), ("Trackio", out.trackio)]
+        lines += _fields(pairs, indent="  ")
     return "\n".join(lines) + "\n"
 
 
@@ -217,7 +224,7 @@ def render_output(obj: dict[str, Any], output: str, now: datetime | None = None)
 def bar(fraction: float, width: int) -> str:
     """A text progress bar `[#####.....]` of `width` cells inside the brackets."""
     width = max(1, width)
-    filled = min(width, max(0, int(round(fraction * width))))
+    filled = min(width, max(0, round(fraction * width)))
     return "[" + "#" * filled + "." * (width - filled) + "]"
 
 

@@ -19,7 +19,11 @@ from finetune_operator.errors import RetryLater, SpecError
 from finetune_training.plan import ColumnMapping, Conversion, DatasetSource
 
 METHOD_CHOICES = ("SFT", "DPO", "GRPO", "KTO")
-LABELS = {Verdict.READY: "READY", Verdict.NEEDS_MAPPING: "NEEDS MAPPING", Verdict.INCOMPATIBLE: "INCOMPATIBLE"}
+LABELS = {
+    Verdict.READY: "READY",
+    Verdict.NEEDS_MAPPING: "NEEDS MAPPING",
+    Verdict.INCOMPATIBLE: "INCOMPATIBLE",
+}
 
 
 def register(subparsers: Any, name: str) -> None:
@@ -31,19 +35,32 @@ def register(subparsers: Any, name: str) -> None:
         "(READY), needs a mapping (NEEDS MAPPING, with the YAML to paste into spec.dataset) or cannot "
         "(INCOMPATIBLE). The Hub token is read from HF_TOKEN.",
     )
-    p.add_argument("dataset", help="local file or folder (JSON, JSONL, Parquet, CSV) or Hub dataset `owner/name`")
     p.add_argument(
-        "--method", "-m", action="append", type=str.upper, choices=METHOD_CHOICES, help="method to check (repeatable)"
+        "dataset", help="local file or folder (JSON, JSONL, Parquet, CSV) or Hub dataset `owner/name`"
+    )
+    p.add_argument(
+        "--method",
+        "-m",
+        action="append",
+        type=str.upper,
+        choices=METHOD_CHOICES,
+        help="method to check (repeatable)",
     )
     p.add_argument("--split", default="train", help="split to read (default: train)")
     p.add_argument("--config", help="dataset config (subset)")
     p.add_argument("--revision", help="Hub revision: branch, tag or commit")
     p.add_argument(
-        "--column", action="append", default=[], metavar="TARGET=SOURCE", help="rename, e.g. completion=response"
+        "--column",
+        action="append",
+        default=[],
+        metavar="TARGET=SOURCE",
+        help="rename, e.g. completion=response",
     )
     p.add_argument("--conversion", choices=[c.value for c in Conversion], help="named whole-row conversion")
     p.add_argument("--max-length", type=int, default=1024, help="maxLength in tokens (default 1024)")
-    p.add_argument("--tokenizer", help="model folder or Hub id whose tokenizer counts tokens (default: estimate)")
+    p.add_argument(
+        "--tokenizer", help="model folder or Hub id whose tokenizer counts tokens (default: estimate)"
+    )
     p.add_argument("--sample-rows", type=int, default=1000, help="rows to read and check (default 1000)")
     p.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format")
     p.set_defaults(func=run)
@@ -67,14 +84,16 @@ def parse_columns(pairs: list[str]) -> ColumnMapping | None:
         if not sep or not target or not source:
             raise ValueError(f"`--column {pair}` must be TARGET=SOURCE, e.g. `completion=response`")
         if target not in fields:
-            raise ValueError(f"`--column {pair}`: target `{target}` must be one of {', '.join(sorted(fields))}")
+            raise ValueError(
+                f"`--column {pair}`: target `{target}` must be one of {', '.join(sorted(fields))}"
+            )
         renames[target] = source
     return ColumnMapping(**renames)
 
 
 def run(args: argparse.Namespace) -> int:
     """Validate and print; returns the exit code."""
-    from finetune_operator.validation import inspect_dataset  # noqa: PLC0415 - keeps `ftjob --help` fast
+    from finetune_operator.validation import inspect_dataset
 
     try:
         source = DatasetSource(
@@ -103,6 +122,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug: still one line, not a traceback
+        print(f"error: unexpected {type(exc).__name__} while validating: {exc}", file=sys.stderr)
         return 2
     if args.output == "json":
         print(report.to_json())
@@ -135,7 +157,11 @@ def render_text(report: Any, source: DatasetSource) -> str:
     if report.config:
         where += f", config {report.config}"
     lines.append(f"Dataset   {report.dataset}  ({where})")
-    count = "unknown" if report.rows is None else f"{report.rows:,}" + (" (estimated)" if report.rows_estimated else "")
+    count = (
+        "unknown"
+        if report.rows is None
+        else f"{report.rows:,}" + (" (estimated)" if report.rows_estimated else "")
+    )
     lines.append(f"Rows      {count}; {report.sampled_rows:,} sampled")
     lines.append(f"Format    {report.format}: {report.format_description}")
     cols = ", ".join(f"{c.name} ({c.type})" for c in report.columns)
@@ -152,7 +178,9 @@ def render_text(report: Any, source: DatasetSource) -> str:
             continue
         shown.add(snippet)
         users = ", ".join(
-            w.method for w in report.verdicts if w.verdict == Verdict.NEEDS_MAPPING and mapping_yaml(source, w) == snippet
+            w.method
+            for w in report.verdicts
+            if w.verdict == Verdict.NEEDS_MAPPING and mapping_yaml(source, w) == snippet
         )
         lines += ["", f"Mapping for {users} (paste into spec):", *("  " + ln for ln in snippet.splitlines())]
     if report.lengths is not None:

@@ -24,18 +24,23 @@ def _active(status: kopf.Status, **_: Any) -> bool:
     return status.get("phase") not in TERMINAL
 
 
-def _apply(body: kopf.Body, patch: kopf.Patch, deps: Deps) -> None:
-    job = FineTuneJob.from_body(body)
-    if deps.metrics:
-        with deps.metrics.time_reconcile():
+def _apply(body: kopf.Body, deps: Deps) -> None:
+    meta = body["metadata"]
+    with deps.lock_for(meta["uid"]):
+        # Read afresh under the job's lock: a handler and a timer never act on each other's stale status.
+        fresh = deps.status_writer.read(meta["namespace"], meta["name"]) if deps.status_writer else dict(body)
+        if fresh is None or fresh["metadata"].get("deletionTimestamp"):
+            return
+        job = FineTuneJob.from_body(fresh)
+        if deps.metrics:
+            with deps.metrics.time_reconcile():
+                outcome = reconcile(job, deps)
+        else:
             outcome = reconcile(job, deps)
-    else:
-        outcome = reconcile(job, deps)
-    old = job.status.wire()
-    new = outcome.status.wire()
-    if new != old:
-        # A merge patch: fields that disappeared are removed with null.
-        patch.status.update({**dict.fromkeys(old.keys() - new.keys()), **new})
+        if deps.status_writer:
+            deps.status_writer.patch_status(
+                job.metadata.namespace, job.metadata.name, job.status.wire(), outcome.status.wire()
+            )
     for event in outcome.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1024])
 
@@ -43,17 +48,17 @@ def _apply(body: kopf.Body, patch: kopf.Patch, deps: Deps) -> None:
 @kopf.on.create(*RESOURCE)
 @kopf.on.resume(*RESOURCE, when=_active)
 @kopf.on.update(*RESOURCE, field="spec")
-def on_change(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+def on_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """A new, resumed or edited FineTuneJob: take the next step now."""
     with kopf_errors():
-        _apply(body, patch, memo.deps)
+        _apply(body, memo.deps)
 
 
 @kopf.timer(*RESOURCE, interval=POLL_SECONDS, when=_active)
-def on_tick(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+def on_tick(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Poll running work, follow progress, and retry transient failures."""
     with kopf_errors():
-        _apply(body, patch, memo.deps)
+        _apply(body, memo.deps)
 
 
 @kopf.on.delete(*RESOURCE)

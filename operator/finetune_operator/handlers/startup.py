@@ -18,6 +18,7 @@ from finetune_operator.kube import KubeGateway
 from finetune_operator.metrics import OperatorMetrics, start_metrics_server
 from finetune_operator.planner_service import PlannerService
 from finetune_operator.reconcile import Deps
+from finetune_operator.status_writer import StatusWriter
 from finetune_operator.validation import inspect_dataset
 
 FINALIZER = "finetune.dev/cancel-backend-work"
@@ -45,7 +46,13 @@ def build_deps(cfg: OperatorConfig, api: client.ApiClient, metrics: OperatorMetr
             backends[name.value] = HFJobsBackend(cfg)
     planner = PlannerService(cfg, kube)
     return Deps(
-        config=cfg, kube=kube, backends=backends, metrics=metrics, validate=inspect_dataset, plan=planner.plan
+        config=cfg,
+        kube=kube,
+        backends=backends,
+        metrics=metrics,
+        validate=inspect_dataset,
+        plan=planner.plan,
+        status_writer=StatusWriter(api),
     )
 
 

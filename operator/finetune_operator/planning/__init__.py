@@ -3,8 +3,19 @@
 Pure Python: no kopf, no Kubernetes client (the cluster adapter takes a `CoreV1Api` it is given).
 """
 
-from finetune_operator.planning.catalog import Flavor, HFJobsCatalog, default_catalog, fetch_catalog, load_catalog
-from finetune_operator.planning.cluster import ClusterGpuOffer, GpuPrice, discover_cluster_gpus, offers_from_objects
+from finetune_operator.planning.catalog import (
+    Flavor,
+    HFJobsCatalog,
+    default_catalog,
+    fetch_catalog,
+    load_catalog,
+)
+from finetune_operator.planning.cluster import (
+    ClusterGpuOffer,
+    GpuPrice,
+    discover_cluster_gpus,
+    offers_from_objects,
+)
 from finetune_operator.planning.config import PlannerConfig
 from finetune_operator.planning.memory import MemoryEstimate, Sharding, TrainingShape, estimate_memory
 from finetune_operator.planning.model_info import (

@@ -49,7 +49,7 @@ class HFJobsCatalog(CamelModel):
         return [f.name for f in self.flavors]
 
 
-# name: (GPU type, count, USD/h, vCPU, RAM GB); prices from the list (official, at the time of writing).
+# name: (GPU type, count, USD/h, vCPU, RAM GB); the official prices at the time of writing.
 _BUILTIN: dict[str, tuple[str | None, int, float, int, int]] = {
     "cpu-basic": (None, 0, 0.01, 2, 16),
     "cpu-upgrade": (None, 0, 0.03, 8, 32),

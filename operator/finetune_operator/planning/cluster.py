@@ -88,7 +88,9 @@ def pod_gpu_request(pod: dict[str, Any]) -> int:
     return max(main, init)
 
 
-def _price(product: str, prices: Iterable[GpuPrice]) -> float:
+def price_for(product: str, prices: Iterable[GpuPrice]) -> float:
+    """Cost per GPU-hour of a product: an exact product entry, else its GPU type's, else 0."""
+    prices = list(prices)
     kind = gpu_type_for(product)
     for price in prices:
         if price.product == product:
@@ -159,7 +161,7 @@ def offers_from_objects(
                 requested=requested,
                 free=max(allocatable - requested, 0) if schedulable else 0,
                 schedulable=schedulable,
-                usd_per_gpu_hour=_price(product, prices),
+                usd_per_gpu_hour=price_for(product, prices),
             )
         )
     return sorted(offers, key=lambda o: (-o.free, o.node))

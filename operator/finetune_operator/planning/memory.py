@@ -130,8 +130,11 @@ _LLAMA_NAMES = {
 
 def _linears(model: ModelInfo) -> dict[str, tuple[int, int]]:
     """(in, out) of each linear layer of one decoder layer (one expert's MLP for MoE)."""
-    h, hd, kvd, i = model.hidden_size, model.num_heads * model.head_dim, model.num_kv_heads * model.head_dim, (
-        model.intermediate_size
+    h, hd, kvd, i = (
+        model.hidden_size,
+        model.num_heads * model.head_dim,
+        model.num_kv_heads * model.head_dim,
+        (model.intermediate_size),
     )
     shapes = {"q": (h, hd), "k": (h, kvd), "v": (h, kvd), "o": (hd, h), "up": (h, i), "down": (i, h)}
     if model.gated_mlp:

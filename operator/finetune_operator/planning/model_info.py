@@ -4,7 +4,8 @@ Order of sources, most exact first:
 
 1. the Hub's `safetensors` summary in the model's info (parameter count per dtype, computed by the Hub),
 2. the safetensors headers themselves (`HfApi.get_safetensors_metadata`: range reads, no weights),
-3. `config.json`, from which the count is computed for a dense or MoE decoder (:func:`parameters_from_config`).
+3. `config.json`, from which the count is computed for a dense or MoE decoder
+   (:func:`parameters_from_config`).
 
 `config.json` also gives the shape (hidden size, layers, heads) the activation and KV-cache formulas need.
 """
@@ -31,7 +32,6 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
     SafetensorsParsingError,
 )
-
 from pydantic import Field
 
 from finetune_operator.errors import RetryLater, SpecError
@@ -148,11 +148,15 @@ def shape_from_config(config: dict[str, Any]) -> dict[str, Any]:
         kv_heads = 1
     experts = _first(cfg, "num_local_experts", "num_experts", "n_routed_experts") or 0
     intermediate = (
-        _first(cfg, "moe_intermediate_size") if experts else None
-    ) or _first(cfg, "intermediate_size", "n_inner", "ffn_dim", "ffn_hidden_size") or 4 * int(hidden)
+        (_first(cfg, "moe_intermediate_size") if experts else None)
+        or _first(cfg, "intermediate_size", "n_inner", "ffn_dim", "ffn_hidden_size")
+        or 4 * int(hidden)
+    )
     model_type = str(cfg.get("model_type") or "")
     archs = config.get("architectures") or cfg.get("architectures") or []
-    dtype = _CONFIG_DTYPES.get(str(_first(cfg, "torch_dtype", "dtype") or _first(config, "torch_dtype", "dtype")))
+    dtype = _CONFIG_DTYPES.get(
+        str(_first(cfg, "torch_dtype", "dtype") or _first(config, "torch_dtype", "dtype"))
+    )
     return {
         "hidden_size": int(hidden),
         "num_layers": int(layers),
@@ -205,20 +209,83 @@ def parameters_from_config(config: dict[str, Any]) -> int:
 # Typical dense decoder shapes (Qwen2.5 0.5B–3B, Llama-3 8B, Llama-2 13B, Qwen2.5 32B, Llama-3 70B), used
 # only when a count is given by hand (`ftjob plan --offline-model-params`), to size activations.
 _TYPICAL: list[tuple[float, dict[str, int]]] = [
-    (0.5e9, {"hidden_size": 896, "num_layers": 24, "num_heads": 14, "num_kv_heads": 2, "intermediate_size": 4864,
-             "vocab_size": 151936}),
-    (1.5e9, {"hidden_size": 1536, "num_layers": 28, "num_heads": 12, "num_kv_heads": 2, "intermediate_size": 8960,
-             "vocab_size": 151936}),
-    (3e9, {"hidden_size": 2048, "num_layers": 36, "num_heads": 16, "num_kv_heads": 2, "intermediate_size": 11008,
-           "vocab_size": 151936}),
-    (8e9, {"hidden_size": 4096, "num_layers": 32, "num_heads": 32, "num_kv_heads": 8, "intermediate_size": 14336,
-           "vocab_size": 128256}),
-    (13e9, {"hidden_size": 5120, "num_layers": 40, "num_heads": 40, "num_kv_heads": 40, "intermediate_size": 13824,
-            "vocab_size": 32000}),
-    (32e9, {"hidden_size": 5120, "num_layers": 64, "num_heads": 40, "num_kv_heads": 8, "intermediate_size": 27648,
-            "vocab_size": 152064}),
-    (70e9, {"hidden_size": 8192, "num_layers": 80, "num_heads": 64, "num_kv_heads": 8, "intermediate_size": 28672,
-            "vocab_size": 128256}),
+    (
+        0.5e9,
+        {
+            "hidden_size": 896,
+            "num_layers": 24,
+            "num_heads": 14,
+            "num_kv_heads": 2,
+            "intermediate_size": 4864,
+            "vocab_size": 151936,
+        },
+    ),
+    (
+        1.5e9,
+        {
+            "hidden_size": 1536,
+            "num_layers": 28,
+            "num_heads": 12,
+            "num_kv_heads": 2,
+            "intermediate_size": 8960,
+            "vocab_size": 151936,
+        },
+    ),
+    (
+        3e9,
+        {
+            "hidden_size": 2048,
+            "num_layers": 36,
+            "num_heads": 16,
+            "num_kv_heads": 2,
+            "intermediate_size": 11008,
+            "vocab_size": 151936,
+        },
+    ),
+    (
+        8e9,
+        {
+            "hidden_size": 4096,
+            "num_layers": 32,
+            "num_heads": 32,
+            "num_kv_heads": 8,
+            "intermediate_size": 14336,
+            "vocab_size": 128256,
+        },
+    ),
+    (
+        13e9,
+        {
+            "hidden_size": 5120,
+            "num_layers": 40,
+            "num_heads": 40,
+            "num_kv_heads": 40,
+            "intermediate_size": 13824,
+            "vocab_size": 32000,
+        },
+    ),
+    (
+        32e9,
+        {
+            "hidden_size": 5120,
+            "num_layers": 64,
+            "num_heads": 40,
+            "num_kv_heads": 8,
+            "intermediate_size": 27648,
+            "vocab_size": 152064,
+        },
+    ),
+    (
+        70e9,
+        {
+            "hidden_size": 8192,
+            "num_layers": 80,
+            "num_heads": 64,
+            "num_kv_heads": 8,
+            "intermediate_size": 28672,
+            "vocab_size": 128256,
+        },
+    ),
 ]
 
 
@@ -251,7 +318,9 @@ def _dominant_dtype(counts: dict[str, int]) -> str:
     return max(counts.items(), key=lambda kv: kv[1])[0] if counts else "BF16"
 
 
-def _build(parameters: int, dtype_counts: dict[str, int], config: dict[str, Any] | None, source: str) -> ModelInfo:
+def _build(
+    parameters: int, dtype_counts: dict[str, int], config: dict[str, Any] | None, source: str
+) -> ModelInfo:
     shape: dict[str, Any] = {}
     if config is not None:
         shape = shape_from_config(config)
@@ -277,7 +346,9 @@ def _safetensors_header(path: Path) -> dict[str, Any]:
             raise SpecError("ModelInvalid", f"`{path}` is not a safetensors file (too short)")
         (length,) = struct.unpack("<Q", raw)
         if length > 100_000_000:
-            raise SpecError("ModelInvalid", f"`{path}` has a safetensors header of {length} bytes; it is corrupt")
+            raise SpecError(
+                "ModelInvalid", f"`{path}` has a safetensors header of {length} bytes; it is corrupt"
+            )
         try:
             header: dict[str, Any] = json.loads(f.read(length))
         except ValueError as exc:
@@ -441,7 +512,8 @@ def model_info_from_hub(
         counts: dict[str, int] = dict(info.safetensors.parameters) if info.safetensors else {}
         if not counts:
             try:
-                counts = dict(api.get_safetensors_metadata(repo_id, revision=revision).parameter_count)
+                meta = api.get_safetensors_metadata(repo_id, revision=revision)
+                counts = {str(dtype): int(n) for dtype, n in meta.parameter_count.items()}
             except (NotASafetensorsRepoError, SafetensorsParsingError, EntryNotFoundError):
                 counts = {}
         config: dict[str, Any] | None

@@ -27,7 +27,7 @@ from finetune_operator.api.spec import Backend, FineTuneJobSpec, Hyperparameters
 from finetune_operator.api.status import PlanSummary
 from finetune_operator.errors import SpecError
 from finetune_operator.planning.catalog import HFJobsCatalog
-from finetune_operator.planning.cluster import ClusterGpuOffer
+from finetune_operator.planning.cluster import ClusterGpuOffer, price_for
 from finetune_operator.planning.config import PlannerConfig
 from finetune_operator.planning.estimate import (
     TimeEstimate,
@@ -165,7 +165,9 @@ def _hf_candidates(inp: _Inputs, only: str | None = None) -> list[_Candidate]:
         else:
             continue
         out.append(
-            _Candidate(Backend.HF_JOBS, f"HFJobs/{f.name}", gpu, max(f.gpu_count, 1), f.usd_per_hour, flavor=f.name)
+            _Candidate(
+                Backend.HF_JOBS, f"HFJobs/{f.name}", gpu, max(f.gpu_count, 1), f.usd_per_hour, flavor=f.name
+            )
         )
     return out
 
@@ -175,7 +177,9 @@ def _matches(offer: ClusterGpuOffer, product: str) -> bool:
     return offer.product.lower() == p or (offer.gpu_type or "").lower() == p
 
 
-def _cluster_candidates(inp: _Inputs, product: str | None = None, count: int | None = None) -> list[_Candidate]:
+def _cluster_candidates(
+    inp: _Inputs, product: str | None = None, count: int | None = None
+) -> list[_Candidate]:
     products: dict[str, list[ClusterGpuOffer]] = {}
     for o in inp.offers:
         if product is None or _matches(o, product):
@@ -185,7 +189,9 @@ def _cluster_candidates(inp: _Inputs, product: str | None = None, count: int | N
         most = max(o.allocatable for o in offers)
         most_free = max(o.free for o in offers)
         gpu = _gpu_for(name, min(o.memory_gib for o in offers) or None)
-        counts = [count] if count else [c for c in (1, 2, 4, 8, 16, 32, 64) if c <= min(most, inp.config.max_gpus)]
+        counts = (
+            [count] if count else [c for c in (1, 2, 4, 8, 16, 32, 64) if c <= min(most, inp.config.max_gpus)]
+        )
         for c in counts:
             if c > most:
                 continue
@@ -195,7 +201,7 @@ def _cluster_candidates(inp: _Inputs, product: str | None = None, count: int | N
                     f"Kubernetes/{c}x{name}",
                     gpu,
                     c,
-                    c * offers[0].usd_per_gpu_hour,
+                    c * (offers[0].usd_per_gpu_hour or price_for(name, inp.config.cluster_gpu_prices)),
                     gpu_product=name,
                     free_now=most_free >= c,
                 )
@@ -206,11 +212,15 @@ def _cluster_candidates(inp: _Inputs, product: str | None = None, count: int | N
 def _local_candidates(inp: _Inputs, count: int | None = None) -> list[_Candidate]:
     cfg = inp.config
     if cfg.local_gpus <= 0:
-        return [_Candidate(Backend.LOCAL, "Local/cpu", _cpu(cfg.local_memory_gib, cfg.local_cpu_tflops), 1, 0.0)]
+        return [
+            _Candidate(Backend.LOCAL, "Local/cpu", _cpu(cfg.local_memory_gib, cfg.local_cpu_tflops), 1, 0.0)
+        ]
     product = cfg.local_gpu_product or "local-gpu"
     gpu = _gpu_for(product, cfg.local_gpu_memory_gib)
     counts = [count] if count else [c for c in (1, 2, 4, 8, 16, 32, 64) if c <= cfg.local_gpus]
-    return [_Candidate(Backend.LOCAL, f"Local/{c}x{product}", gpu, c, 0.0, gpu_product=product) for c in counts]
+    return [
+        _Candidate(Backend.LOCAL, f"Local/{c}x{product}", gpu, c, 0.0, gpu_product=product) for c in counts
+    ]
 
 
 def _tiers(spec: FineTuneJobSpec, inp: _Inputs) -> tuple[list[list[_Candidate]], bool]:
@@ -220,16 +230,19 @@ def _tiers(spec: FineTuneJobSpec, inp: _Inputs) -> tuple[list[list[_Candidate]],
     if hw and hw.flavor:
         if backend not in (Backend.AUTO, Backend.HF_JOBS):
             raise SpecError(
-                "HardwareInvalid", f"`hardware.flavor` is an HF Jobs flavor: it needs `backend: HFJobs`, not {backend}"
+                "HardwareInvalid",
+                f"`hardware.flavor` is an HF Jobs flavor: it needs `backend: HFJobs`, not {backend}",
             )
         if hw.gpu_count or hw.gpu_product:
             raise SpecError(
-                "HardwareInvalid", "set either `hardware.flavor` (HF Jobs) or `gpuCount`/`gpuProduct`, not both"
+                "HardwareInvalid",
+                "set either `hardware.flavor` (HF Jobs) or `gpuCount`/`gpuProduct`, not both",
             )
         if inp.catalog.get(hw.flavor) is None:
             raise SpecError(
                 "HardwareInvalid",
-                f"`hardware.flavor` {hw.flavor} is not an HF Jobs flavor; use one of: {', '.join(inp.catalog.names())}",
+                f"`hardware.flavor` {hw.flavor} is not an HF Jobs flavor; use one of: "
+                f"{', '.join(inp.catalog.names())}",
             )
         return [_hf_candidates(inp, only=hw.flavor)], True
     if hw and (hw.gpu_count or hw.gpu_product):
@@ -242,16 +255,17 @@ def _tiers(spec: FineTuneJobSpec, inp: _Inputs) -> tuple[list[list[_Candidate]],
             if hw.gpu_count and hw.gpu_count > inp.config.local_gpus:
                 raise SpecError(
                     "NoHardwareFits",
-                    f"`hardware.gpuCount` {hw.gpu_count} but the local machine has {inp.config.local_gpus} GPUs",
+                    f"`hardware.gpuCount` {hw.gpu_count} but the local machine has "
+                    f"{inp.config.local_gpus} GPUs",
                 )
             return [_local_candidates(inp, hw.gpu_count)], True
         cands = _cluster_candidates(inp, hw.gpu_product, hw.gpu_count)
         if not cands:
-            have = sorted({f"{o.product} (up to {o.allocatable} per node)" for o in inp.offers}) or ["no GPU nodes"]
+            have = sorted({f"{o.product} (up to {o.allocatable} per node)" for o in inp.offers}) or [
+                "no GPU nodes"
+            ]
             wanted = f"{hw.gpu_count or 1}x{hw.gpu_product or 'GPU'}"
-            raise SpecError(
-                "NoHardwareFits", f"no node offers {wanted}; the cluster has: {', '.join(have)}"
-            )
+            raise SpecError("NoHardwareFits", f"no node offers {wanted}; the cluster has: {', '.join(have)}")
         return [[c for c in cands if c.free_now], [c for c in cands if not c.free_now]], True
     if backend == Backend.HF_JOBS:
         return [_hf_candidates(inp)], False
@@ -367,12 +381,19 @@ def _search(spec: FineTuneJobSpec, inp: _Inputs) -> _Search:
             cands = tier
             if spec.peft == PeftMode.AUTO and peft == PeftMode.NONE and not explicit:
                 cands = [c for c in tier if c.gpu_count <= inp.config.auto_full_max_gpus]
+            if peft == PeftMode.QLORA:  # bitsandbytes' 4-bit kernels need a GPU
+                cands = [c for c in cands if c.gpu.name != "CPU"]
             fits = [_fit(spec, inp, c, peft) for c in cands]
             weighed.extend(fits)
             good = sorted((f for f in fits if f.fits), key=_Fit.key)
             if not good:
                 continue
-            if budget is not None and good[0].time and good[0].time.tokens is not None and good[0].cost > budget:
+            if (
+                budget is not None
+                and good[0].time
+                and good[0].time.tokens is not None
+                and good[0].cost > budget
+            ):
                 over.append(good[0])
                 break  # a lighter PEFT mode may fit the budget; the next tier is never cheaper
             return _Search(good[0], weighed, over, explicit)
@@ -391,36 +412,59 @@ def _suggestions(spec: FineTuneJobSpec, inp: _Inputs, limit: int = 2) -> list[st
     """The smallest changes that would make the job fit, smallest first."""
     user = user_settings(spec.hyperparameters)
     base = resolve_hyperparameters(spec.hyperparameters, spec.method, PeftMode.LORA)
-    tries: list[tuple[str, FineTuneJobSpec]] = []
+    tries: list[tuple[str, str, FineTuneJobSpec]] = []  # (kind, text, changed spec): one of each kind
     if user.get("gradient_checkpointing") is False:
-        tries.append(("set `hyperparameters.gradientCheckpointing: true`", _with_hp(spec, gradient_checkpointing=True)))
+        tries.append(
+            (
+                "ckpt",
+                "set `hyperparameters.gradientCheckpointing: true`",
+                _with_hp(spec, gradient_checkpointing=True),
+            )
+        )
     if user.get("per_device_batch_size", 1) > 1:
         b = user["per_device_batch_size"]
         tries.append(
             (
+                "batch",
                 f"set `hyperparameters.perDeviceBatchSize: 1` (and `gradientAccumulationSteps` x{b})",
                 _with_hp(spec, per_device_batch_size=1),
             )
         )
     lighter = {PeftMode.NONE: [PeftMode.LORA, PeftMode.QLORA], PeftMode.LORA: [PeftMode.QLORA]}
     for mode in lighter.get(spec.peft, []):
-        tries.append((f"set `peft: {mode.value}`", spec.model_copy(update={"peft": mode})))
+        tries.append(("peft", f"set `peft: {mode.value}`", spec.model_copy(update={"peft": mode})))
     length = base.max_length // 2
     while length >= 256:
-        tries.append((f"reduce `hyperparameters.maxLength` to {length}", _with_hp(spec, max_length=length)))
+        tries.append(
+            ("length", f"reduce `hyperparameters.maxLength` to {length}", _with_hp(spec, max_length=length))
+        )
         length //= 2
     if spec.hardware and (spec.hardware.flavor or spec.hardware.gpu_count or spec.hardware.gpu_product):
-        tries.append(("leave `hardware` out so the planner picks", spec.model_copy(update={"hardware": None})))
+        tries.append(
+            ("hw", "leave `hardware` out so the planner picks", spec.model_copy(update={"hardware": None}))
+        )
     if spec.backend in (Backend.KUBERNETES, Backend.LOCAL) and inp.config.hf_jobs_enabled:
-        tries.append(("use `backend: HFJobs`", spec.model_copy(update={"backend": Backend.HF_JOBS, "hardware": None})))
+        tries.append(
+            (
+                "backend",
+                "use `backend: HFJobs`",
+                spec.model_copy(update={"backend": Backend.HF_JOBS, "hardware": None}),
+            )
+        )
     out: list[str] = []
-    for text, changed in tries:
+    done: set[str] = set()
+    for kind, text, changed in tries:
+        if kind in done:
+            continue
         try:
             found = _search(changed.model_copy(update={"budget": None}), inp).chosen
         except SpecError:
             continue
         if found is not None:
-            out.append(f"{text} (then: {found.cand.target}, {found.peft.value}, {found.memory.total_gib:.1f} GiB)")
+            done.add(kind)
+            out.append(
+                f"{text} (then: {found.cand.target}, {found.peft.value}, {found.memory.total_gib:.1f} GiB)"
+            )
             if len(out) >= limit:
                 break
     return out
@@ -432,7 +476,8 @@ def _no_fit(spec: FineTuneJobSpec, inp: _Inputs, search: _Search) -> SpecError:
         closest = min(search.weighed, key=lambda f: f.memory.total_gib / f.cand.gpu.memory_gib)
         detail = (
             f"{spec.method.value} of `{spec.model.name}` ({model.billions:.2f}B parameters) with peft "
-            f"{closest.peft.value} needs {closest.memory.total_gib:.1f} GiB per GPU; {closest.cand.target} has "
+            f"{closest.peft.value} needs {closest.memory.total_gib:.1f} GiB per GPU; "
+            f"{closest.cand.target} has "
             f"{closest.cand.gpu.memory_gib * (1 - inp.config.headroom):.1f} GiB usable "
             f"({inp.config.headroom:.0%} headroom kept)"
         )
@@ -462,15 +507,22 @@ def _reason(spec: FineTuneJobSpec, inp: _Inputs, fit: _Fit, search: _Search) -> 
     where = (
         "chosen in `hardware`"
         if search.explicit_hardware
-        else ("free in-cluster GPUs preferred" if fit.cand.backend == Backend.KUBERNETES else "cheapest that fits")
+        else (
+            "free in-cluster GPUs preferred"
+            if fit.cand.backend == Backend.KUBERNETES
+            else "cheapest that fits"
+        )
     )
     parts.append(
-        f"needs {fit.memory.total_gib:.1f} GiB per GPU, {fit.cand.target} gives {capacity:.1f} GiB usable ({where})"
+        f"needs {fit.memory.total_gib:.1f} GiB per GPU, {fit.cand.target} gives {capacity:.1f} GiB usable "
+        f"({where})"
     )
     if fit.sharding != Sharding.NONE:
         parts.append(f"{fit.cand.gpu_count} GPUs with {fit.sharding.value}")
-    if fit.hp and fit.hp.gradient_checkpointing and "gradient_checkpointing" not in user_settings(
-        spec.hyperparameters
+    if (
+        fit.hp
+        and fit.hp.gradient_checkpointing
+        and "gradient_checkpointing" not in user_settings(spec.hyperparameters)
     ):
         parts.append("gradient checkpointing on (needed to fit)")
     if not fit.cand.free_now:
@@ -478,7 +530,9 @@ def _reason(spec: FineTuneJobSpec, inp: _Inputs, fit: _Fit, search: _Search) -> 
     if fit.time and fit.time.tokens is None:
         parts.append("dataset size unknown: time and cost cover start-up only")
     elif fit.time and fit.time.generation_hours:
-        parts.append(f"generation takes {fit.time.generation_hours / max(fit.time.hours, 1e-9):.0%} of the time")
+        parts.append(
+            f"generation takes {fit.time.generation_hours / max(fit.time.hours, 1e-9):.0%} of the time"
+        )
     return "; ".join(parts)
 
 
@@ -493,12 +547,14 @@ def _check_spec(spec: FineTuneJobSpec) -> None:
         if (hp.per_device_batch_size * accum) % gens:
             raise SpecError(
                 "HyperparametersInvalid",
-                f"GRPO needs `perDeviceBatchSize` x `gradientAccumulationSteps` ({hp.per_device_batch_size} x "
+                "GRPO needs `perDeviceBatchSize` x `gradientAccumulationSteps` "
+                f"({hp.per_device_batch_size} x "
                 f"{accum}) to be a multiple of `numGenerations` ({gens})",
             )
     if spec.method != Method.GRPO and hp and (hp.num_generations or hp.max_completion_length):
         raise SpecError(
-            "HyperparametersInvalid", "`numGenerations` and `maxCompletionLength` apply to `method: GRPO` only"
+            "HyperparametersInvalid",
+            "`numGenerations` and `maxCompletionLength` apply to `method: GRPO` only",
         )
 
 
@@ -555,7 +611,8 @@ def make_plan(
         raise SpecError(
             "BudgetExceeded",
             f"the estimated cost ${cheapest.cost:.2f} ({cheapest.time.hours if cheapest.time else 0:.1f}h on "
-            f"{cheapest.cand.target}) exceeds `budget.maxCostUSD` ${budget:.2f}; cheapest options: {options}. "
+            f"{cheapest.cand.target}) exceeds `budget.maxCostUSD` ${budget:.2f}; "
+            f"cheapest options: {options}. "
             f"Raise `budget.maxCostUSD`, or lower `hyperparameters.epochs`/`maxSteps` or the dataset size",
         )
     if fit is None:
@@ -569,7 +626,8 @@ def make_plan(
         if fit.time.hours * 3600 > limit:
             raise SpecError(
                 "TimeoutTooShort",
-                f"the run is estimated at {format_duration(fit.time.hours)} on {fit.cand.target}, longer than "
+                f"the run is estimated at {format_duration(fit.time.hours)} on {fit.cand.target}, "
+                "longer than "
                 f"`budget.timeout` {spec.budget.timeout}; raise it to at least "
                 f"{format_duration(timeout_h)} or train on less data",
             )
@@ -591,9 +649,7 @@ def make_plan(
         reason=reason,
         hyperparameters=fit.hp,
     )
-    alternatives = sorted(
-        (f for f in search.weighed if f is not fit and f.fits), key=_Fit.key
-    )[:5]
+    alternatives = sorted((f for f in search.weighed if f is not fit and f.fits), key=_Fit.key)[:5]
     return PlanDecision(
         summary=summary,
         backend=fit.cand.backend,

@@ -114,7 +114,9 @@ def implied_mfu(m: ThroughputMeasurement, peak_tflops: float) -> float:
 
 
 def mfu_for(
-    gpu: GpuType, parameters: float, measurements: tuple[ThroughputMeasurement, ...] | list[ThroughputMeasurement]
+    gpu: GpuType,
+    parameters: float,
+    measurements: tuple[ThroughputMeasurement, ...] | list[ThroughputMeasurement],
 ) -> float:
     """MFU for a model size on a GPU type: the size-nearest measurement, same GPU type first.
 
@@ -180,7 +182,10 @@ def training_tokens_per_second(
 
 def decode_step_seconds(gpu: GpuType, weight_bytes: float, num_layers: int) -> float:
     """Seconds per decode step of `model.generate` for one batch (see the module docstring)."""
-    return weight_bytes / (gpu.bandwidth_gbs * 1e9 * BANDWIDTH_EFFICIENCY) + STEP_OVERHEAD_PER_LAYER_S * num_layers
+    return (
+        weight_bytes / (gpu.bandwidth_gbs * 1e9 * BANDWIDTH_EFFICIENCY)
+        + STEP_OVERHEAD_PER_LAYER_S * num_layers
+    )
 
 
 def throughput_table(
@@ -206,7 +211,11 @@ def throughput_table(
     """
     return {
         name: {
-            b: round(training_tokens_per_second(g, b * 1e9, peft, gradient_checkpointing, measurements=measurements))
+            b: round(
+                training_tokens_per_second(
+                    g, b * 1e9, peft, gradient_checkpointing, measurements=measurements
+                )
+            )
             for b in TABLE_SIZES_B
         }
         for name, g in GPU_TYPES.items()

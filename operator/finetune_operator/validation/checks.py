@@ -28,7 +28,9 @@ class Check:
 
 
 CHECKS: dict[str, Check] = {
-    "MappingFailed": Check(Severity.ERROR, "any", "the mapping fails on these rows (the run would stop there)"),
+    "MappingFailed": Check(
+        Severity.ERROR, "any", "the mapping fails on these rows (the run would stop there)"
+    ),
     "WrongType": Check(Severity.ERROR, "any", "a value has the wrong type"),
     "InvalidRole": Check(Severity.ERROR, "any", "a turn has a role chat templates do not know"),
     "RoleOrder": Check(Severity.WARNING, "never", "turns are in an unusual order"),
@@ -48,7 +50,9 @@ CHECKS: dict[str, Check] = {
 Problems = dict[str, str]
 
 
-def _turns(value: Any, column: str, problems: Problems, *, require_content: bool = True) -> list[dict[str, Any]]:
+def _turns(
+    value: Any, column: str, problems: Problems, *, require_content: bool = True
+) -> list[dict[str, Any]]:
     """Check a list of turns; returns the usable turns."""
     if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
         problems.setdefault("WrongType", f"`{column}` must be a list of {{role, content}} objects")
@@ -56,18 +60,23 @@ def _turns(value: Any, column: str, problems: Problems, *, require_content: bool
     for i, turn in enumerate(value):
         role = turn.get("role")
         if not isinstance(role, str) or role not in ROLES:
-            problems.setdefault("InvalidRole", f"`{column}` turn {i} has role {role!r} (use {', '.join(sorted(ROLES))})")
+            problems.setdefault(
+                "InvalidRole", f"`{column}` turn {i} has role {role!r} (use {', '.join(sorted(ROLES))})"
+            )
         content = turn.get("content")
         calls = turn.get("tool_calls")
         if isinstance(content, list):
             problems.setdefault(
-                "WrongType", f"`{column}` turn {i} content is a list of parts (use `conversion: ContentParts`)"
+                "WrongType",
+                f"`{column}` turn {i} content is a list of parts (use `conversion: ContentParts`)",
             )
         elif content is None and not calls:
             if require_content:
                 problems.setdefault("WrongType", f"`{column}` turn {i} has no `content`")
         elif not isinstance(content, str) and content is not None:
-            problems.setdefault("WrongType", f"`{column}` turn {i} content is {type(content).__name__}, not a string")
+            problems.setdefault(
+                "WrongType", f"`{column}` turn {i} content is {type(content).__name__}, not a string"
+            )
         elif not calls and isinstance(content, str) and not content.strip():
             problems.setdefault("EmptyContent", f"`{column}` turn {i} ({role}) is empty")
     return value
@@ -151,12 +160,21 @@ def dpo_problems(row: dict[str, Any]) -> Problems:
         r = _turns(rejected, "rejected", problems)
         _order((prompt_turns or []) + c, problems, starts_with_user=True)
         if "prompt" not in row and c and r and c[0] != r[0]:
-            problems["NoSharedPrompt"] = "`chosen` and `rejected` start differently: TRL finds an empty prompt"
+            problems["NoSharedPrompt"] = (
+                "`chosen` and `rejected` start differently: TRL finds an empty prompt"
+            )
     else:
         _string(chosen, "chosen", problems)
         _string(rejected, "rejected", problems)
-        if "prompt" not in row and isinstance(chosen, str) and isinstance(rejected, str) and chosen[:1] != rejected[:1]:
-            problems["NoSharedPrompt"] = "`chosen` and `rejected` share no leading text: TRL finds an empty prompt"
+        if (
+            "prompt" not in row
+            and isinstance(chosen, str)
+            and isinstance(rejected, str)
+            and chosen[:1] != rejected[:1]
+        ):
+            problems["NoSharedPrompt"] = (
+                "`chosen` and `rejected` share no leading text: TRL finds an empty prompt"
+            )
     if chosen == rejected:
         problems["ChosenEqualsRejected"] = "`chosen` and `rejected` are identical"
     return problems

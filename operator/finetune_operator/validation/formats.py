@@ -18,7 +18,16 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "chosen": ("chosen", "chosen_response", "response_chosen", "preferred", "accepted", "better", "positive"),
     "rejected": ("rejected", "rejected_response", "response_rejected", "dispreferred", "worse", "negative"),
     "text": ("text", "content", "document", "body", "sentence", "passage"),
-    "answer": ("answer", "solution", "final_answer", "ground_truth", "reference_answer", "gold", "target", "label"),
+    "answer": (
+        "answer",
+        "solution",
+        "final_answer",
+        "ground_truth",
+        "reference_answer",
+        "gold",
+        "target",
+        "label",
+    ),
 }
 """Column names that commonly hold what TRL expects under the key's name (most likely first)."""
 
@@ -42,7 +51,8 @@ class RowMapping:
 
     def key(self) -> tuple[str, str]:
         """A hashable identity."""
-        cols = "" if self.columns is None else self.columns.model_dump_json(exclude_none=True)
+        renames = {} if self.columns is None else self.columns.renames()
+        cols = self.columns.model_dump_json(exclude_none=True) if self.columns is not None and renames else ""
         return (str(self.conversion or ""), cols)
 
     def describe(self) -> str:
@@ -152,18 +162,28 @@ def detect(rows: list[dict[str, Any]]) -> Detection:
     for column in ("conversations", "messages"):
         if s.get(column) == "turns-from":
             tools = " with tool calls and a `tools` column" if has("tools") else ""
-            return Detection("sharegpt", RowMapping(Conversion.SHAREGPT), f"ShareGPT `{column}` ({{from, value}} turns){tools}")
+            return Detection(
+                "sharegpt",
+                RowMapping(Conversion.SHAREGPT),
+                f"ShareGPT `{column}` ({{from, value}} turns){tools}",
+            )
     if s.get("messages") == "turns-parts":
         return Detection(
-            "content-parts", RowMapping(Conversion.CONTENT_PARTS), "`messages` whose content is a list of parts"
+            "content-parts",
+            RowMapping(Conversion.CONTENT_PARTS),
+            "`messages` whose content is a list of parts",
         )
     if s.get("messages") == "turns-role":
         if s.get("label") == "bool":
-            return Detection("messages-label", RowMapping(), "conversational `messages` with a boolean `label` (KTO-style)")
+            return Detection(
+                "messages-label", RowMapping(), "conversational `messages` with a boolean `label` (KTO-style)"
+            )
         return Detection("messages", RowMapping(), "conversational `messages` ({role, content} turns)")
     if has("chosen") and has("rejected"):
         if "turns-parts" in (s["chosen"], s["rejected"], s.get("prompt")):
-            return Detection("preference", RowMapping(Conversion.CONTENT_PARTS), "preference pairs whose content is parts")
+            return Detection(
+                "preference", RowMapping(Conversion.CONTENT_PARTS), "preference pairs whose content is parts"
+            )
         if s["chosen"] == "turn-from" and has("prompt"):
             return Detection(
                 "sharegpt-preference",
@@ -175,10 +195,14 @@ def detect(rows: list[dict[str, Any]]) -> Detection:
         return Detection("preference", RowMapping(), f"{conv} preference pairs ({explicit})")
     if has("prompt") and has("completion"):
         if "turns-parts" in (s["prompt"], s["completion"]):
-            return Detection("prompt-completion", RowMapping(Conversion.CONTENT_PARTS), "prompt/completion given as parts")
+            return Detection(
+                "prompt-completion", RowMapping(Conversion.CONTENT_PARTS), "prompt/completion given as parts"
+            )
         conv = "conversational" if s["prompt"] == "turns-role" else "standard"
         if s.get("label") == "bool":
-            return Detection("prompt-completion-label", RowMapping(), f"{conv} prompt/completion with a boolean `label`")
+            return Detection(
+                "prompt-completion-label", RowMapping(), f"{conv} prompt/completion with a boolean `label`"
+            )
         return Detection("prompt-completion", RowMapping(), f"{conv} prompt/completion")
     if has("instruction") and has("output"):
         return Detection("alpaca", RowMapping(Conversion.ALPACA), "Alpaca (`instruction`/`input`/`output`)")
@@ -201,7 +225,9 @@ def _detect_renames(s: dict[str, str]) -> Detection:
     """Formats TRL knows, under other column names: suggest renames."""
     conversation = next((c for c, shp in s.items() if shp == "turns-role"), None)
     if conversation is not None:
-        return Detection("messages", RowMapping().plus(messages=conversation), f"conversations in `{conversation}`")
+        return Detection(
+            "messages", RowMapping().plus(messages=conversation), f"conversations in `{conversation}`"
+        )
     chosen = _first(s, "chosen", PROMPTISH)
     rejected = _first(s, "rejected", PROMPTISH)
     if chosen and rejected:
@@ -209,7 +235,9 @@ def _detect_renames(s: dict[str, str]) -> Detection:
         prompt = _first(s, "prompt", PROMPTISH)
         if prompt:
             renames["prompt"] = prompt
-        return Detection("preference", RowMapping().plus(**renames), f"preference pairs in `{chosen}`/`{rejected}`")
+        return Detection(
+            "preference", RowMapping().plus(**renames), f"preference pairs in `{chosen}`/`{rejected}`"
+        )
     prompt = _first(s, "prompt", PROMPTISH)
     completion = next((c for c in SYNONYMS["completion"] if s.get(c) in PROMPTISH and c != prompt), None)
     if prompt and completion:
@@ -230,4 +258,6 @@ def _detect_renames(s: dict[str, str]) -> Detection:
 def answer_source(rows: list[dict[str, Any]], exclude: set[str]) -> str | None:
     """A column that can serve as GRPO's reference `answer` (strings or numbers), not in ``exclude``."""
     s = column_shapes(rows)
-    return next((c for c in SYNONYMS["answer"] if c not in exclude and s.get(c) in ("string", "number")), None)
+    return next(
+        (c for c in SYNONYMS["answer"] if c not in exclude and s.get(c) in ("string", "number")), None
+    )

@@ -26,7 +26,7 @@ PARQUET_BRANCH = "refs/convert/parquet"
 @contextmanager
 def hub_errors(repo_id: str, revision: str | None, token: str | None) -> Iterator[None]:
     """Translate Hub client errors into `SpecError` (the user can fix it) or `RetryLater` (transient)."""
-    from huggingface_hub.errors import (  # noqa: PLC0415 - only Hub sources pay for the client
+    from huggingface_hub.errors import (
         GatedRepoError,
         HfHubHTTPError,
         OfflineModeIsEnabled,
@@ -44,26 +44,49 @@ def hub_errors(repo_id: str, revision: str | None, token: str | None) -> Iterato
             f"dataset `{repo_id}` is gated: accept its conditions on the Hub with the account of the token"
         ) from exc
     except RepositoryNotFoundError as exc:
-        why = "the token cannot read it" if token else "no token was given (set `HF_TOKEN` or `tokenSecretRef`)"
+        why = (
+            "the token cannot read it" if token else "no token was given (set `HF_TOKEN` or `tokenSecretRef`)"
+        )
         raise not_found(f"dataset `{repo_id}` does not exist on the Hub, or it is private and {why}") from exc
     except RevisionNotFoundError as exc:
         raise not_found(f"dataset `{repo_id}` has no revision `{revision}`") from exc
     except RemoteEntryNotFoundError as exc:
-        raise not_found(f"a file of dataset `{repo_id}` is missing at revision `{revision or 'main'}`: {exc}") from exc
+        raise not_found(
+            f"a file of dataset `{repo_id}` is missing at revision `{revision or 'main'}`: {exc}"
+        ) from exc
     except OfflineModeIsEnabled as exc:
-        raise RetryLater(f"cannot read dataset `{repo_id}`: `HF_HUB_OFFLINE` is set, the Hub is not reachable") from exc
+        raise RetryLater(
+            f"cannot read dataset `{repo_id}`: `HF_HUB_OFFLINE` is set, the Hub is not reachable"
+        ) from exc
     except HfHubHTTPError as exc:
-        status = exc.response.status_code if exc.response is not None else 0
-        if status in (401, 403):
-            raise not_found(f"dataset `{repo_id}`: access denied ({status}); check the token's permissions") from exc
-        if status == 429 or status >= 500 or status == 0:
-            raise RetryLater(f"the Hub answered {status} for dataset `{repo_id}`; retrying later", delay=30) from exc
-        raise invalid(f"the Hub refused to serve dataset `{repo_id}` ({status}): {_first_line(exc)}") from exc
+        code = _status_of(exc) or 0
+        if code in (401, 403):
+            raise not_found(
+                f"dataset `{repo_id}`: access denied ({code}); check the token's permissions"
+            ) from exc
+        if code == 429 or code >= 500 or code == 0:
+            raise RetryLater(
+                f"the Hub answered {code} for dataset `{repo_id}`; retrying later", delay=30
+            ) from exc
+        raise invalid(f"the Hub refused to serve dataset `{repo_id}` ({code}): {_first_line(exc)}") from exc
     except (TimeoutError, ConnectionError) as exc:
-        raise RetryLater(f"the Hub did not answer for dataset `{repo_id}`: {_first_line(exc)}", delay=30) from exc
+        raise RetryLater(
+            f"the Hub did not answer for dataset `{repo_id}`: {_first_line(exc)}", delay=30
+        ) from exc
     except Exception as exc:
+        status = _status_of(exc)
+        if status is not None and (status == 429 or status >= 500):
+            raise RetryLater(
+                f"the Hub answered {status} for dataset `{repo_id}`; retrying later", delay=30
+            ) from exc
+        if status is not None:
+            raise invalid(
+                f"the Hub refused to serve dataset `{repo_id}` ({status}): {_first_line(exc)}"
+            ) from exc
         if _is_transport_error(exc):
-            raise RetryLater(f"the Hub did not answer for dataset `{repo_id}`: {_first_line(exc)}", delay=30) from exc
+            raise RetryLater(
+                f"the Hub did not answer for dataset `{repo_id}`: {_first_line(exc)}", delay=30
+            ) from exc
         raise
 
 
@@ -72,13 +95,22 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def _status_of(exc: BaseException) -> int | None:
+    """The HTTP status of an httpx/httpx2 `HTTPStatusError` (file reads raise those, not Hub errors)."""
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
 def _is_transport_error(exc: BaseException) -> bool:
     """httpx/httpx2 network errors (timeouts, refused connections), without importing either."""
-    return any(cls.__name__ in ("TransportError", "TimeoutException", "NetworkError") for cls in type(exc).__mro__)
+    return any(
+        cls.__name__ in ("TransportError", "TimeoutException", "NetworkError") for cls in type(exc).__mro__
+    )
 
 
 def _list_files(api: Any, repo_id: str, revision: str | None) -> list[DataFile]:
-    from huggingface_hub.hf_api import RepoFile  # noqa: PLC0415
+    from huggingface_hub.hf_api import RepoFile
 
     entries = api.list_repo_tree(repo_id, recursive=True, revision=revision, repo_type="dataset")
     return [DataFile(e.path, e.size) for e in entries if isinstance(e, RepoFile)]
@@ -112,12 +144,13 @@ def sample_hub(
     RetryLater
         For Hub errors that may pass (5xx, 429, timeouts).
     """
-    from huggingface_hub import HfApi, HfFileSystem  # noqa: PLC0415
+    from huggingface_hub import HfApi, HfFileSystem
 
     where = f"dataset `{repo_id}`"
     with hub_errors(repo_id, revision, token):
-        api = HfApi(endpoint=endpoint, token=token)
-        fs = HfFileSystem(endpoint=endpoint, token=token, skip_instance_cache=True)
+        # Never fall back to a token of the environment: only the job's own token may open private data.
+        api = HfApi(endpoint=endpoint, token=token or False)
+        fs = HfFileSystem(endpoint=endpoint, token=token or False, skip_instance_cache=True)
         files = _list_files(api, repo_id, revision)
         used_revision = revision
         layout: Layout | None = None
@@ -125,7 +158,9 @@ def sample_hub(
             readme = _read_readme(fs, repo_id, revision, files)
             layout = resolve(files, readme=readme, config=config, split=split, where=where)
         else:
-            layout = _parquet_branch_layout(api, repo_id, config=config, split=split, where=where, files=files)
+            layout = _parquet_branch_layout(
+                api, repo_id, config=config, split=split, where=where, files=files
+            )
             used_revision = PARQUET_BRANCH
 
         def open_file(f: DataFile) -> Opener:
@@ -148,7 +183,7 @@ def sample_hub(
 def _parquet_branch_layout(
     api: Any, repo_id: str, *, config: str | None, split: str, where: str, files: list[DataFile]
 ) -> Layout:
-    from huggingface_hub.errors import RevisionNotFoundError  # noqa: PLC0415
+    from huggingface_hub.errors import RevisionNotFoundError
 
     try:
         converted = _list_files(api, repo_id, PARQUET_BRANCH)
@@ -156,5 +191,8 @@ def _parquet_branch_layout(
         converted = []
     if not converted:
         listed = ", ".join(f"`{f.path}`" for f in files[:10]) or "no files"
-        raise invalid(f"{where} has no data files (Parquet, JSON, JSON Lines or CSV) and no Parquet conversion; it has {listed}")
+        raise invalid(
+            f"{where} has no data files (Parquet, JSON, JSON Lines or CSV) and no Parquet conversion; "
+            f"it has {listed}"
+        )
     return resolve(converted, readme=None, config=config, split=split, where=where, parquet_branch=True)

@@ -47,13 +47,17 @@ def read_source(
     name = source.name
     path = Path(name).expanduser()
     if path.exists():
-        return sample_local(path, config=source.config, split=source.split, rows=rows, max_row_bytes=max_row_bytes)
+        return sample_local(
+            path, config=source.config, split=source.split, rows=rows, max_row_bytes=max_row_bytes
+        )
     looks_local = name.startswith((".", "/", "~")) or name.lower().endswith(tuple(FORMATS)) or "\\" in name
     if looks_local:
         raise not_found(f"`{name}` does not exist: no such local file or folder")
     if not REPO_ID.match(name) or ".." in name or "--" in name:
-        raise not_found(f"dataset `{name}` is neither an existing local file or folder nor a Hub repo id (`owner/name`)")
-    from finetune_operator.validation.hub import sample_hub  # noqa: PLC0415 - Hub client only when needed
+        raise not_found(
+            f"dataset `{name}` is neither an existing local file or folder nor a Hub repo id (`owner/name`)"
+        )
+    from finetune_operator.validation.hub import sample_hub
 
     return sample_hub(
         name,
@@ -138,8 +142,16 @@ def inspect_dataset(
     findings.extend(_raw_findings(rows, sample.total_rows))
     lengths = length_stats(primary.rows if primary else rows, max_length, tokenizer)
     if lengths.over_max_length > 0:
-        findings.append(_finding("OverMaxLength", None, lengths.over_max_length, len(rows), sample.total_rows,
-                                 f"longer than {max_length} tokens" + (" (estimated)" if lengths.estimated else "")))
+        findings.append(
+            _finding(
+                "OverMaxLength",
+                None,
+                lengths.over_max_length,
+                len(rows),
+                sample.total_rows,
+                f"longer than {max_length} tokens" + (" (estimated)" if lengths.estimated else ""),
+            )
+        )
     duplicate = next((f.share for f in findings if f.check == "DuplicateRows"), 0.0)
     layout = sample.layout
     return DatasetReport(
@@ -171,8 +183,15 @@ def inspect_dataset(
     )
 
 
-def _finding(check: str, method: str | None, share: float, n: int, total: int | None, detail: str,
-             examples: list[int] | None = None) -> Finding:
+def _finding(
+    check: str,
+    method: str | None,
+    share: float,
+    n: int,
+    total: int | None,
+    detail: str,
+    examples: list[int] | None = None,
+) -> Finding:
     spec = CHECKS[check]
     return Finding(
         check=check,
@@ -197,8 +216,17 @@ def _raw_findings(rows: list[dict[str, Any]], total: int | None) -> list[Finding
             dupes.append(i)
         seen.add(key)
     if dupes:
-        out.append(_finding("DuplicateRows", None, len(dupes) / len(rows), len(rows), total,
-                            f"the first is sampled row {dupes[0]}", dupes[:5]))
+        out.append(
+            _finding(
+                "DuplicateRows",
+                None,
+                len(dupes) / len(rows),
+                len(rows),
+                total,
+                f"the first is sampled row {dupes[0]}",
+                dupes[:5],
+            )
+        )
     shapes: dict[str, Counter[str]] = {}
     for row in rows:
         for key, value in row.items():
@@ -207,10 +235,12 @@ def _raw_findings(rows: list[dict[str, Any]], total: int | None) -> list[Finding
                 shapes.setdefault(key, Counter())[kind] += 1
     for column, counter in shapes.items():
         if len(counter) > 1:
-            (main, _), *rest = counter.most_common()
+            _, *rest = counter.most_common()
             odd = sum(n for _, n in rest)
             kinds = ", ".join(f"{k} ({n})" for k, n in counter.most_common())
-            out.append(_finding("MixedTypes", None, odd / len(rows), len(rows), total, f"`{column}` holds {kinds}"))
+            out.append(
+                _finding("MixedTypes", None, odd / len(rows), len(rows), total, f"`{column}` holds {kinds}")
+            )
     return out
 
 

@@ -106,10 +106,14 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
 
 def match_glob(pattern: str, files: list[DataFile]) -> list[DataFile]:
     """The files matching ``pattern`` (relative to the repo root; a folder name matches its files)."""
-    pattern = pattern.lstrip("./") if pattern.startswith("./") else pattern
+    pattern = pattern.removeprefix("./")
     regex = _glob_regex(pattern)
     folder = pattern.rstrip("/") + "/"
-    return [f for f in files if regex.match(f.path) or (not any(ch in pattern for ch in "*?[") and f.path.startswith(folder))]
+    return [
+        f
+        for f in files
+        if regex.match(f.path) or (not any(ch in pattern for ch in "*?[") and f.path.startswith(folder))
+    ]
 
 
 def split_of(path: str) -> str | None:
@@ -145,7 +149,11 @@ def splits_by_convention(files: list[DataFile]) -> dict[str, list[DataFile]]:
 
 def _config_splits(config: dict[str, Any], files: list[DataFile]) -> dict[str, list[DataFile]]:
     base = str(config.get("data_dir") or "").strip("/")
-    scoped = [DataFile(f.path[len(base) + 1 :], f.size) for f in files if f.path.startswith(base + "/")] if base else files
+    scoped = (
+        [DataFile(f.path[len(base) + 1 :], f.size) for f in files if f.path.startswith(base + "/")]
+        if base
+        else files
+    )
 
     def full(found: list[DataFile]) -> list[DataFile]:
         return [DataFile(f"{base}/{f.path}", f.size) for f in found] if base else found

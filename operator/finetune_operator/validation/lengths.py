@@ -54,7 +54,7 @@ def row_text(row: dict[str, Any]) -> str:
 def load_tokenizer(name: str) -> tuple[Any | None, str | None]:
     """AutoTokenizer for ``name`` (local folder or Hub id), or (None, why not)."""
     try:
-        from transformers import AutoTokenizer  # noqa: PLC0415 - heavy, only when asked for
+        from transformers import AutoTokenizer
     except ImportError:
         return None, "transformers is not installed"
     try:

@@ -18,7 +18,7 @@ FULL_READ_BYTES = 256 * 1024 * 1024
 
 def _opener(root: Path) -> Callable[[DataFile], Opener]:
     def open_file(f: DataFile) -> Opener:
-        return lambda: cast(BinaryIO, open(root / f.path, "rb"))  # noqa: SIM115 - the reader closes it
+        return lambda: cast(BinaryIO, open(root / f.path, "rb"))
 
     return open_file
 
@@ -34,9 +34,7 @@ def list_folder(root: Path) -> list[DataFile]:
     return out
 
 
-def sample_local(
-    path: Path, *, config: str | None, split: str, rows: int, max_row_bytes: int
-) -> Sample:
+def sample_local(path: Path, *, config: str | None, split: str, rows: int, max_row_bytes: int) -> Sample:
     """Sample a local file or folder.
 
     Raises
@@ -52,7 +50,9 @@ def sample_local(
             raise not_found(f"{where} is a single file: it has only the split `train`, not `{split}`")
         if config is not None:
             raise not_found(f"{where} is a single file: it has no config `{config}`")
-        layout = Layout("default", "train", [DataFile(path.name, path.stat().st_size)], ["default"], ["train"])
+        layout = Layout(
+            "default", "train", [DataFile(path.name, path.stat().st_size)], ["default"], ["train"]
+        )
         root = path.parent
     elif path.is_dir():
         files = list_folder(path)

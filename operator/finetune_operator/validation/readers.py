@@ -21,7 +21,14 @@ from finetune_operator.validation.errors import invalid
 
 Opener = Callable[[], BinaryIO]
 
-FORMATS = {".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "csv"}
+FORMATS = {
+    ".parquet": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".csv": "csv",
+    ".tsv": "csv",
+}
 """Data file extensions we read, and their format."""
 
 MIB = 1024 * 1024
@@ -91,10 +98,16 @@ def read_file(
             return read_parquet(opener, path, rows=rows, max_row_bytes=max_row_bytes)
         if fmt == "csv":
             delimiter = "\t" if path.lower().endswith(".tsv") else ","
-            return read_csv(opener, path, size, rows=rows, delimiter=delimiter, full_read_bytes=full_read_bytes)
+            return read_csv(
+                opener, path, size, rows=rows, delimiter=delimiter, full_read_bytes=full_read_bytes
+            )
         if fmt in ("json", "jsonl"):
-            return read_json(opener, path, size, rows=rows, max_row_bytes=max_row_bytes, full_read_bytes=full_read_bytes)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, EOFError) as exc:
+            return read_json(
+                opener, path, size, rows=rows, max_row_bytes=max_row_bytes, full_read_bytes=full_read_bytes
+            )
+    except (pa.ArrowException, OSError, EOFError) as exc:
+        if getattr(exc, "response", None) is not None:
+            raise  # an HTTP error of a remote file: the caller tells transient from permanent
         raise invalid(f"`{path}` cannot be read as {fmt}: {_first_line(exc)}") from exc
     except UnicodeDecodeError as exc:
         raise invalid(f"`{path}` is not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
@@ -159,7 +172,9 @@ def read_parquet(opener: Opener, path: str, *, rows: int, max_row_bytes: int) ->
 # ---------------------------------------------------------------------------------------------------- csv
 
 
-def read_csv(opener: Opener, path: str, size: int | None, *, rows: int, delimiter: str, full_read_bytes: int) -> FileRead:
+def read_csv(
+    opener: Opener, path: str, size: int | None, *, rows: int, delimiter: str, full_read_bytes: int
+) -> FileRead:
     """Stream CSV blocks until the sample is full; count the rest when the file is small."""
     block = 1 << 20
     with opener() as handle:
@@ -198,7 +213,7 @@ def read_json(
     """A JSON array of rows or JSON Lines (whatever the extension says: `.json` files are often JSONL)."""
     with opener() as handle:
         head = handle.read(4096)
-        first = head.lstrip()[:1]
+        first = head.removeprefix(codecs.BOM_UTF8).lstrip()[:1]
         if not first:
             return FileRead(rows=[], columns=[], num_rows=0)
         handle.seek(0)
@@ -231,14 +246,50 @@ def _as_row(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
+class LineReader:
+    """`readline(limit)` over any binary file (fsspec's files have no limit argument)."""
+
+    def __init__(self, handle: BinaryIO, chunk: int = 1 << 20) -> None:
+        self.handle = handle
+        self.chunk = chunk
+        self.buf = b""
+        self.eof = False
+
+    def _fill(self) -> None:
+        data = self.handle.read(self.chunk)
+        self.eof = not data
+        self.buf += data
+
+    def readline(self, limit: int) -> bytes:
+        """The next line with its newline, at most ``limit`` bytes; b"" at the end."""
+        start = 0
+        while True:
+            end = self.buf.find(b"\n", start)
+            if end >= 0 and end < limit:
+                line, self.buf = self.buf[: end + 1], self.buf[end + 1 :]
+                return line
+            if len(self.buf) >= limit or self.eof:
+                line, self.buf = self.buf[:limit], self.buf[limit:]
+                return line
+            start = len(self.buf)
+            self._fill()
+
+    def at_end(self) -> bool:
+        """Whether nothing is left."""
+        if not self.buf and not self.eof:
+            self._fill()
+        return not self.buf and self.eof
+
+
 def _read_json_lines(
     handle: BinaryIO, path: str, size: int | None, rows: int, max_row_bytes: int, full_read_bytes: int
 ) -> FileRead:
     sample: list[dict[str, Any]] = []
     line_no, consumed = 0, 0
     exhausted = False
+    lines = LineReader(handle)
     while len(sample) < rows:
-        line = handle.readline(max_row_bytes + 1)
+        line = lines.readline(max_row_bytes + 1)
         if not line:
             exhausted = True
             break
@@ -261,9 +312,7 @@ def _read_json_lines(
             truncated = " (the file looks truncated)" if not line.endswith(b"\n") else ""
             raise invalid(f"line {line_no} of `{path}` is not valid JSON: {exc.msg}{truncated}") from exc
         sample.append(_as_row(value, f"line {line_no} of `{path}`"))
-    if not exhausted:
-        exhausted = handle.read(1) == b""  # a peek: every later read seeks first
-    if exhausted:
+    if exhausted or lines.at_end():
         return FileRead(rows=sample, columns=[], num_rows=len(sample))
     _check_jsonl_tail(handle, path, size)
     if size is not None and size <= full_read_bytes:
@@ -271,7 +320,8 @@ def _read_json_lines(
         rest = 0
         last = b""
         while chunk := handle.read(8 * MIB):
-            rest += sum(1 for ln in chunk.split(b"\n") if ln.strip()) if b"\n\n" in chunk else chunk.count(b"\n")
+            # Newlines, less blank lines (`datasets` skips those too).
+            rest += chunk.count(b"\n") - chunk.count(b"\n\n")
             last = chunk
         if last and not last.endswith(b"\n"):
             rest += 1
@@ -292,7 +342,9 @@ def _check_jsonl_tail(handle: BinaryIO, path: str, size: int | None) -> None:
     try:
         json.loads(lines[-1])
     except json.JSONDecodeError as exc:
-        raise invalid(f"the last line of `{path}` is not valid JSON ({exc.msg}): the file looks truncated") from exc
+        raise invalid(
+            f"the last line of `{path}` is not valid JSON ({exc.msg}): the file looks truncated"
+        ) from exc
 
 
 def _single_object_message(handle: BinaryIO, path: str) -> str:
@@ -301,7 +353,7 @@ def _single_object_message(handle: BinaryIO, path: str) -> str:
     try:
         doc = json.loads(data)
     except json.JSONDecodeError as exc:
-        return f"`{path}` is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        return f"`{path}` is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
     if isinstance(doc, dict):
         lists = [k for k, v in doc.items() if isinstance(v, list) and v and isinstance(v[0], dict)]
         hint = f"; its rows seem to be under `{lists[0]}`: store that list as the file" if lists else ""
@@ -317,9 +369,11 @@ def _read_json_array(
         try:
             doc = json.loads(data)
         except json.JSONDecodeError as exc:
-            truncated = " (the file looks truncated)" if exc.pos >= len(data.rstrip()) - 1 else ""
+            truncated = (
+                "" if data.rstrip().endswith(b"]") else "; it does not end with `]`: the file looks truncated"
+            )
             raise invalid(
-                f"`{path}` is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}{truncated}"
+                f"`{path}` is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}){truncated}"
             ) from exc
         sample = [_as_row(v, f"item {i} of `{path}`") for i, v in enumerate(doc[:rows])]
         for i, row in enumerate(sample):
@@ -328,7 +382,9 @@ def _read_json_array(
     return _stream_json_array(handle, path, size, rows, max_row_bytes)
 
 
-def _stream_json_array(handle: BinaryIO, path: str, size: int | None, rows: int, max_row_bytes: int) -> FileRead:
+def _stream_json_array(
+    handle: BinaryIO, path: str, size: int | None, rows: int, max_row_bytes: int
+) -> FileRead:
     """Decode the array's first ``rows`` objects one at a time, reading only as far as they reach."""
     if size is not None:
         handle.seek(max(0, size - TAIL_BYTES))
@@ -336,7 +392,7 @@ def _stream_json_array(handle: BinaryIO, path: str, size: int | None, rows: int,
             raise invalid(f"`{path}` does not end with `]`: the JSON array looks truncated")
         handle.seek(0)
     decoder = json.JSONDecoder()
-    utf8 = codecs.getincrementaldecoder("utf-8")()
+    utf8 = codecs.getincrementaldecoder("utf-8-sig")()
     buf, pos, chunk, eof = "", 0, 1 << 20, False
     bytes_read, chars_dropped = 0, 0
     sample: list[dict[str, Any]] = []
@@ -381,8 +437,8 @@ def _stream_json_array(handle: BinaryIO, path: str, size: int | None, rows: int,
                     raise invalid(f"item {len(sample)} of `{path}` is not valid JSON: {exc.msg}") from exc
                 if len(buf) - start > max_row_bytes:
                     raise invalid(
-                        f"item {len(sample)} of `{path}` is over the {max_row_bytes / MIB:.0f} MiB a row may have: "
-                        "split such rows or drop them"
+                        f"item {len(sample)} of `{path}` is over the {max_row_bytes / MIB:.0f} MiB "
+                        "a row may have: split such rows or drop them"
                     ) from exc
                 more()
                 start = pos
@@ -397,7 +453,9 @@ def _stream_json_array(handle: BinaryIO, path: str, size: int | None, rows: int,
             complete = True
             break
         else:
-            raise invalid(f"`{path}` has no `,` or `]` after item {len(sample) - 1}: it is not a valid JSON array")
+            raise invalid(
+                f"`{path}` has no `,` or `]` after item {len(sample) - 1}: it is not a valid JSON array"
+            )
     if complete:
         return FileRead(rows=sample, columns=[], num_rows=len(sample))
     consumed_chars = chars_dropped + pos

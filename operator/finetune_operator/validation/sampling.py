@@ -62,7 +62,12 @@ def sample_split(
             unread.append(f)
             continue
         got: FileRead = read_file(
-            open_file(f), f.path, f.size, rows=rows - len(sample), max_row_bytes=max_row_bytes, full_read_bytes=full_read_bytes
+            open_file(f),
+            f.path,
+            f.size,
+            rows=rows - len(sample),
+            max_row_bytes=max_row_bytes,
+            full_read_bytes=full_read_bytes,
         )
         sample.extend(got.rows)
         columns = columns or got.columns
@@ -86,7 +91,9 @@ def sample_split(
         estimated_total += sum((f.size or 0) * per_byte for f in unread)
     total = exact + round(estimated_total)
     if not sample:
-        raise invalid(f"{where} has no rows (split `{layout.split}`: {', '.join(f'`{f.path}`' for f in files[:5])})")
+        raise invalid(
+            f"{where} has no rows (split `{layout.split}`: {', '.join(f'`{f.path}`' for f in files[:5])})"
+        )
     return Sample(
         rows=sample,
         columns=columns,

@@ -141,12 +141,19 @@ class Evaluator:
         check = self.problems(method)
         per_row: list[Problems] = []
         for row, error in zip(mapped.rows, mapped.errors, strict=True):
-            per_row.append({"MappingFailed": error} if row is None else check(row))
+            per_row.append({"MappingFailed": error or "the mapping failed"} if row is None else check(row))
         findings = aggregate(per_row, method, self.total_rows)
         fatal = [f for f in findings if is_fatal(f)]
         if fatal:
             f = fatal[0]
-            return Attempt(mapping, False, f"{f.message} ({f.sample_rows} of {len(per_row)} sampled rows)", True, findings, good)
+            return Attempt(
+                mapping,
+                False,
+                f"{f.message} ({f.sample_rows} of {len(per_row)} sampled rows)",
+                True,
+                findings,
+                good,
+            )
         return Attempt(mapping, True, "", True, findings, good)
 
     def extras(self, method: str, mapping: RowMapping) -> list[RowMapping]:
@@ -157,7 +164,9 @@ class Evaluator:
         row = good[0]
         if method == "SFT" and trl_kind(row) == "preference":
             # Train on the preferred answers.
-            return [mapping.plus(completion="chosen")] if "prompt" in row else [mapping.plus(messages="chosen")]
+            return (
+                [mapping.plus(completion="chosen")] if "prompt" in row else [mapping.plus(messages="chosen")]
+            )
         if method == "GRPO" and self.answer_column == "answer" and "answer" not in row:
             exclude = {"prompt", "completion", "chosen", "rejected", "messages", "text"}
             source = answer_source(good, exclude)
@@ -195,11 +204,14 @@ def decide(
         attempts.append(attempt)
         if not attempt.ok:
             continue
-        if mapping.key() == given.key() or mapping.empty:
+        if mapping.key() == given.key():
             how = f" with {given.describe()}" if not given.empty else ""
             reason = f"{detection.description}{how}"
             return _verdict(method, Verdict.READY, reason, given if not given.empty else None), attempt
-        reason = f"{detection.description}: set {mapping.describe()} in `spec.dataset`"
+        if mapping.empty:
+            reason = f"{detection.description}: remove `conversion` and `columns` from `spec.dataset`"
+        else:
+            reason = f"{detection.description}: set {mapping.describe()} in `spec.dataset`"
         if not given.empty:
             failed = attempts[0]
             reason = f"the mapping given ({given.describe()}) does not work: {failed.reason}; {reason}"

@@ -1,0 +1,357 @@
+"""`ftjob status|logs|watch NAME`: a FineTuneJob in the cluster, as a kubectl plugin would show it.
+
+The cluster comes from `--kubeconfig`, else `KUBECONFIG`, else `~/.kube/config`, else the in-cluster service
+account; the namespace from `-n`, else the kubeconfig context's namespace, else `default`.
+
+Exit codes: 0 on success (`watch`: the job Succeeded); 1 when the job Failed or was Cancelled (`watch`),
+or cannot be read (not found, no access, no cluster); 2 when `watch --timeout` ran out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import unquote, urlparse
+
+from finetune_operator import GROUP, PLURAL, VERSION
+from finetune_operator.api.status import TERMINAL_PHASES, BackendRef, FineTuneJobStatus, Phase
+from finetune_operator.cli.status_view import OUTPUTS, parse_status, render_output, watch_line
+
+SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+class CliError(Exception):
+    """A failure to report in one line (no traceback); exit code 1."""
+
+
+@dataclass
+class Cluster:
+    """A connection to the cluster and the namespace to use."""
+
+    api_client: Any
+    namespace: str
+
+
+def connect(
+    kubeconfig: str | None = None, context: str | None = None, namespace: str | None = None
+) -> Cluster:
+    """Load the Kubernetes configuration the way kubectl does.
+
+    Parameters
+    ----------
+    kubeconfig
+        A kubeconfig path (or `:`-separated list); default `KUBECONFIG`, then `~/.kube/config`.
+    context
+        The kubeconfig context to use; default its current context.
+    namespace
+        The namespace; default the context's namespace, else `default`.
+
+    Raises
+    ------
+    CliError
+        When no configuration can be loaded.
+    """
+    from kubernetes import client, config
+
+    path = kubeconfig or os.environ.get("KUBECONFIG")
+    if not path and Path("~/.kube/config").expanduser().exists():
+        path = str(Path("~/.kube/config").expanduser())
+    try:
+        if path:
+            contexts, active = config.list_kube_config_contexts(config_file=path)
+            chosen = next((c for c in contexts if c["name"] == context), None) if context else active
+            if chosen is None:
+                raise CliError(f"context `{context}` is not in {path}")
+            ns = namespace or (chosen.get("context") or {}).get("namespace") or "default"
+            return Cluster(config.new_client_from_config(config_file=path, context=context), ns)
+        if os.environ.get("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config()
+            ns = namespace or (SA_NAMESPACE.read_text().strip() if SA_NAMESPACE.exists() else "default")
+            return Cluster(client.ApiClient(), ns)
+    except config.ConfigException as exc:
+        raise CliError(f"cannot load the Kubernetes configuration: {exc}") from None
+    except OSError as exc:
+        raise CliError(f"cannot read the kubeconfig: {exc}") from None
+    raise CliError("no Kubernetes configuration found: pass `--kubeconfig` or set `KUBECONFIG`")
+
+
+def get_job(cluster: Cluster, name: str) -> dict[str, Any]:
+    """The FineTuneJob resource as a dict.
+
+    Raises
+    ------
+    CliError
+        When it does not exist, may not be read, or the API cannot be reached.
+    """
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    api = client.CustomObjectsApi(cluster.api_client)
+    try:
+        obj: Any = api.get_namespaced_custom_object(GROUP, VERSION, cluster.namespace, PLURAL, name)
+    except ApiException as exc:
+        if exc.status == 404:
+            raise CliError(f"FineTuneJob `{name}` not found in namespace `{cluster.namespace}`") from None
+        if exc.status in (401, 403):
+            raise CliError(
+                f"not allowed to read FineTuneJob `{name}` in namespace `{cluster.namespace}` "
+                f"(HTTP {exc.status})"
+            ) from None
+        raise CliError(f"reading FineTuneJob `{name}`: HTTP {exc.status} {exc.reason}") from None
+    except HTTPError as exc:
+        raise CliError(f"cannot reach the Kubernetes API: {exc}") from None
+    if not isinstance(obj, dict):
+        raise CliError(f"FineTuneJob `{name}`: unexpected answer from the API")
+    return obj
+
+
+# Log sources, one per backend kind.
+
+
+def lines_of(chunks: Iterable[bytes | str]) -> Iterator[str]:
+    """Whole lines from a stream of chunks that may split lines anywhere."""
+    pending = ""
+    for chunk in chunks:
+        pending += chunk.decode(errors="replace") if isinstance(chunk, bytes) else chunk
+        *complete, pending = pending.split("\n")
+        yield from (line.rstrip("\r") for line in complete)
+    if pending:
+        yield pending.rstrip("\r")
+
+
+def pod_logs(cluster: Cluster, ref: BackendRef, follow: bool) -> Iterator[str]:
+    """Lines of the newest pod of a batch/v1 Job (a retried pod resumes from the last checkpoint)."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    core = client.CoreV1Api(cluster.api_client)
+    namespace = ref.namespace or cluster.namespace
+    try:
+        pods: list[Any] = core.list_namespaced_pod(namespace, label_selector=f"job-name={ref.id}").items
+        if not pods:
+            raise CliError(f"Job `{namespace}/{ref.id}` has no pods (yet, or any more)")
+        pod = str(max(pods, key=lambda p: p.metadata.creation_timestamp).metadata.name)
+        if follow:
+            resp: Any = core.read_namespaced_pod_log(pod, namespace, follow=True, _preload_content=False)
+            yield from lines_of(resp.stream())
+        else:
+            yield from str(core.read_namespaced_pod_log(pod, namespace)).splitlines()
+    except ApiException as exc:
+        raise CliError(
+            f"reading logs of Job `{namespace}/{ref.id}`: HTTP {exc.status} {exc.reason}"
+        ) from None
+
+
+def hf_job_logs(ref: BackendRef, follow: bool) -> Iterator[str]:
+    """Lines of an HF Job (server-sent events), with `HF_TOKEN` (and `HF_ENDPOINT`) from the environment."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    token = os.environ.get("HF_TOKEN")
+    if not token:
+        raise CliError("set `HF_TOKEN` to read the logs of an HF Job")
+    api = HfApi(endpoint=os.environ.get("HF_ENDPOINT"), token=token)
+    try:
+        for line in api.fetch_job_logs(job_id=ref.id, namespace=ref.namespace, follow=follow):
+            yield line.rstrip("\n")
+    except HfHubHTTPError as exc:
+        code = exc.response.status_code if exc.response is not None else "?"
+        raise CliError(f"reading logs of HF Job `{ref.id}`: HTTP {code}") from None
+
+
+def file_logs(
+    ref: BackendRef, follow: bool, finished: Callable[[], bool], poll_seconds: float = 1.0
+) -> Iterator[str]:
+    """Lines of a local process's log file (`status.backendRef.url`, a `file://` URL).
+
+    With follow, keeps reading until `finished()` (checked when the file has nothing new) says the job ended.
+    """
+    url = urlparse(ref.url or "")
+    if url.scheme != "file":
+        raise CliError(f"`status.backendRef.url` must be a file:// URL for a Process, got `{ref.url}`")
+    path = Path(unquote(url.path))
+    if not path.exists():
+        raise CliError(f"log file {path} does not exist on this machine (the Local backend runs on its host)")
+    with path.open(errors="replace") as fh:
+        pending = ""
+        while True:
+            chunk = fh.readline()
+            if chunk:
+                pending += chunk
+                if pending.endswith("\n"):
+                    yield pending.rstrip("\n")
+                    pending = ""
+                continue
+            if not follow or finished():
+                if pending:
+                    yield pending
+                return
+            time.sleep(poll_seconds)
+
+
+def job_logs(cluster: Cluster, name: str, follow: bool) -> Iterator[str]:
+    """The training logs of a FineTuneJob, from whichever backend runs it."""
+    status = parse_status(get_job(cluster, name))
+    ref = status.backend_ref
+    if ref is None:
+        raise CliError(f"FineTuneJob `{name}` has no backend work yet (phase {status.phase.value})")
+    if ref.kind == "Job":
+        return pod_logs(cluster, ref, follow)
+    if ref.kind == "HFJob":
+        return hf_job_logs(ref, follow)
+    if ref.kind == "Process":
+
+        def finished() -> bool:
+            return parse_status(get_job(cluster, name)).phase in TERMINAL_PHASES
+
+        return file_logs(ref, follow, finished)
+    raise CliError(f"unknown backend kind `{ref.kind}` in `status.backendRef`")
+
+
+# Commands.
+
+
+def _cluster(args: argparse.Namespace) -> Cluster:
+    return connect(args.kubeconfig, args.context, args.namespace)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    """`ftjob status`: print the job."""
+    obj = get_job(_cluster(args), args.name)
+    sys.stdout.write(render_output(obj, args.output))
+    return 0
+
+
+def run_logs(args: argparse.Namespace) -> int:
+    """`ftjob logs`: print the training logs (follow with `-f`)."""
+    for line in job_logs(_cluster(args), args.name, args.follow):
+        print(line, flush=args.follow)
+    return 0
+
+
+def exit_code(phase: Phase) -> int:
+    """What `watch` returns for a terminal phase: 0 Succeeded, 1 Failed or Cancelled."""
+    return 0 if phase == Phase.SUCCEEDED else 1
+
+
+def watch(
+    read: Callable[[], FineTuneJobStatus],
+    out: TextIO,
+    *,
+    tty: bool,
+    interval: float = 2.0,
+    timeout: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> int:
+    """Show a job's progress until it ends.
+
+    Parameters
+    ----------
+    read
+        Returns the job's current status.
+    out
+        Where to write.
+    tty
+        Redraw one line with a progress bar; otherwise print a plain line whenever it changes.
+    interval
+        Seconds between reads.
+    timeout
+        Give up after this many seconds (exit code 2); None waits for ever.
+    sleep, clock
+        Injected for tests.
+
+    Returns
+    -------
+    int
+        0 when the job Succeeded, 1 when it Failed or was Cancelled, 2 on timeout.
+    """
+    start = clock()
+    last = ""
+    while True:
+        status = read()
+        line = watch_line(status, bar_width=24 if tty else 0)
+        if tty:
+            out.write("\r\x1b[2K" + line)
+            out.flush()
+        elif line != last:
+            out.write(line + "\n")
+            out.flush()
+        last = line
+        if status.phase in TERMINAL_PHASES:
+            if tty:
+                out.write("\n")
+            if status.message and status.phase != Phase.SUCCEEDED:
+                out.write(f"{status.phase.value}: {status.message}\n")
+            out.flush()
+            return exit_code(status.phase)
+        if timeout is not None and clock() - start >= timeout:
+            if tty:
+                out.write("\n")
+            out.write(f"timed out after {timeout:g}s; the job is still {status.phase.value}\n")
+            out.flush()
+            return 2
+        sleep(interval)
+
+
+def run_watch(args: argparse.Namespace) -> int:
+    """`ftjob watch`: a live progress line until the job ends."""
+    cluster = _cluster(args)
+    return watch(
+        lambda: parse_status(get_job(cluster, args.name)),
+        sys.stdout,
+        tty=sys.stdout.isatty(),
+        interval=args.interval,
+        timeout=args.timeout,
+    )
+
+
+def _guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except CliError as exc:
+            sys.stdout.flush()
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except BrokenPipeError:  # `ftjob logs NAME | head`
+            return 0
+
+    return run
+
+
+HELP = {
+    "status": "show a FineTuneJob: phase, conditions, dataset verdicts, plan, progress, outputs",
+    "logs": "print the training logs of a FineTuneJob, from whichever backend runs it",
+    "watch": "follow a FineTuneJob's progress until it ends (exit 0 Succeeded, 1 Failed or Cancelled)",
+}
+
+
+def register(subparsers: Any, name: str) -> None:
+    """Add the `status`, `logs` or `watch` subcommand (whichever `name` is)."""
+    if name not in HELP:
+        raise ValueError(f"unknown cluster subcommand {name!r}")
+    p = subparsers.add_parser(name, help=HELP[name], description=HELP[name] + ".")
+    p.add_argument("name", metavar="NAME", help="the FineTuneJob's name")
+    p.add_argument("-n", "--namespace", help="namespace (default: the kubeconfig context's, else `default`)")
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+    p.add_argument("--context", help="kubeconfig context (default: the current context)")
+    if name == "status":
+        p.add_argument("-o", "--output", choices=OUTPUTS, default="text", help="output format")
+        p.set_defaults(func=_guarded(run_status))
+    elif name == "logs":
+        p.add_argument(
+            "-f", "--follow", action="store_true", help="keep printing new lines until the run ends"
+        )
+        p.set_defaults(func=_guarded(run_logs))
+    else:
+        p.add_argument("--interval", type=float, default=2.0, help="seconds between reads (default 2)")
+        p.add_argument("--timeout", type=float, help="give up after this many seconds (exit code 2)")
+        p.set_defaults(func=_guarded(run_watch))

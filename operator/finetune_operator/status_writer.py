@@ -1,0 +1,39 @@
+"""Reads a FineTuneJob fresh and writes its status, under the job's lock, so no write is based on a stale read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from finetune_operator import GROUP, PLURAL, VERSION
+from finetune_operator.errors import RetryLater
+
+
+class StatusWriter:
+    """GET and merge-patch the status subresource of FineTuneJobs."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self.custom = client.CustomObjectsApi(api_client)
+
+    def read(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object as the API server has it now; None when it is gone."""
+        try:
+            return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise RetryLater(f"reading FineTuneJob {namespace}/{name}: HTTP {exc.status}") from None
+
+    def patch_status(self, namespace: str, name: str, old: dict[str, Any], new: dict[str, Any]) -> None:
+        """Merge-patch the status from `old` to `new` (keys that disappeared are removed with null)."""
+        if old == new:
+            return
+        body = {"status": {**dict.fromkeys(old.keys() - new.keys()), **new}}
+        try:
+            self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name, body)
+        except ApiException as exc:
+            if exc.status == 404:
+                return
+            raise RetryLater(f"writing the status of {namespace}/{name}: HTTP {exc.status}") from None

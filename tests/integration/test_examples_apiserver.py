@@ -1,0 +1,23 @@
+"""The example FineTuneJobs are accepted by the real apiserver with the generated CRD (schema + CEL)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, kubectl
+
+CRD = ROOT / "crds" / "finetune.dev_finetunejobs.yaml"
+EXAMPLES = sorted((ROOT / "examples" / "jobs").glob("*.yaml"))
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_example_accepted_by_the_apiserver(kubeconfig: Path, namespace: str, path: Path) -> None:
+    assert CRD.exists(), "run `make crds`"
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    kubectl("wait", "--for=condition=Established", "crd/finetunejobs.finetune.dev", "--timeout=60s")
+    result = kubectl("apply", "--dry-run=server", "-n", namespace, "-f", str(path), check=False)
+    assert result.returncode == 0, result.stderr
+    assert "finetunejob.finetune.dev/" in result.stdout and "(server dry run)" in result.stdout

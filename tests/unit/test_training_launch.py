@@ -1,0 +1,65 @@
+"""Plan loading and the accelerate decision of `ftjob train` (no torch needed)."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from finetune_training.errors import TrainingError
+from finetune_training.launch import accelerate_command, needs_accelerate
+from finetune_training.plan import TrainingPlan
+from finetune_training.runner import load_plan
+
+PLAN = {
+    "job": {"name": "j"},
+    "model": "m",
+    "dataset": {"name": "d"},
+    "method": "SFT",
+    "peft": "LoRA",
+    "tracking": {"project": "p", "runName": "r"},
+}
+
+
+def _plan(gpus: int) -> TrainingPlan:
+    return TrainingPlan.model_validate({**PLAN, "resources": {"gpuCount": gpus}})
+
+
+def test_several_gpus_launch_accelerate_once() -> None:
+    assert needs_accelerate(_plan(4), environ={})
+    assert not needs_accelerate(_plan(1), environ={})
+    assert not needs_accelerate(_plan(4), environ={"LOCAL_RANK": "0"})  # already a worker
+
+
+def test_accelerate_command_runs_the_runner_on_every_gpu() -> None:
+    cmd = accelerate_command(_plan(4), "plan.json")
+    assert cmd[1:3] == ["-m", "accelerate.commands.launch"]
+    assert cmd[cmd.index("--num_processes") + 1] == "4"
+    assert cmd[-4:] == ["-m", "finetune_training.runner", "--plan", "plan.json"]
+    assert accelerate_command(_plan(2), None)[-2:] == ["--plan-env", "FTJOB_PLAN"]
+
+
+def test_plan_from_file_or_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "plan.json"
+    _plan(0).dump(path)
+    assert load_plan(str(path)).job.name == "j"
+    monkeypatch.setenv("MY_PLAN", base64.b64encode(path.read_bytes()).decode())
+    assert load_plan(None, "MY_PLAN").model == "m"
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        (None, "pass `--plan plan.json`"),
+        ("not base64!", "base64"),
+        (base64.b64encode(b"{}").decode(), "`job`"),
+    ],
+)
+def test_bad_plans_are_named(env: str | None, fragment: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FTJOB_PLAN", raising=False)
+    if env is not None:
+        monkeypatch.setenv("FTJOB_PLAN", env)
+    with pytest.raises(TrainingError) as err:
+        load_plan(None)
+    assert err.value.reason == "PlanInvalid" and fragment in err.value.message
