@@ -48,3 +48,39 @@ test: setup testbin gguf-tools  ## Lint, then every test (unit, integration, e2e
 
 test-fast: setup  ## Unit tests only (no cluster, no training)
 	@$(PY) -m pytest tests/unit -m 'not slow and not cluster'
+
+gguf-tools:  ## Build llama.cpp's converter and llama-quantize from the llama-cpp-python sdist (cached)
+	@PYTHON=$(PY) training/gguf-tools.sh
+
+chart: crds  ## Copy the generated CRDs into the Helm chart
+	@mkdir -p charts/finetune-operator/crds
+	@cp crds/*.yaml charts/finetune-operator/crds/
+
+demo: setup testbin gguf-tools  ## The whole pipeline on a tiny model: cluster, Hub stand-in, operator, one FineTuneJob
+	@$(PY) -m tests.demo
+
+demo-down:  ## Stop what `make demo` left running
+	@$(PY) -m tests.demo --down
+
+bench: setup  ## Run the CPU benchmarks (dataset validation; SFT throughput smoke run)
+	@$(PY) benchmarks/validate_parquet.py
+	@$(PY) benchmarks/sft_throughput.py --tiny
+
+IMAGE_REPO ?= ghcr.io/finetune-operator
+IMAGE_TAG ?= 0.1.0
+images:  ## Build the operator and trainer images (needs Docker)
+	docker build -f images/operator/Dockerfile -t $(IMAGE_REPO)/operator:$(IMAGE_TAG) .
+	docker build -f images/trainer/Dockerfile -t $(IMAGE_REPO)/trainer:$(IMAGE_TAG) .
+
+KIND_CLUSTER ?= finetune
+kind-up: images chart  ## kind cluster + images loaded + helm install (needs Docker and kind)
+	kind get clusters | grep -qx $(KIND_CLUSTER) || kind create cluster --name $(KIND_CLUSTER)
+	kind load docker-image --name $(KIND_CLUSTER) $(IMAGE_REPO)/operator:$(IMAGE_TAG) $(IMAGE_REPO)/trainer:$(IMAGE_TAG)
+	helm upgrade --install finetune-operator charts/finetune-operator -n finetune-system --create-namespace \
+	  --kube-context kind-$(KIND_CLUSTER) --set image.tag=$(IMAGE_TAG) --wait
+
+kind-down:  ## Delete the kind cluster
+	kind delete cluster --name $(KIND_CLUSTER)
+
+clean: cluster-down  ## Remove the cluster state (keeps .venv, .testbin and .cache)
+	@rm -rf .pytest_cache .mypy_cache .ruff_cache

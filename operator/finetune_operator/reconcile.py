@@ -40,7 +40,7 @@ from finetune_operator.status_writer import StatusWriter
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF_SECONDS = 300.0
+MAX_BACKOFF_SECONDS = 120.0
 
 
 @dataclass
@@ -328,7 +328,11 @@ class Reconciler:
                 tracker.feed(line)
         if work.state == WorkState.RUNNING:
             tracker.mark_running()
-            publishing = tracker.done is None and bool(tracker.outputs.model)
+            # Past the last step (or with the model already pushed) the run is publishing: merge, GGUF, push.
+            total = tracker.progress.total_steps
+            publishing = bool(tracker.outputs.model) or tracker.finished or (
+                total is not None and tracker.progress.step >= total
+            )
             reason = "Publishing" if publishing else "Running"
             message = f"training on {self.status.plan.target if self.status.plan else ref.kind}"
             if set_condition(self.status, ConditionType.TRAINING, "True", reason, message, self.gen):

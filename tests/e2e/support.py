@@ -41,7 +41,9 @@ def wait_for(
         if predicate(obj):
             return obj
         time.sleep(0.5)
-    raise AssertionError(f"timed out; last status: {json.dumps(obj.get('status'), indent=1)[:3000]}")
+    status = dict(obj.get("status", {}))
+    brief = {k: status.pop(k) for k in ("phase", "message", "conditions", "progress", "backendRef") if k in status}
+    raise AssertionError(f"timed out; last status: {json.dumps(brief, indent=1)[:4000]}")
 
 
 def phase_is(*phases: str) -> Callable[[dict[str, Any]], bool]:

@@ -17,6 +17,7 @@ Conventions the skill follows (and this test relies on):
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import uuid
@@ -29,7 +30,7 @@ import pytest
 import yaml
 
 from finetune_operator.api.spec import FineTuneJobSpec
-from tests.conftest import ROOT, SHARED_DATASETS
+from tests.conftest import ROOT, SHARED_DATASETS, kubectl
 
 SKILL = ROOT / "SKILL.md"
 PLACEHOLDER = re.compile(r"<([A-Z][A-Z_]*)>")
@@ -40,6 +41,7 @@ SAMPLE_VALUES = {
     "MODEL": "Qwen/Qwen3-0.6B",
     "DATASET": "my-org/support-conversations",
     "OUTPUT_REPO": "my-org/support-bot",
+    "BACKEND": "Auto",
     "TIMEOUT": "4h",
 }
 """Values for checking the skill's YAML without a cluster."""
@@ -140,7 +142,8 @@ def test_the_skill_walks_the_whole_flow() -> None:
         "kubectl apply",
         "--for=condition=HardwarePlanned",
         """'{"spec":{"suspend":false}}'""",
-        "kubectl wait -n <NAMESPACE> --for=condition=Complete ftj/<JOB_NAME> --timeout=<TIMEOUT>",
+        "--for=jsonpath='{.status.completionTime}' ftj/<JOB_NAME> --timeout=<TIMEOUT>",
+        "kubectl wait -n <NAMESPACE> --for=condition=Complete ftj/<JOB_NAME>",
         "{.status.outputs}",
     ):
         assert step in commands, step
@@ -148,25 +151,34 @@ def test_the_skill_walks_the_whole_flow() -> None:
 
 # --- against the local control plane ---------------------------------------------------------------
 
-PLACEHOLDERS = ("NAMESPACE", "JOB_NAME", "MODEL", "DATASET", "OUTPUT_REPO", "TIMEOUT")
+PLACEHOLDERS = ("NAMESPACE", "JOB_NAME", "MODEL", "DATASET", "OUTPUT_REPO", "BACKEND", "TIMEOUT")
 
 
 @pytest.fixture
 def running_operator(
-    namespace: str, run_operator: Any, hub: Any, operator_env: dict[str, str]
+    namespace: str, hub: Any, operator_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, Any]]:
-    """The operator running in-process against the local control plane and the Hub stand-in.
+    """The operator running in-process (kopf, watching only `namespace`) against the local control plane
+    and the Hub stand-in.
 
     Yields `namespace`, `env` (what the skill's commands run with: KUBECONFIG, HF_ENDPOINT, HF_TOKEN,
     PATH), `dataset_path` (a dataset the skill's SFT flow trains on: Alpaca-shaped, hence its
-    `conversion: Alpaca`), `model` (a model repo the stand-in serves) and `hub_user` (who HF_TOKEN is).
+    `conversion: Alpaca`), `model` (a model repo the stand-in serves), `hub_user` (who HF_TOKEN is) and
+    `backend` (the skill's `<BACKEND>`: Local, so the run trains for real on this machine's CPU and pushes
+    to the stand-in; kwok's pods on the Kubernetes backend never train, and the operator rightly fails a
+    run that pushed nothing).
     """
-    import os
+    from kopf.testing import KopfRunner
 
     from tests.e2e.conftest import TINY_REPO
-    from tests.hub import DEFAULT_TOKEN, DEFAULT_USER
+    from tests.hub import DEFAULT_TOKEN, DEFAULT_USER, client_config
 
-    with run_operator():
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    kubectl("wait", "--for=condition=Established", "crd/finetunejobs.finetune.dev", "--timeout=60s")
+    monkeypatch.setenv("FTJOB_ENABLED_BACKENDS", json.dumps(["Local"]))
+    # Only this test's namespace: other tests' operators and jobs on the shared control plane stay apart.
+    args = ["run", "--standalone", f"--namespace={namespace}", "-m", "finetune_operator.main"]
+    with client_config(hub, token=None), KopfRunner(args, timeout=60):
         yield {
             "namespace": namespace,
             "env": {
@@ -180,7 +192,16 @@ def running_operator(
             "dataset_path": str(SHARED_DATASETS / "alpaca_en_demo.json"),
             "model": TINY_REPO,
             "hub_user": DEFAULT_USER,
+            "backend": "Local",
         }
+
+
+def job_status(values: dict[str, str]) -> str:
+    """The job's status, for a failure message."""
+    got = kubectl("get", "ftj", values["JOB_NAME"], "-n", values["NAMESPACE"], "-o", "json", check=False)
+    if got.returncode:
+        return got.stderr
+    return json.dumps(json.loads(got.stdout).get("status"), indent=1)[-4000:]
 
 
 @pytest.mark.e2e
@@ -192,7 +213,8 @@ def test_every_command_in_the_skill_runs(running_operator: dict[str, Any], tmp_p
         "MODEL": running_operator["model"],
         "DATASET": running_operator["dataset_path"],
         "OUTPUT_REPO": f"{running_operator.get('hub_user', 'tester')}/skill-{uuid.uuid4().hex[:6]}",
-        "TIMEOUT": "5m",
+        "BACKEND": running_operator.get("backend", "Auto"),
+        "TIMEOUT": "15m",
     }
     outputs: list[str] = []
     for block in blocks("bash"):
@@ -208,7 +230,7 @@ def test_every_command_in_the_skill_runs(running_operator: dict[str, Any], tmp_p
         assert result.returncode == block.expected_status, (
             f"SKILL.md block at line {block.line} exited {result.returncode} "
             f"(expected {block.expected_status}):\n{script}\n--- stdout\n{result.stdout[-3000:]}"
-            f"\n--- stderr\n{result.stderr[-3000:]}"
+            f"\n--- stderr\n{result.stderr[-3000:]}\n--- the job\n{job_status(values)}"
         )
         outputs.append(result.stdout)
 
