@@ -52,7 +52,7 @@ def kubeconfig() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def api_client(kubeconfig: Path) -> Iterator[object]:
     """A kubernetes ApiClient for the local control plane."""
-    from kubernetes import client, config
+    from kubernetes import config
 
     api = config.new_client_from_config(config_file=str(kubeconfig))
     yield api

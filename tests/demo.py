@@ -62,7 +62,9 @@ def alive(name: str) -> bool:
 
 def start(name: str, argv: list[str], env: dict[str, str]) -> None:
     log = open(STATE / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it open
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     (STATE / f"{name}.pid").write_text(str(proc.pid))
 
 
@@ -77,7 +79,7 @@ def wait_http(url: str, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(url, timeout=2)  # noqa: S310 - loopback only
+            urllib.request.urlopen(url, timeout=2)
             return
         except urllib.error.HTTPError:
             return  # it answered
@@ -88,7 +90,9 @@ def wait_http(url: str, seconds: float = 60) -> None:
 
 def hub_env(url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_OFFLINE") and k != "HF_TOKEN"}
-    env.update(HF_ENDPOINT=url, HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_TELEMETRY="1", KUBECONFIG=str(KUBECONFIG))
+    env.update(
+        HF_ENDPOINT=url, HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_TELEMETRY="1", KUBECONFIG=str(KUBECONFIG)
+    )
     env["PATH"] = f"{BIN}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
 
@@ -177,11 +181,13 @@ def up() -> int:
     print(f"trackio:      {outputs.get('trackio') or (status.get('progress') or {}).get('trackioUrl')}")
     print(f"run folder:   {STATE / 'runs' / NAMESPACE}  (plan.json, train.log)")
     print(f"metrics:      http://127.0.0.1:{metrics_port}/metrics  e.g.")
-    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as resp:  # noqa: S310
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as resp:
         for line in resp.read().decode().splitlines():
             if line.startswith(("finetune_operator_jobs{", "finetune_operator_job_training_loss")):
                 print(f"              {line}")
-    print("\nTry: ftjob status demo-sft -n finetune-demo   |   kubectl describe ftj demo-sft -n finetune-demo")
+    print(
+        "\nTry: ftjob status demo-sft -n finetune-demo   |   kubectl describe ftj demo-sft -n finetune-demo"
+    )
     print("The stand-in and the operator keep running; `make demo-down` stops them and the cluster.")
     return 0 if code == 0 and status.get("phase") == "Succeeded" else 1
 

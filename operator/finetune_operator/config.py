@@ -19,9 +19,7 @@ class OperatorConfig(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="FTJOB_", env_nested_delimiter="__", extra="forbid")
 
-    enabled_backends: list[Backend] = Field(
-        default_factory=lambda: [Backend.HF_JOBS, Backend.KUBERNETES]
-    )
+    enabled_backends: list[Backend] = Field(default_factory=lambda: [Backend.HF_JOBS, Backend.KUBERNETES])
     """Backends jobs may use. `Local` runs training inside the operator's own pod or host: enable it only
     for a single GPU box or the demo."""
     prefer_cluster: bool = True

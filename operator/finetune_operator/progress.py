@@ -36,11 +36,11 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from finetune_training.camel import CamelModel
-from finetune_training.events import EventKind, RuntimeEvent, parse_line
 from pydantic import BaseModel, Field
 
 from finetune_operator.api.status import Outputs, Progress
+from finetune_training.camel import CamelModel
+from finetune_training.events import EventKind, RuntimeEvent, parse_line
 
 DIVERGE_WARMUP = 3
 """Finite losses needed before divergence is judged."""

@@ -208,7 +208,9 @@ class Reconciler:
                 if verdict.columns:
                     mapping["columns"] = verdict.columns.wire()
                 message += f". Set in `spec.dataset`: {mapping} (or run `ftjob validate` to see the mapping)"
-            set_condition(self.status, ConditionType.DATASET_VALIDATED, "False", "DatasetInvalid", message, self.gen)
+            set_condition(
+                self.status, ConditionType.DATASET_VALIDATED, "False", "DatasetInvalid", message, self.gen
+            )
             raise SpecError("DatasetInvalid", message)
         rows = f"{summary.rows} rows" if summary.rows is not None else "rows unknown"
         message = f"{spec.method.value}: Ready ({summary.format}, {rows})"
@@ -240,7 +242,12 @@ class Reconciler:
     def check_budget(self) -> None:
         budget = self.job.spec.budget
         plan = self.status.plan
-        if budget and budget.max_cost_usd is not None and plan and plan.estimated_cost_usd > budget.max_cost_usd:
+        if (
+            budget
+            and budget.max_cost_usd is not None
+            and plan
+            and plan.estimated_cost_usd > budget.max_cost_usd
+        ):
             raise SpecError(
                 "BudgetExceeded",
                 f"the estimated cost ${plan.estimated_cost_usd:.2f} ({plan.target}, ~{plan.estimated_hours:.2f} h) "
@@ -290,8 +297,17 @@ class Reconciler:
         self.status.backend_ref = BackendRef(kind=ref.kind, id=ref.id, namespace=ref.namespace, url=ref.url)
         self.status.start_time = self.status.start_time or now()
         verb = "adopted existing" if adopted else "submitted"
-        message = f"{verb} {ref.kind} `{ref.id}`" + (f" ({ref.url})" if ref.url and ref.kind == "HFJob" else "")
-        set_condition(self.status, ConditionType.SUBMITTED, "True", "Adopted" if adopted else "Submitted", message, self.gen)
+        message = f"{verb} {ref.kind} `{ref.id}`" + (
+            f" ({ref.url})" if ref.url and ref.kind == "HFJob" else ""
+        )
+        set_condition(
+            self.status,
+            ConditionType.SUBMITTED,
+            "True",
+            "Adopted" if adopted else "Submitted",
+            message,
+            self.gen,
+        )
         self.status.message = message
         self.event("Adopted" if adopted else "Submitted", message)
 
@@ -320,7 +336,9 @@ class Reconciler:
         assert ref_status is not None
         backend = self.backend()
         target = self.target()
-        ref = WorkRef(kind=ref_status.kind, id=ref_status.id, namespace=ref_status.namespace, url=ref_status.url)
+        ref = WorkRef(
+            kind=ref_status.kind, id=ref_status.id, namespace=ref_status.namespace, url=ref_status.url
+        )
         work = backend.poll(target, ref)
         tracker = self.tracker()
         if work.state != WorkState.QUEUED:
@@ -330,8 +348,10 @@ class Reconciler:
             tracker.mark_running()
             # Past the last step (or with the model already pushed) the run is publishing: merge, GGUF, push.
             total = tracker.progress.total_steps
-            publishing = bool(tracker.outputs.model) or tracker.finished or (
-                total is not None and tracker.progress.step >= total
+            publishing = (
+                bool(tracker.outputs.model)
+                or tracker.finished
+                or (total is not None and tracker.progress.step >= total)
             )
             reason = "Publishing" if publishing else "Running"
             message = f"training on {self.status.plan.target if self.status.plan else ref.kind}"
@@ -347,7 +367,9 @@ class Reconciler:
         update = tracker.take_update()
         if update is not None:
             self.status.progress = update
-        self.status.outputs = tracker.outputs.model_copy(deep=True) if tracker.outputs else self.status.outputs
+        self.status.outputs = (
+            tracker.outputs.model_copy(deep=True) if tracker.outputs else self.status.outputs
+        )
         self.status.monitor = tracker.state()
         for warning in tracker.warnings():
             self.event(str(warning.reason), warning.message, warning=True)
@@ -355,7 +377,9 @@ class Reconciler:
         if outputs.model:
             set_condition(self.status, ConditionType.MODEL_PUSHED, "True", "Pushed", outputs.model, self.gen)
         if outputs.gguf:
-            set_condition(self.status, ConditionType.GGUF_PUSHED, "True", "Pushed", ", ".join(outputs.gguf), self.gen)
+            set_condition(
+                self.status, ConditionType.GGUF_PUSHED, "True", "Pushed", ", ".join(outputs.gguf), self.gen
+            )
         if self.deps.metrics and self.status.plan and self.status.progress:
             plan = self.status.plan
             elapsed_cost = None
@@ -419,7 +443,9 @@ def reconcile(job: FineTuneJob, deps: Deps) -> Outcome:
     outcome = Reconciler(job, deps).run()
     if deps.metrics and job.status.phase != outcome.status.phase:
         deps.metrics.job_phase_changed(
-            f"{job.metadata.namespace}/{job.metadata.name}", job.status.phase.value, outcome.status.phase.value
+            f"{job.metadata.namespace}/{job.metadata.name}",
+            job.status.phase.value,
+            outcome.status.phase.value,
         )
     return outcome
 

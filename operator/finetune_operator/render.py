@@ -14,8 +14,8 @@ from finetune_training.plan import (
     LoraSettings,
     PlanOutput,
     Resources,
-    TrainingPlan,
     Tracking,
+    TrainingPlan,
 )
 
 

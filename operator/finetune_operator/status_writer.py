@@ -20,7 +20,10 @@ class StatusWriter:
     def read(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The object as the API server has it now; None when it is gone."""
         try:
-            return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name))
+            obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name
+            )  # type: ignore[assignment]
+            return obj
         except ApiException as exc:
             if exc.status == 404:
                 return None

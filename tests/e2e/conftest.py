@@ -77,8 +77,11 @@ class OperatorHandle:
 
 
 @pytest.fixture
-def run_operator(kubeconfig: Path, operator_env: dict[str, str], hub: HubServer) -> Callable[..., Any]:
-    """A factory: `with run_operator(**env) as op:` runs kopf in-process for the block."""
+def run_operator(
+    kubeconfig: Path, operator_env: dict[str, str], hub: HubServer, namespace: str
+) -> Callable[..., Any]:
+    """A factory: `with run_operator(**env) as op:` runs kopf in-process for the block, watching only the
+    test's namespace (so concurrent test runs on the shared control plane never touch each other's jobs)."""
     from kopf.testing import KopfRunner
 
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
@@ -88,7 +91,7 @@ def run_operator(kubeconfig: Path, operator_env: dict[str, str], hub: HubServer)
     def run(**overrides: str) -> Iterator[OperatorHandle]:
         saved = {k: os.environ.get(k) for k in overrides}
         os.environ.update(overrides)
-        args = ["run", "--standalone", "--all-namespaces", "-m", "finetune_operator.main", "--verbose"]
+        args = ["run", "--standalone", "--namespace", namespace, "-m", "finetune_operator.main", "--verbose"]
         try:
             with client_config(hub, token=None), KopfRunner(args, timeout=60) as runner:
                 yield OperatorHandle(runner, int(os.environ["FTJOB_METRICS_PORT"]))
@@ -105,7 +108,9 @@ def run_operator(kubeconfig: Path, operator_env: dict[str, str], hub: HubServer)
 @pytest.fixture
 def token_secret(namespace: str) -> str:
     """A Secret `hf-token` holding the stand-in's token, in the test namespace."""
-    kubectl("create", "secret", "generic", "hf-token", "-n", namespace, f"--from-literal=token={DEFAULT_TOKEN}")
+    kubectl(
+        "create", "secret", "generic", "hf-token", "-n", namespace, f"--from-literal=token={DEFAULT_TOKEN}"
+    )
     return "hf-token"
 
 
@@ -113,5 +118,3 @@ def token_secret(namespace: str) -> str:
 def alpaca_dataset() -> dict[str, Any]:
     """Alpaca data (instruction/input/output), mapped with the Alpaca conversion."""
     return {"name": str(SHARED_DATASETS / "alpaca_en_demo.json"), "conversion": "Alpaca"}
-
-

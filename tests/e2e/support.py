@@ -42,7 +42,9 @@ def wait_for(
             return obj
         time.sleep(0.5)
     status = dict(obj.get("status", {}))
-    brief = {k: status.pop(k) for k in ("phase", "message", "conditions", "progress", "backendRef") if k in status}
+    brief = {
+        k: status.pop(k) for k in ("phase", "message", "conditions", "progress", "backendRef") if k in status
+    }
     raise AssertionError(f"timed out; last status: {json.dumps(brief, indent=1)[:4000]}")
 
 
@@ -58,7 +60,9 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
 
 def events_for(namespace: str, name: str) -> list[dict[str, Any]]:
     """Events whose involved object is the FineTuneJob."""
-    out = kubectl("get", "events", "-n", namespace, "--field-selector", f"involvedObject.name={name}", "-o", "json")
+    out = kubectl(
+        "get", "events", "-n", namespace, "--field-selector", f"involvedObject.name={name}", "-o", "json"
+    )
     return list(json.loads(out.stdout)["items"])
 
 

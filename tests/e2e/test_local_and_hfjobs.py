@@ -78,7 +78,9 @@ def test_hf_jobs_backend_runs_on_the_stand_in_and_survives_faults(
     hub.faults.server_error(r"/api/jobs/tester/[0-9a-f]+$", status=503, times=2)
     with run_operator():
         apply(namespace, manifest)
-        obj = wait_for(namespace, "hf-sft", lambda o: o.get("status", {}).get("backendRef") is not None, timeout=120)
+        obj = wait_for(
+            namespace, "hf-sft", lambda o: o.get("status", {}).get("backendRef") is not None, timeout=120
+        )
         plan = obj["status"]["plan"]
         assert plan["backend"] == "HFJobs" and plan["flavor"]
     # Restart mid-job: the new operator adopts the running HF Job instead of submitting another.

@@ -57,7 +57,11 @@ BAD: list[tuple[str, dict[str, Any], list[str]]] = [
     ),
     ("gpuCount with HFJobs", _with(backend="HFJobs", hardware={"gpuCount": 2}), ["gpuCount", "flavor"]),
     ("gguf without repo", _with(output={"gguf": ["Q4_K_M"]}), ["spec.output.gguf", "output.repo"]),
-    ("unknown quantization", _with(output={"repo": "a/b", "gguf": ["Q4_K_X"]}), ["spec.output.gguf", "Q4_K_M"]),
+    (
+        "unknown quantization",
+        _with(output={"repo": "a/b", "gguf": ["Q4_K_X"]}),
+        ["spec.output.gguf", "Q4_K_M"],
+    ),
     ("negative learning rate", _with(hyperparameters={"learningRate": -0.1}), ["learningRate"]),
     ("maxLength too small", _with(hyperparameters={"maxLength": 4}), ["maxLength", "16"]),
     ("bad timeout", _with(budget={"timeout": "four hours"}), ["spec.budget.timeout", "4h"]),
@@ -86,7 +90,9 @@ def test_the_good_spec_is_accepted(crd_installed: None, namespace: str) -> None:
 def test_bad_spec_is_refused_with_a_message_naming_the_field(
     crd_installed: None, namespace: str, case: str, manifest: dict[str, Any], words: list[str]
 ) -> None:
-    result = kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=json.dumps(manifest), check=False)
+    result = kubectl(
+        "apply", "--dry-run=server", "-n", namespace, "-f", "-", input=json.dumps(manifest), check=False
+    )
     assert result.returncode != 0, f"{case}: accepted"
     for word in words:
         assert word in result.stderr, f"{case}: {word!r} not in {result.stderr!r}"

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 import yaml
+
 from finetune_operator.api.spec import FineTuneJobSpec
 from finetune_operator.config import GpuPrice, OperatorConfig
-
 from tests.conftest import ROOT, kubectl
 
 CHART = ROOT / "charts" / "finetune-operator"

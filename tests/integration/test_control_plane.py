@@ -27,7 +27,9 @@ def _gpu_job(name: str, gpus: int) -> str:
                     "metadata": {"annotations": {"pod-complete.stage.kwok.x-k8s.io/delay": "1s"}},
                     "spec": {
                         "restartPolicy": "Never",
-                        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+                        "tolerations": [
+                            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+                        ],
                         "containers": [
                             {
                                 "name": "c",
@@ -84,7 +86,9 @@ def test_job_asking_for_more_gpus_than_any_node_stays_pending(namespace: str) ->
         return any(e["reason"] == "FailedScheduling" for e in json.loads(events)["items"])
 
     _wait(failed_scheduling)
-    pods = json.loads(kubectl("get", "pods", "-n", namespace, "-l", "job-name=nine-gpus", "-o", "json").stdout)
+    pods = json.loads(
+        kubectl("get", "pods", "-n", namespace, "-l", "job-name=nine-gpus", "-o", "json").stdout
+    )
     assert [p["status"]["phase"] for p in pods["items"]] == ["Pending"]
     assert not pods["items"][0]["spec"].get("nodeName")
 
@@ -95,7 +99,10 @@ def test_rbac_is_enforced_for_a_service_account_without_rights(namespace: str) -
     denied = kubectl("get", "pods", "-n", namespace, "--as", who, check=False)
     assert denied.returncode != 0
     assert "Forbidden" in denied.stderr or "forbidden" in denied.stderr
-    assert kubectl("auth", "can-i", "list", "pods", "-n", namespace, "--as", who, check=False).stdout.strip() == "no"
+    assert (
+        kubectl("auth", "can-i", "list", "pods", "-n", namespace, "--as", who, check=False).stdout.strip()
+        == "no"
+    )
     kubectl("create", "role", "pod-reader", "--verb=list", "--resource=pods", "-n", namespace)
     kubectl("create", "rolebinding", "nobody-reads", "--role=pod-reader", f"--serviceaccount={namespace}:nobody",
             "-n", namespace)  # fmt: skip
@@ -119,7 +126,9 @@ def test_a_crd_can_be_installed_and_its_objects_created_and_watched(namespace: s
                     "name": "v1",
                     "served": True,
                     "storage": True,
-                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                    "schema": {
+                        "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                    },
                 }
             ],
         },

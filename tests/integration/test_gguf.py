@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from finetune_training.gguf import (
     GGUFError,
     GGUFTools,

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from finetune_operator.api.status import Progress
 from finetune_operator.metrics import JobLabels, OperatorMetrics, start_metrics_server
-
 from tests.prom import start_prometheus
 
 pytestmark = pytest.mark.skipif(

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from finetune_operator.api.status import FineTuneJobStatus
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from finetune_operator.api.status import (
     BackendRef,
     Condition,

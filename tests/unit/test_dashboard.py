@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
 from finetune_operator.api.status import Progress
 from finetune_operator.metrics import JobLabels, OperatorMetrics
-from prometheus_client.parser import text_string_to_metric_families
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "charts/finetune-operator/dashboards/finetune-operator.json"
 METRIC = re.compile(r"\bfinetune_operator_[a-z0-9_]+")

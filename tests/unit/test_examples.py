@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from finetune_operator.api.spec import FineTuneJobSpec
 from finetune_training.plan import Conversion, Method, RewardType
 

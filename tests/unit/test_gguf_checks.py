@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from finetune_training.gguf import (
     GGUFCheck,
     GGUFError,

@@ -7,9 +7,10 @@ import subprocess
 import urllib.request
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
 from finetune_operator.api.status import Progress
 from finetune_operator.metrics import JobLabels, OperatorMetrics, start_metrics_server
-from prometheus_client.parser import text_string_to_metric_families
 
 LABELS = JobLabels(namespace="team-a", name="support-bot", method="SFT", backend="Kubernetes")
 PROGRESS = Progress(step=42, total_steps=100, loss=1.25, tokens_per_second=512.5, eta_seconds=300)

@@ -70,7 +70,9 @@ class HFJobsBackend:
         api = self._api(target)
         namespace = self._namespace(api)
         env = {
-            PLAN_ENV: base64.b64encode(plan.model_dump_json(by_alias=True, exclude_none=True).encode()).decode(),
+            PLAN_ENV: base64.b64encode(
+                plan.model_dump_json(by_alias=True, exclude_none=True).encode()
+            ).decode(),
             "HF_HUB_DISABLE_TELEMETRY": "1",
         }
         if self.config.hf_endpoint:
@@ -102,14 +104,18 @@ class HFJobsBackend:
             job = api.inspect_job(job_id=ref.id, namespace=ref.namespace)
         except HfHubHTTPError as exc:
             if exc.response is not None and exc.response.status_code == 404:
-                return WorkStatus(state=WorkState.FAILED, reason="BackendWorkLost", message=f"HF Job {ref.id} is gone")
+                return WorkStatus(
+                    state=WorkState.FAILED, reason="BackendWorkLost", message=f"HF Job {ref.id} is gone"
+                )
             raise hub_error(exc, "inspecting the HF Job") from None
         except Exception as exc:
             raise hub_error(exc, "inspecting the HF Job") from None
         stage = str(getattr(job.status.stage, "value", job.status.stage))
         state = STAGES.get(stage, WorkState.QUEUED)
         message = job.status.message or ""
-        reason = {"ERROR": "HFJobError", "CANCELED": "Cancelled", "DELETED": "BackendWorkLost"}.get(stage, stage.title())
+        reason = {"ERROR": "HFJobError", "CANCELED": "Cancelled", "DELETED": "BackendWorkLost"}.get(
+            stage, stage.title()
+        )
         if state == WorkState.FAILED and "timeout" in message.lower():
             reason = "Timeout"
         return WorkStatus(state=state, reason=reason, message=message)

@@ -48,12 +48,16 @@ class KubernetesBackend:
     def find(self, target: JobTarget) -> WorkRef | None:
         """The Job labelled with this FineTuneJob's UID, if one exists."""
         try:
-            jobs = self.batch.list_namespaced_job(target.namespace, label_selector=f"{UID_LABEL}={target.uid}")
+            jobs = self.batch.list_namespaced_job(
+                target.namespace, label_selector=f"{UID_LABEL}={target.uid}"
+            )
         except ApiException as exc:
             raise _transient(exc, "listing Jobs") from None
         if not jobs.items:
             return None
-        return WorkRef(kind=self.kind, id=jobs.items[0].metadata.name, namespace=target.namespace)
+        meta = jobs.items[0].metadata
+        assert meta is not None and meta.name
+        return WorkRef(kind=self.kind, id=meta.name, namespace=target.namespace)
 
     def submit(self, target: JobTarget, plan: TrainingPlan, timeout_seconds: int) -> WorkRef:
         """Create the plan ConfigMap and the Job (both owned by the FineTuneJob; creation is idempotent)."""
@@ -72,7 +76,9 @@ class KubernetesBackend:
             metadata=client.V1ObjectMeta(name=f"{name}-plan", labels=labels, owner_references=[owner]),
             data={PLAN_KEY: plan_json},
         )
-        self._create(lambda: self.core.create_namespaced_config_map(target.namespace, config_map), "ConfigMap")
+        self._create(
+            lambda: self.core.create_namespaced_config_map(target.namespace, config_map), "ConfigMap"
+        )
         job = self._job(name, labels, owner, target, plan, timeout_seconds)
         self._create(lambda: self.batch.create_namespaced_job(target.namespace, job), "Job")
         return WorkRef(kind=self.kind, id=name, namespace=target.namespace)
@@ -141,9 +147,7 @@ class KubernetesBackend:
             node_selector=node_selector or None,
             tolerations=[client.V1Toleration(**t) for t in cfg.tolerations] or None,
             volumes=[
-                client.V1Volume(
-                    name="plan", config_map=client.V1ConfigMapVolumeSource(name=f"{name}-plan")
-                ),
+                client.V1Volume(name="plan", config_map=client.V1ConfigMapVolumeSource(name=f"{name}-plan")),
                 client.V1Volume(name="workspace", empty_dir=client.V1EmptyDirVolumeSource()),
                 # PyTorch data loaders share tensors through /dev/shm; the default 64 MiB is too small.
                 client.V1Volume(name="dshm", empty_dir=client.V1EmptyDirVolumeSource(medium="Memory")),
@@ -175,23 +179,28 @@ class KubernetesBackend:
                     message=f"Job `{ref.id}` no longer exists (deleted outside the operator)",
                 )
             raise _transient(exc, "reading the Job") from None
-        for cond in job.status.conditions or []:
+        status = job.status or client.V1JobStatus()
+        for cond in status.conditions or []:
             if cond.status != "True":
                 continue
             if cond.type == "Complete":
-                return WorkStatus(state=WorkState.SUCCEEDED, reason="JobComplete", message="training Job completed")
+                return WorkStatus(
+                    state=WorkState.SUCCEEDED, reason="JobComplete", message="training Job completed"
+                )
             if cond.type == "Failed":
                 reason = "Timeout" if cond.reason == "DeadlineExceeded" else (cond.reason or "JobFailed")
                 return WorkStatus(state=WorkState.FAILED, reason=reason, message=cond.message or "")
-        if (job.status.active or 0) > 0 and (job.status.ready or 0) > 0:
+        if (status.active or 0) > 0 and (status.ready or 0) > 0:
             return WorkStatus(state=WorkState.RUNNING, reason="PodRunning")
-        return WorkStatus(state=WorkState.QUEUED, reason="PodPending", message=self._pending_reason(target, ref))
+        return WorkStatus(
+            state=WorkState.QUEUED, reason="PodPending", message=self._pending_reason(target, ref)
+        )
 
     def _pending_reason(self, target: JobTarget, ref: WorkRef) -> str:
         """Why the pod waits (e.g. the scheduler's message when no GPU is free)."""
         pods = self._pods(target, ref)
         for pod in pods:
-            for cond in pod.status.conditions or []:
+            for cond in (pod.status.conditions if pod.status else None) or []:
                 if cond.type == "PodScheduled" and cond.status == "False" and cond.message:
                     return f"waiting for GPUs: {cond.message}"
         return "waiting for the training pod to start"
@@ -201,20 +210,22 @@ class KubernetesBackend:
             pods = self.core.list_namespaced_pod(target.namespace, label_selector=f"job-name={ref.id}")
         except ApiException as exc:
             raise _transient(exc, "listing pods") from None
-        return sorted(pods.items, key=lambda p: p.metadata.creation_timestamp)
+        return sorted(pods.items, key=lambda p: str(p.metadata.creation_timestamp if p.metadata else ""))
 
     def logs(self, target: JobTarget, ref: WorkRef, *, follow: bool = False) -> Iterator[str]:
         """Log lines of the Job's newest pod (the one resuming from the last checkpoint)."""
         pods = self._pods(target, ref)
         if not pods:
             return iter(())
-        pod = pods[-1].metadata.name
+        pod = pods[-1].metadata.name if pods[-1].metadata else None
+        if not pod:
+            return iter(())
         try:
             if follow:
                 resp = self.core.read_namespaced_pod_log(
                     pod, target.namespace, follow=True, _preload_content=False
                 )
-                return _lines(resp.stream())
+                return _lines(resp.stream())  # type: ignore[attr-defined]
             text = self.core.read_namespaced_pod_log(pod, target.namespace)
         except ApiException as exc:
             if exc.status in (400, 404):  # container not started yet, or pod gone

@@ -60,7 +60,7 @@ class LocalBackend:
         train = shlex.join([*self.command, "--plan", str(folder / "plan.json")])
         # The shell records the exit code, so a restarted operator can read how the run ended.
         script = f"timeout --signal=TERM --kill-after={int(GRACE_SECONDS)} {timeout_seconds} {train}; "
-        script += 'echo $? > exit_code.tmp && mv exit_code.tmp exit_code'
+        script += "echo $? > exit_code.tmp && mv exit_code.tmp exit_code"
         env = dict(os.environ)
         env.pop("KUBECONFIG", None)  # the runtime never talks to Kubernetes
         env.update(TRACKIO_DIR=str(folder / "trackio"), PYTHONUNBUFFERED="1", HF_HUB_DISABLE_TELEMETRY="1")
@@ -108,7 +108,9 @@ class LocalBackend:
             if code == 0:
                 return WorkStatus(state=WorkState.SUCCEEDED, reason="ProcessExited", message="exit code 0")
             if code == TIMEOUT_EXIT:
-                return WorkStatus(state=WorkState.FAILED, reason="Timeout", message="stopped at the time limit")
+                return WorkStatus(
+                    state=WorkState.FAILED, reason="Timeout", message="stopped at the time limit"
+                )
             if (folder / "cancelled").exists():
                 return WorkStatus(state=WorkState.CANCELLED, reason="Cancelled", message="process killed")
             return WorkStatus(state=WorkState.FAILED, reason="ProcessFailed", message=f"exit code {code}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import kopf
@@ -62,17 +61,19 @@ def on_tick(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.delete(*RESOURCE)
-def on_delete(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+def on_delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     """Cancel the backend work, then let the FineTuneJob go (a vanished backend never blocks deletion)."""
     deps: Deps = memo.deps
     job = FineTuneJob.from_body(body)
     try:
         done = cancel_work(job, deps)
-    except Exception as exc:  # noqa: BLE001 - deletion must not hang on a backend that is gone
+    except Exception as exc:
         done = f"could not cancel backend work ({type(exc).__name__}); leaving it to its timeout"
     if done:
         logger.info(done)
     if deps.metrics:
         deps.metrics.remove_job(job.metadata.namespace, job.metadata.name)
-        deps.metrics.job_phase_changed(f"{job.metadata.namespace}/{job.metadata.name}", job.status.phase.value, None)
+        deps.metrics.job_phase_changed(
+            f"{job.metadata.namespace}/{job.metadata.name}", job.status.phase.value, None
+        )
     deps.forget(job.metadata.uid)

@@ -57,7 +57,7 @@ def build_deps(cfg: OperatorConfig, api: client.ApiClient, metrics: OperatorMetr
 
 
 @kopf.on.startup()
-def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     """Configure kopf and build the dependencies."""
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="finetune.dev")
@@ -82,6 +82,7 @@ def cleanup(memo: kopf.Memo, **_: Any) -> None:
     server = getattr(memo, "metrics_server", None)
     if server is not None:
         server[0].shutdown()
+        server[0].server_close()  # free the port for a restarted operator in the same process
     api = getattr(memo, "api", None)
     if api is not None:
         api.close()
