@@ -17,10 +17,9 @@ from typing import Any
 
 from finetune_operator.api.resource import FineTuneJob
 from finetune_operator.api.spec import Backend as BackendName
-from finetune_operator.api.spec import parse_duration_seconds
+from finetune_operator.api.spec import FineTuneJobSpec, parse_duration_seconds
 from finetune_operator.api.status import (
     TERMINAL_PHASES,
-    BackendRef,
     ConditionType,
     FineTuneJobStatus,
     Outputs,
@@ -28,7 +27,7 @@ from finetune_operator.api.status import (
     Verdict,
     now,
 )
-from finetune_operator.backends.base import TERMINAL_STATES, Backend, JobTarget, WorkRef, WorkState
+from finetune_operator.backends.base import TERMINAL_STATES, Backend, JobTarget, WorkState
 from finetune_operator.conditions import get_condition, is_true, set_condition, summarise_phase
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import RetryLater, SpecError
@@ -37,6 +36,7 @@ from finetune_operator.metrics import JobLabels, OperatorMetrics
 from finetune_operator.progress import ProgressTracker
 from finetune_operator.render import render_plan
 from finetune_operator.status_writer import StatusWriter
+from finetune_training.plan import Method, RewardSpec, RewardType
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ class Reconciler:
         validate = self.deps.validate
         assert validate is not None
         max_length = (spec.hyperparameters.max_length if spec.hyperparameters else None) or 1024
-        answer = next((r.answer_column for r in spec.rewards or [] if r.answer_column), None) or "answer"
+        answer = _reference_answer_column(spec)
         report = validate(
             spec.dataset,
             token=self.target().token,
@@ -294,7 +294,7 @@ class Reconciler:
             plan = render_plan(self.job, self.status.plan, self.deps.config, attempt)
             ref = backend.submit(target, plan, self.timeout_seconds())
             self.status.attempts = attempt
-        self.status.backend_ref = BackendRef(kind=ref.kind, id=ref.id, namespace=ref.namespace, url=ref.url)
+        self.status.backend_ref = ref
         self.status.start_time = self.status.start_time or now()
         verb = "adopted existing" if adopted else "submitted"
         message = f"{verb} {ref.kind} `{ref.id}`" + (
@@ -332,13 +332,10 @@ class Reconciler:
         return tracker
 
     def monitor(self) -> None:
-        ref_status = self.status.backend_ref
-        assert ref_status is not None
+        ref = self.status.backend_ref
+        assert ref is not None
         backend = self.backend()
         target = self.target()
-        ref = WorkRef(
-            kind=ref_status.kind, id=ref_status.id, namespace=ref_status.namespace, url=ref_status.url
-        )
         work = backend.poll(target, ref)
         tracker = self.tracker()
         if work.state != WorkState.QUEUED:
@@ -427,6 +424,15 @@ class Reconciler:
             self.fail(reason or "TrainingFailed", message or "the training run failed")
 
 
+def _reference_answer_column(spec: FineTuneJobSpec) -> str | None:
+    """The column GRPO's built-in Accuracy reward reads (it is the default reward), else None."""
+    if spec.method != Method.GRPO:
+        return None
+    rewards = spec.rewards or [RewardSpec(type=RewardType.ACCURACY)]
+    accuracy = [r for r in rewards if r.type == RewardType.ACCURACY]
+    return (accuracy[0].answer_column or "answer") if accuracy else None
+
+
 def _hours_since(timestamp: str) -> float:
     from datetime import UTC, datetime
 
@@ -463,12 +469,7 @@ def cancel_work(job: FineTuneJob, deps: Deps) -> str | None:
     except SpecError:
         # Without a token nothing remote can be cancelled; the finalizer must not hang on it.
         return "token unavailable: remote work (if any) left to its own timeout"
-    ref_status = job.status.backend_ref
-    ref = (
-        WorkRef(kind=ref_status.kind, id=ref_status.id, namespace=ref_status.namespace, url=ref_status.url)
-        if ref_status
-        else backend.find(target)
-    )
+    ref = job.status.backend_ref or backend.find(target)
     if ref is None:
         return None
     if backend.poll(target, ref).state not in TERMINAL_STATES:

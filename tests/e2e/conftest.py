@@ -73,6 +73,7 @@ class OperatorHandle:
         self.metrics_port = metrics_port
 
     def logs(self) -> str:
+        """Everything the operator logged; call it after the operator stopped (it waits for that)."""
         return str(self.runner.output or "")
 
 

@@ -125,7 +125,7 @@ def test_no_token_in_status_events_job_spec_or_logs(
     with run_operator() as op:
         apply(namespace, manifest)
         wait_for(namespace, "secret", phase_is("Succeeded", "Failed"))
-        logs = op.logs()
+    logs = op.logs()  # complete once the operator has stopped
     everything = [
         kubectl("get", "ftj", "secret", "-n", namespace, "-o", "yaml").stdout,
         kubectl("get", "events", "-n", namespace, "-o", "yaml").stdout,

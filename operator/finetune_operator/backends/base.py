@@ -1,4 +1,7 @@
-"""The one interface every backend implements: submit, find existing, poll, stream logs, cancel."""
+"""The one interface every backend implements: submit, find existing, poll, stream logs, cancel.
+
+A handle on backend work (`WorkRef`) is the very `status.backendRef` the FineTuneJob stores.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,10 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
+from finetune_operator.api.status import BackendRef as WorkRef
 from finetune_training.plan import TrainingPlan
+
+__all__ = ["TERMINAL_STATES", "Backend", "JobTarget", "WorkRef", "WorkState", "WorkStatus"]
 
 
 class WorkState(StrEnum):
@@ -35,16 +41,6 @@ class JobTarget(BaseModel):
     token_secret_key: str = "token"
     token: str | None = None
     """The token value, for backends outside the cluster (HF Jobs, Local). Never logged or stored."""
-
-
-class WorkRef(BaseModel):
-    """A handle on backend work."""
-
-    kind: str
-    """HFJob, Job or Process."""
-    id: str
-    namespace: str | None = None
-    url: str | None = None
 
 
 class WorkStatus(BaseModel):
