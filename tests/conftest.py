@@ -78,7 +78,9 @@ def namespace(core_v1: object) -> Iterator[str]:
     # With no operator left to run the finalizer, FineTuneJobs would hold the namespace forever.
     listed = kubectl("get", "ftj", "-n", name, "-o", "name", check=False)
     for ftj in listed.stdout.split() if listed.returncode == 0 else []:
-        kubectl("patch", ftj, "-n", name, "--type=merge", "-p", '{"metadata":{"finalizers":null}}', check=False)
+        kubectl(
+            "patch", ftj, "-n", name, "--type=merge", "-p", '{"metadata":{"finalizers":null}}', check=False
+        )
     core_v1.delete_namespace(name, propagation_policy="Background")  # type: ignore[attr-defined]
 
 
