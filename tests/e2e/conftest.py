@@ -37,13 +37,14 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def hub(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
     """The Hub + Jobs stand-in, serving the tiny model as `tester/tiny-chat`; this process talks to it."""
     server = start_hub(tmp_path_factory.mktemp("hub"))
+    # Only for the upload: the rest of the session stays offline unless a test points at the stand-in.
     with client_config(server, token=None):
         from huggingface_hub import HfApi
 
         api = HfApi(endpoint=server.url, token=DEFAULT_TOKEN)
         api.create_repo(TINY_REPO, exist_ok=True, private=False)
         api.upload_folder(repo_id=TINY_REPO, folder_path=str(tiny_model_dir))
-        yield server
+    yield server
     server.stop()
 
 
@@ -61,7 +62,6 @@ def operator_env(hub: HubServer, tmp_path_factory: pytest.TempPathFactory) -> di
         # kwok completes a Job's pod this long after it starts running.
         "FTJOB_POD_ANNOTATIONS": json.dumps({"pod-complete.stage.kwok.x-k8s.io/delay": "4s"}),
     }
-    os.environ.update(env)
     return env
 
 
@@ -90,8 +90,9 @@ def run_operator(
 
     @contextmanager
     def run(**overrides: str) -> Iterator[OperatorHandle]:
-        saved = {k: os.environ.get(k) for k in overrides}
-        os.environ.update(overrides)
+        env = {**operator_env, **overrides}
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
         args = ["run", "--standalone", "--namespace", namespace, "-m", "finetune_operator.main", "--verbose"]
         try:
             with client_config(hub, token=None), KopfRunner(args, timeout=60) as runner:

@@ -138,4 +138,4 @@ def test_no_token_in_status_events_job_spec_or_logs(
     env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert "value" not in env["HF_TOKEN"]
     assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "hf-token", "key": "token"}
-    assert "Submitted" in logs or "submitted" in logs  # the logs were really captured
+    assert "Submitted: submitted Job" in logs  # the logs were really captured

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from finetune_operator.cli.main import main as ftjob
+from tests.conftest import ROOT
 from tests.e2e.conftest import TINY_REPO
 from tests.e2e.support import apply, ftj, phase_is, wait_for
 from tests.prom import start_prometheus
@@ -23,7 +24,6 @@ def test_prometheus_scrapes_per_job_series_during_a_run_and_the_cli_shows_the_jo
     alpaca_dataset: dict[str, Any],
     token_secret: str,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
     manifest = ftj(
         "observed",
@@ -48,10 +48,16 @@ def test_prometheus_scrapes_per_job_series_during_a_run_and_the_cli_shows_the_jo
             assert prometheus.wait_for('finetune_operator_jobs{phase="Succeeded"} >= 1')
         finally:
             prometheus.stop()
-        capsys.readouterr()
-        assert ftjob(["status", "observed", "-n", namespace]) == 0
-        shown = capsys.readouterr().out
-        assert "Succeeded" in shown and "DatasetValidated" in shown
-        assert ftjob(["logs", "observed", "-n", namespace]) == 0
-        assert '"ftjob":"done"' in capsys.readouterr().out
-        assert ftjob(["watch", "observed", "-n", namespace, "--timeout", "30"]) == 0
+    # The CLI as a user runs it, against the cluster from the kubeconfig.
+    shown = _ftjob("status", "observed", "-n", namespace)
+    assert "Succeeded" in shown and "DatasetValidated" in shown
+    assert '"ftjob":"done"' in _ftjob("logs", "observed", "-n", namespace)
+    assert "Succeeded" in _ftjob("watch", "observed", "-n", namespace, "--timeout", "30")
+
+
+def _ftjob(*args: str) -> str:
+    done = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "ftjob"), *args], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout

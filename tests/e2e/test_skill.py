@@ -175,6 +175,8 @@ def running_operator(
 
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     kubectl("wait", "--for=condition=Established", "crd/finetunejobs.finetune.dev", "--timeout=60s")
+    for key, value in operator_env.items():
+        monkeypatch.setenv(key, value)
     monkeypatch.setenv("FTJOB_ENABLED_BACKENDS", json.dumps(["Local"]))
     # Only this test's namespace: other tests' operators and jobs on the shared control plane stay apart.
     args = ["run", "--standalone", f"--namespace={namespace}", "-m", "finetune_operator.main"]

@@ -23,7 +23,7 @@ def _active(status: kopf.Status, **_: Any) -> bool:
     return status.get("phase") not in TERMINAL
 
 
-def _apply(body: kopf.Body, deps: Deps) -> None:
+def _apply(body: kopf.Body, deps: Deps, logger: kopf.Logger) -> None:
     meta = body["metadata"]
     with deps.lock_for(meta["uid"]):
         # Read afresh under the job's lock: a handler and a timer never act on each other's stale status.
@@ -42,22 +42,24 @@ def _apply(body: kopf.Body, deps: Deps) -> None:
             )
     for event in outcome.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1024])
+        log = logger.warning if event.type == "Warning" else logger.info
+        log("%s: %s", event.reason, event.message)
 
 
 @kopf.on.create(*RESOURCE)
 @kopf.on.resume(*RESOURCE, when=_active)
 @kopf.on.update(*RESOURCE, field="spec")
-def on_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+def on_change(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     """A new, resumed or edited FineTuneJob: take the next step now."""
     with kopf_errors():
-        _apply(body, memo.deps)
+        _apply(body, memo.deps, logger)
 
 
 @kopf.timer(*RESOURCE, interval=POLL_SECONDS, when=_active)
-def on_tick(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+def on_tick(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     """Poll running work, follow progress, and retry transient failures."""
     with kopf_errors():
-        _apply(body, memo.deps)
+        _apply(body, memo.deps, logger)
 
 
 @kopf.on.delete(*RESOURCE)
