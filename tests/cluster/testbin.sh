@@ -35,7 +35,7 @@ build_kubernetes() {
     ld+=" -X $p.gitVersion=$v -X $p.gitMajor=$major -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
     ld+=" -X $p.buildDate=1970-01-01T00:00:00Z"
   done
-  say "building ${missing[*]} from k8s.io/kubernetes $v (cold: 15-30 minutes on 2 cores)"
+  say "building ${missing[*]} from k8s.io/kubernetes $v (cold: about 5-10 minutes on 2 cores)"
   local pkgs=()
   for c in "${missing[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
   (cd "$mod" && go build -ldflags "$ld" -o "$bin/" "${pkgs[@]}")
