@@ -23,7 +23,6 @@ from finetune_operator.api.status import (
     ConditionType,
     FineTuneJobStatus,
     Outputs,
-    Phase,
     Verdict,
     now,
 )
@@ -364,13 +363,11 @@ class Reconciler:
         update = tracker.take_update()
         if update is not None:
             self.status.progress = update
-        self.status.outputs = (
-            tracker.outputs.model_copy(deep=True) if tracker.outputs else self.status.outputs
-        )
+        # The tracker started from status.outputs, so its copy is always the newer one.
+        outputs = self.status.outputs = tracker.outputs.model_copy(deep=True)
         self.status.monitor = tracker.state()
         for warning in tracker.warnings():
             self.event(str(warning.reason), warning.message, warning=True)
-        outputs = self.status.outputs or Outputs()
         if outputs.model:
             set_condition(self.status, ConditionType.MODEL_PUSHED, "True", "Pushed", outputs.model, self.gen)
         if outputs.gguf:
@@ -460,10 +457,9 @@ def cancel_work(job: FineTuneJob, deps: Deps) -> str | None:
     """Cancel the job's backend work (on deletion). Returns what was done, for the log."""
     plan = job.status.plan
     backend_name = plan.backend if plan else None
-    backends = [deps.backends[backend_name]] if backend_name in deps.backends else []
-    if not backends:
+    backend = deps.backends.get(backend_name) if backend_name else None
+    if backend is None:
         return None
-    backend = backends[0]
     try:
         target = _target(job, deps, with_token=backend_name != BackendName.KUBERNETES.value)
     except SpecError:
@@ -476,8 +472,3 @@ def cancel_work(job: FineTuneJob, deps: Deps) -> str | None:
         backend.cancel(target, ref)
         return f"cancelled {ref.kind} {ref.id}"
     return None
-
-
-def phase_of(status: FineTuneJobStatus) -> Phase:
-    """The job's phase (for metrics)."""
-    return status.phase

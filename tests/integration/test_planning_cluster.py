@@ -1,7 +1,7 @@
 """In-cluster GPU discovery on the local control plane's fake GPU nodes (tests/cluster/nodes.yaml).
 
 The dict tests feed the pure function the very Node objects the control plane is given; the `cluster`
-tests list them back from the real API server through `discover_cluster_gpus(core_v1)`.
+tests list them back from the real API server through the operator's own `KubeGateway`.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ import pytest
 import yaml
 
 from finetune_operator.api.spec import Backend, FineTuneJobSpec
+from finetune_operator.kube import KubeGateway
 from finetune_operator.planning import (
     ClusterGpuOffer,
     GpuPrice,
     PlanDecision,
     PlannerConfig,
     default_catalog,
-    discover_cluster_gpus,
     make_plan,
     model_info_from_parameters,
     offers_from_objects,
@@ -145,9 +145,13 @@ def _gpu_pod_manifest(name: str, node: str, gpus: int) -> dict[str, Any]:
     }
 
 
+def _discover(core_v1: Any) -> list[ClusterGpuOffer]:
+    return offers_from_objects(*KubeGateway(core_v1.api_client).list_nodes_and_pods())
+
+
 @pytest.mark.cluster
 def test_discovery_on_local_control_plane(core_v1: Any, namespace: str) -> None:
-    before = by_node(discover_cluster_gpus(core_v1))
+    before = by_node(_discover(core_v1))
     assert {"gpu-h100-0", "gpu-h100-1", "gpu-a10g-0"} <= set(before)
     assert before["gpu-h100-0"].allocatable == 8 and before["gpu-h100-0"].product == H100
     assert before["gpu-a10g-0"].memory_gib == pytest.approx(23028 / 1024, abs=0.01)
@@ -158,7 +162,7 @@ def test_discovery_on_local_control_plane(core_v1: Any, namespace: str) -> None:
     while not core_v1.read_namespaced_pod("planner-busy", namespace).spec.node_name:
         assert time.monotonic() < deadline, "the scheduler did not bind the GPU pod"
         time.sleep(0.5)
-    after = by_node(discover_cluster_gpus(core_v1))
+    after = by_node(_discover(core_v1))
     assert after["gpu-h100-0"].requested == before["gpu-h100-0"].requested + 3
     assert after["gpu-h100-0"].free == before["gpu-h100-0"].free - 3
     core_v1.delete_namespaced_pod("planner-busy", namespace, grace_period_seconds=0)

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from finetune_operator import GROUP, KIND, PLURAL, VERSION
-from finetune_operator.api.spec import FineTuneJobSpec
+from finetune_operator.api.spec import DURATION, REPO_ID, FineTuneJobSpec
 from finetune_operator.api.status import FineTuneJobStatus
 
 CRD_FILE = f"{GROUP}_{PLURAL}.yaml"
@@ -25,7 +25,9 @@ IMMUTABLE_AFTER_SUBMIT = (
     "output", "tokenSecretRef",
 )  # fmt: skip
 
-REPO_ID_CEL = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$"
+# The spec's own patterns, as CEL single-quoted string literals (backslashes escaped).
+REPO_ID_CEL = REPO_ID.replace("\\", "\\\\")
+DURATION_CEL = DURATION.replace("\\", "\\\\")
 
 # Rules on `spec` (self is the spec). Each message names the field and says what to change.
 SPEC_RULES: list[dict[str, str]] = [
@@ -107,7 +109,7 @@ NESTED_RULES: dict[tuple[str, ...], list[dict[str, str]]] = {
     ],
     ("budget",): [
         {
-            "rule": "!has(self.timeout) || self.timeout.matches('^([0-9]+(\\\\.[0-9]+)?(s|m|h))+$')",
+            "rule": f"!has(self.timeout) || self.timeout.matches('{DURATION_CEL}')",
             "message": "`spec.budget.timeout` must be a duration such as `90m`, `4h` or `1h30m`",
             "fieldPath": ".timeout",
         }

@@ -13,7 +13,6 @@ from finetune_operator.planning.catalog import (
 from finetune_operator.planning.cluster import (
     ClusterGpuOffer,
     GpuPrice,
-    discover_cluster_gpus,
     offers_from_objects,
 )
 from finetune_operator.planning.config import PlannerConfig
@@ -40,7 +39,6 @@ __all__ = [
     "Sharding",
     "TrainingShape",
     "default_catalog",
-    "discover_cluster_gpus",
     "estimate_memory",
     "fetch_catalog",
     "load_catalog",

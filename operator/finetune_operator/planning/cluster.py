@@ -6,8 +6,8 @@ by pods bound to the node that have not finished (phase not Succeeded/Failed) ar
 the larger of its containers' sum and its largest init container (the scheduler's rule); an extended
 resource's request equals its limit, so a limit alone counts. Cordoned or NotReady nodes offer nothing free.
 
-The pure function takes dicts shaped as the Kubernetes API's JSON; :func:`discover_cluster_gpus` is the thin
-adapter over a `CoreV1Api`.
+The pure function takes dicts shaped as the Kubernetes API's JSON; the operator lists them with
+`finetune_operator.kube.KubeGateway.list_nodes_and_pods`.
 """
 
 from __future__ import annotations
@@ -165,30 +165,3 @@ def offers_from_objects(
             )
         )
     return sorted(offers, key=lambda o: (-o.free, o.node))
-
-
-def discover_cluster_gpus(core_v1_api: Any, prices: Iterable[GpuPrice] = ()) -> list[ClusterGpuOffer]:
-    """List nodes and unfinished pods with a `kubernetes.client.CoreV1Api` and compute the GPU offers.
-
-    Needs RBAC `list` on `nodes` and on `pods` in all namespaces.
-
-    Parameters
-    ----------
-    core_v1_api
-        A `kubernetes.client.CoreV1Api`.
-    prices
-        On-prem cost per GPU-hour.
-
-    Returns
-    -------
-    list[ClusterGpuOffer]
-    """
-    serialize = core_v1_api.api_client.sanitize_for_serialization
-    nodes = [serialize(n) for n in core_v1_api.list_node().items]
-    pods = [
-        serialize(p)
-        for p in core_v1_api.list_pod_for_all_namespaces(
-            field_selector="status.phase!=Succeeded,status.phase!=Failed"
-        ).items
-    ]
-    return offers_from_objects(nodes, pods, prices)
