@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import kopf
@@ -25,11 +26,15 @@ FINALIZER = "finetune.dev/cancel-backend-work"
 
 
 def api_client() -> client.ApiClient:
-    """A Kubernetes client: in-cluster when running in a pod, else the kubeconfig."""
+    """A Kubernetes client: in-cluster when running in a pod, else the kubeconfig.
+
+    `KUBECONFIG` is read now, not when the kubernetes package was imported (its default path is frozen at
+    import time, so a process that sets `KUBECONFIG` later would otherwise read `~/.kube/config`).
+    """
     try:
         config.load_incluster_config()
     except config.ConfigException:
-        config.load_kube_config()
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None)
     return client.ApiClient()
 
 
@@ -67,12 +72,14 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logge
     settings.watching.client_timeout = 330
     settings.execution.max_workers = 16
     cfg = OperatorConfig.load()
-    metrics = OperatorMetrics()
-    if cfg.metrics_port:
-        memo.metrics_server = start_metrics_server(cfg.metrics_port, metrics.registry)
-        logger.info("Prometheus metrics on :%d/metrics", cfg.metrics_port)
+    # kopf retries a failed start-up: connect first, and bind the metrics port only once per process.
     memo.api = api_client()
-    memo.deps = build_deps(cfg, memo.api, metrics)
+    if not hasattr(memo, "metrics"):
+        memo.metrics = OperatorMetrics()
+    if cfg.metrics_port and getattr(memo, "metrics_server", None) is None:
+        memo.metrics_server = start_metrics_server(cfg.metrics_port, memo.metrics.registry)
+        logger.info("Prometheus metrics on :%d/metrics", cfg.metrics_port)
+    memo.deps = build_deps(cfg, memo.api, memo.metrics)
     logger.info("backends enabled: %s", ", ".join(memo.deps.backends) or "none")
 
 

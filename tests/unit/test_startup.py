@@ -1,0 +1,83 @@
+"""Operator start-up: where the Kubernetes client comes from, and retries that must not trip over themselves."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from pathlib import Path
+
+import kopf
+import pytest
+import yaml
+
+from finetune_operator.handlers.startup import api_client, cleanup, startup
+
+
+def write_kubeconfig(path: Path, server: str) -> Path:
+    """A kubeconfig with one cluster and a token user (nothing connects to it here)."""
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": server}}],
+                "users": [{"name": "u", "user": {"token": "not-a-secret"}}],
+                "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "ctx",
+            }
+        )
+    )
+    return path
+
+
+@pytest.fixture
+def outside_a_pod(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_PORT", raising=False)
+
+
+def test_api_client_reads_kubeconfig_set_after_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outside_a_pod: None
+) -> None:
+    # The kubernetes package is imported already; its default path was frozen then.
+    import kubernetes.config.kube_config as kube_config
+
+    path = write_kubeconfig(tmp_path / "kubeconfig", "https://127.0.0.1:6443")
+    assert str(path) != kube_config.KUBE_CONFIG_DEFAULT_LOCATION
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    api = api_client()
+    try:
+        assert api.configuration.host == "https://127.0.0.1:6443"
+    finally:
+        api.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_startup_retried_after_a_failure_binds_the_metrics_port_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outside_a_pod: None
+) -> None:
+    """kopf retries a failed start-up activity in the same process: the retry must succeed."""
+    port = free_port()
+    monkeypatch.setenv("FTJOB_METRICS_PORT", str(port))
+    monkeypatch.setenv("FTJOB_ENABLED_BACKENDS", '["Local"]')
+    monkeypatch.setenv("FTJOB_LOCAL_WORKDIR", str(tmp_path / "work"))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    memo = kopf.Memo()
+    logger = logging.getLogger("test-startup")
+    try:
+        with pytest.raises(Exception, match=r"kube-config|kubeconfig|No such file"):
+            startup(settings=kopf.OperatorSettings(), memo=memo, logger=logger)
+        monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kc", "https://127.0.0.1:6443")))
+        startup(settings=kopf.OperatorSettings(), memo=memo, logger=logger)
+        startup(settings=kopf.OperatorSettings(), memo=memo, logger=logger)  # and once more
+        assert memo.metrics_server[0].server_port == port
+        assert set(memo.deps.backends) == {"Local"}
+    finally:
+        cleanup(memo=memo)
+    with socket.socket() as s:  # cleanup freed the port for a restarted operator
+        s.bind(("127.0.0.1", port))
