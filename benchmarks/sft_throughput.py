@@ -8,12 +8,15 @@ non-embedding weights plus the output head; attention FLOPs and recompute are le
 - template: TRL defaults (bf16, gradient checkpointing on), batch 4 × accumulation 4, max length 1024,
   no packing;
 - ours: the trainer `ftjob train` builds (`finetune_training.methods.build_trainer`) from a plan: packing
-  that keeps documents apart, bf16, batch sized for the shape.
+  that keeps documents apart, bf16, batch sized for the shape, flex attention (or flash-attn's varlen kernel
+  when installed) and liger's kernels when installed (the trainer image's `gpu` extra);
+- with `--sweep`, also ours with SDPA instead, and ours with `torch_compile` (the knobs to settle on a GPU).
 
 Usage::
 
     python benchmarks/sft_throughput.py                 # Qwen3-0.6B shape, on the GPU
     python benchmarks/sft_throughput.py --shape 4b
+    python benchmarks/sft_throughput.py --sweep --json out.json
     python benchmarks/sft_throughput.py --tiny          # CPU smoke run: tiny shape, short rows, 3 steps
 """
 
@@ -157,9 +160,16 @@ def template_trainer(model_dir: Path, data: Any, out: Path, steps: int, max_leng
 
 
 def our_trainer(
-    model_dir: Path, data: Any, out: Path, shape: str, steps: int, max_length: int, cb: Any
+    model_dir: Path,
+    data: Any,
+    out: Path,
+    shape: str,
+    steps: int,
+    max_length: int,
+    cb: Any,
+    extra: dict[str, Any] | None = None,
 ) -> Any:
-    """The trainer our runtime builds from a plan."""
+    """The trainer our runtime builds from a plan; `extra` are TRL overrides (the spec's `extraArgs`)."""
     from finetune_training.methods import build_trainer
     from finetune_training.plan import TrainingPlan
 
@@ -177,7 +187,7 @@ def our_trainer(
                 "learningRate": 2e-5,
                 "loggingSteps": 10_000,
                 **OURS[shape],
-                "extraArgs": {"report_to": "none", "save_strategy": "no"},
+                "extraArgs": {"report_to": "none", "save_strategy": "no", **(extra or {})},
             },
             "output": {"localDir": str(out)},
             "tracking": {"project": "bench", "runName": "bench"},
@@ -206,6 +216,8 @@ def measure(name: str, make: Any, warmup: int) -> dict[str, Any]:
         return batch
 
     trainer.data_collator = counting
+    attention = getattr(trainer.model.config, "_attn_implementation", None)
+    liger = bool(getattr(trainer.args, "use_liger_kernel", False))
     trainer.train()
     tps = meter.tokens_per_second()
     real = trainer.state.num_input_tokens_seen
@@ -213,6 +225,8 @@ def measure(name: str, make: Any, warmup: int) -> dict[str, Any]:
     del trainer
     return {
         "setup": name,
+        "attention": attention,
+        "liger": liger,
         "tokens_per_second": tps,
         "pad_percent": 100.0 * (1 - real / seen_all) if seen_all else 0.0,
         "peak_gib": peak,
@@ -230,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=4096)
     parser.add_argument("--peak-tflops", type=float, default=None, help="override the GPU's bf16 peak")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument(
+        "--sweep", action="store_true", help="also run ours with SDPA and ours with torch.compile"
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -249,18 +266,32 @@ def main(argv: list[str] | None = None) -> int:
         data = synthetic_rows(
             min(args.rows, 256) if args.tiny else args.rows, low, high, SHAPES[shape]["vocab_size"]
         )
+        variants: list[tuple[str, dict[str, Any]]] = [("ours (ftjob train: packing, documents apart)", {})]
+        if args.sweep:
+            variants += [
+                (
+                    "ours with SDPA",
+                    {"model_init_kwargs": {"dtype": "float32", "attn_implementation": "sdpa"}},
+                ),
+                ("ours with torch_compile", {"torch_compile": True}),
+            ]
         results = [
             measure(
                 "template (TRL defaults, bs4×ga4, max 1024, no packing)",
                 lambda cb: template_trainer(model_dir, data, work / "template", steps, max_length, cb),
                 warmup,
-            ),
-            measure(
-                "ours (ftjob train: packing, documents apart)",
-                lambda cb: our_trainer(model_dir, data, work / "ours", shape, steps, max_length, cb),
-                warmup,
-            ),
+            )
         ]
+        for i, (name, extra) in enumerate(variants):
+            results.append(
+                measure(
+                    name,
+                    lambda cb, extra=extra, i=i: our_trainer(
+                        model_dir, data, work / f"ours-{i}", shape, steps, max_length, cb, extra
+                    ),
+                    warmup,
+                )
+            )
     for r in results:
         r["mfu_percent"] = 100 * 6 * flop_params * r["tokens_per_second"] / (peak * 1e12) if peak else None
     speedup = results[1]["tokens_per_second"] / results[0]["tokens_per_second"]
@@ -278,13 +309,20 @@ def main(argv: list[str] | None = None) -> int:
         "speedup": speedup,
     }
     print(f"SFT throughput, {shape} shape, {report['device']}, {report['date']}, {report['versions']}")
-    print(f"{'setup':<58} {'real tok/s':>11} {'pad %':>6} {'peak GiB':>9} {'MFU %':>6}")
+    print(
+        f"{'setup':<58} {'attention':<15} {'liger':<5} {'real tok/s':>11} {'pad %':>6} {'peak GiB':>9} "
+        f"{'MFU %':>6} {'vs template':>11}"
+    )
     for r in results:
         peak_gib = f"{r['peak_gib']:.1f}" if r["peak_gib"] is not None else "-"
         mfu = f"{r['mfu_percent']:.1f}" if r["mfu_percent"] is not None else "-"
         tps, pad = r["tokens_per_second"], r["pad_percent"]
-        print(f"{r['setup']:<58} {tps:>11,.0f} {pad:>6.1f} {peak_gib:>9} {mfu:>6}")
-    print(f"speedup: {speedup:.1f}x real tokens/s")
+        ratio = tps / results[0]["tokens_per_second"]
+        print(
+            f"{r['setup']:<58} {r['attention'] or '-':<15} {'yes' if r['liger'] else 'no':<5} {tps:>11,.0f} "
+            f"{pad:>6.1f} {peak_gib:>9} {mfu:>6} {ratio:>10.1f}x"
+        )
+    print(f"speedup: {speedup:.1f}x real tokens/s (ours vs template)")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0

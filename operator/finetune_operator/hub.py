@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+
+from huggingface_hub import HfApi
 from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
@@ -44,3 +48,29 @@ def hub_error(exc: Exception, what: str) -> SpecError | RetryLater:
 def _server_message(exc: HfHubHTTPError) -> str:
     server = getattr(exc, "server_message", None)
     return (server or str(exc).splitlines()[0])[:300]
+
+
+LOG_READ_BUDGET_S = 5.0
+"""How long a non-following read of a running HF Job's logs goes on before it stops."""
+
+
+def hf_job_log_lines(
+    api: HfApi,
+    job_id: str,
+    namespace: str | None,
+    *,
+    follow: bool = False,
+    tail: int | None = None,
+    budget_s: float = LOG_READ_BUDGET_S,
+) -> Iterator[str]:
+    """An HF Job's log lines (server-sent events); without `follow`, what is there now.
+
+    The Jobs API has no "what is there now": a non-following stream ends only after a pause in the output,
+    so a running job that logs steadily keeps it open until the job ends. Without `follow` the read stops
+    once `budget_s` has passed (closing the stream); `tail` starts from the last N lines.
+    """
+    deadline = time.monotonic() + budget_s
+    for line in api.fetch_job_logs(job_id=job_id, namespace=namespace, follow=follow, tail=tail):
+        yield line.rstrip("\n")
+        if not follow and time.monotonic() > deadline:
+            return

@@ -40,6 +40,9 @@ from finetune_training.plan import Method, RewardSpec, RewardType
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 120.0
+MONITOR_TAIL_LINES = 2000
+"""Log lines read per monitoring pass: the newest ones. Events older than the tail were read in earlier
+passes (the tracker skips what it has seen), so a long run costs the same per pass as a short one."""
 
 
 @dataclass
@@ -338,7 +341,7 @@ class Reconciler:
         work = backend.poll(target, ref)
         tracker = self.tracker()
         if work.state != WorkState.QUEUED:
-            for line in backend.logs(target, ref):
+            for line in backend.logs(target, ref, tail=MONITOR_TAIL_LINES):
                 tracker.feed(line)
         if work.state == WorkState.RUNNING:
             tracker.mark_running()

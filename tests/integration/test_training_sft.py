@@ -75,14 +75,19 @@ def test_sft_config_uses_assistant_only_loss_and_document_aware_packing(
     assert "assistant_only_loss" not in completion_args
 
 
-def test_packed_rows_keep_documents_apart(tiny_model: Path) -> None:
-    """A document packed after another gets the same logits as alone: no attention across the boundary."""
+@pytest.mark.parametrize("attention", ["sdpa", "flex_attention"])
+def test_packed_rows_keep_documents_apart(tiny_model: Path, attention: str) -> None:
+    """A document packed after another gets the same logits as alone: no attention across the boundary.
+
+    SDPA is what CPU runs train with; flex attention is what packed SFT uses on a GPU without flash-attn
+    (its forward runs on CPU too, and the block mask it builds from the position ids is the same).
+    """
     import torch
     from transformers import AutoModelForCausalLM
 
     from finetune_training.packing import RowwisePackedCollator
 
-    model = AutoModelForCausalLM.from_pretrained(tiny_model, attn_implementation="sdpa").eval()
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, attn_implementation=attention).eval()
     a, b = list(range(5, 17)), list(range(40, 49))
     collator = RowwisePackedCollator(pad_token_id=0)
     batch = collator([{"input_ids": a + b, "seq_lengths": [len(a), len(b)]}, {"input_ids": b}])
@@ -98,3 +103,29 @@ def test_packed_rows_keep_documents_apart(tiny_model: Path) -> None:
         alone = model(input_ids=torch.tensor([b]), use_cache=False).logits
     assert torch.allclose(packed[0, len(a) :], alone[0], atol=1e-4)
     assert torch.allclose(packed[1, : len(b)], alone[0], atol=1e-4)
+
+
+def test_attention_kernel_per_device_and_method(
+    make_plan: Callable[..., TrainingPlan], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Flex attention for packed SFT on a GPU (no flash-attn here); SDPA on CPU and for DPO/GRPO."""
+    from finetune_training import methods
+
+    packed = make_plan("SFT", "alpaca_en_demo.json", "Alpaca", hyperparameters={"packing": True})
+    unpacked = make_plan("SFT", "alpaca_en_demo.json", "Alpaca", hyperparameters={"packing": False})
+    dpo = make_plan("DPO", "dpo_en_demo.json", "ShareGPTPreference")
+    assert methods.attention_implementation(packed) is None  # CPU: transformers' default (SDPA)
+    monkeypatch.setattr(methods, "cuda_available", lambda: True)
+    assert methods.supports_flex_attention(packed)
+    assert methods.attention_implementation(packed) == "flex_attention"
+    assert methods.model_init_kwargs(packed, bf16=True)["attn_implementation"] == "flex_attention"
+    assert methods.attention_implementation(unpacked) is None
+    assert methods.attention_implementation(dpo) is None
+    # An architecture without flex attention in transformers (GPT-2) keeps SDPA; so does an unreadable model.
+    from transformers import GPT2Config
+
+    GPT2Config(n_layer=1, n_embd=64, n_head=2).save_pretrained(tmp_path / "gpt2")
+    for model in (tmp_path / "gpt2", tmp_path / "no-such-model"):
+        other = packed.model_copy(update={"model": str(model)})
+        assert not methods.supports_flex_attention(other)
+        assert methods.attention_implementation(other) is None

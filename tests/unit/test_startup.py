@@ -10,7 +10,7 @@ import kopf
 import pytest
 import yaml
 
-from finetune_operator.handlers.startup import api_client, cleanup, startup
+from finetune_operator.handlers.startup import api_client, cleanup, login, startup
 
 
 def write_kubeconfig(path: Path, server: str) -> Path:
@@ -81,3 +81,15 @@ def test_startup_retried_after_a_failure_binds_the_metrics_port_once(
         cleanup(memo=memo)
     with socket.socket() as s:  # cleanup freed the port for a restarted operator
         s.bind(("127.0.0.1", port))
+
+
+def test_kopf_login_uses_the_kubeconfig_set_after_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outside_a_pod: None
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kc", "https://127.0.0.1:7443")))
+    info = login(settings=kopf.OperatorSettings())
+    assert info.server == "https://127.0.0.1:7443"
+    assert (info.scheme, info.token) == ("Bearer", "not-a-secret")
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    with pytest.raises(kopf.LoginError, match="no Kubernetes credentials"):
+        login(settings=kopf.OperatorSettings())

@@ -65,8 +65,13 @@ class Backend(Protocol):
     def poll(self, target: JobTarget, ref: WorkRef) -> WorkStatus:
         """Current state. Work that is gone reads as FAILED with reason `BackendWorkLost`."""
 
-    def logs(self, target: JobTarget, ref: WorkRef, *, follow: bool = False) -> Iterator[str]:
-        """Log lines (the runtime's JSON progress lines among them)."""
+    def logs(
+        self, target: JobTarget, ref: WorkRef, *, follow: bool = False, tail: int | None = None
+    ) -> Iterator[str]:
+        """Log lines (the runtime's JSON progress lines among them); `tail`: only the last N lines.
+
+        Without `follow` a read returns promptly with what is there now, even while the job runs.
+        """
 
     def cancel(self, target: JobTarget, ref: WorkRef) -> None:
         """Stop the work; no error when it is already gone."""

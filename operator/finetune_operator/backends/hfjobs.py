@@ -11,7 +11,7 @@ from huggingface_hub.errors import HfHubHTTPError
 from finetune_operator.backends.base import JobTarget, WorkRef, WorkState, WorkStatus
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import SpecError
-from finetune_operator.hub import hub_error
+from finetune_operator.hub import hf_job_log_lines, hub_error
 from finetune_operator.identity import HF_NAME_LABEL, HF_NAMESPACE_LABEL, HF_UID_LABEL
 from finetune_training.plan import TrainingPlan
 
@@ -120,11 +120,13 @@ class HFJobsBackend:
             reason = "Timeout"
         return WorkStatus(state=state, reason=reason, message=message)
 
-    def logs(self, target: JobTarget, ref: WorkRef, *, follow: bool = False) -> Iterator[str]:
+    def logs(
+        self, target: JobTarget, ref: WorkRef, *, follow: bool = False, tail: int | None = None
+    ) -> Iterator[str]:
         """The job's log lines (server-sent events), as far as they go now (or until the end with follow)."""
         api = self._api(target)
         try:
-            yield from api.fetch_job_logs(job_id=ref.id, namespace=ref.namespace, follow=follow)
+            yield from hf_job_log_lines(api, ref.id, ref.namespace, follow=follow, tail=tail)
         except Exception as exc:
             raise hub_error(exc, "reading HF Job logs") from None
 

@@ -212,7 +212,9 @@ class KubernetesBackend:
             raise _transient(exc, "listing pods") from None
         return sorted(pods.items, key=lambda p: str(p.metadata.creation_timestamp if p.metadata else ""))
 
-    def logs(self, target: JobTarget, ref: WorkRef, *, follow: bool = False) -> Iterator[str]:
+    def logs(
+        self, target: JobTarget, ref: WorkRef, *, follow: bool = False, tail: int | None = None
+    ) -> Iterator[str]:
         """Log lines of the Job's newest pod (the one resuming from the last checkpoint)."""
         pods = self._pods(target, ref)
         if not pods:
@@ -223,10 +225,10 @@ class KubernetesBackend:
         try:
             if follow:
                 resp = self.core.read_namespaced_pod_log(
-                    pod, target.namespace, follow=True, _preload_content=False
+                    pod, target.namespace, follow=True, tail_lines=tail, _preload_content=False
                 )
                 return _lines(resp.stream())  # type: ignore[attr-defined]
-            text = self.core.read_namespaced_pod_log(pod, target.namespace)
+            text = self.core.read_namespaced_pod_log(pod, target.namespace, tail_lines=tail)
         except ApiException as exc:
             if exc.status in (400, 404):  # container not started yet, or pod gone
                 return iter(())

@@ -6,6 +6,7 @@ once the process ends, `exit_code`. The folder is the backend identity: a restar
 
 from __future__ import annotations
 
+import collections
 import os
 import shlex
 import signal
@@ -126,13 +127,17 @@ class LocalBackend:
             message="the training process ended without an exit code (host restarted or process killed)",
         )
 
-    def logs(self, target: JobTarget, ref: WorkRef, *, follow: bool = False) -> Iterator[str]:
+    def logs(
+        self, target: JobTarget, ref: WorkRef, *, follow: bool = False, tail: int | None = None
+    ) -> Iterator[str]:
         """Lines of `train.log`; with follow, keeps reading until the process ends."""
         folder = self._folder(target, ref)
         path = folder / "train.log"
         if not path.exists():
             return
         with open(path, errors="replace") as fh:
+            if tail is not None:
+                yield from (line.rstrip("\n") for line in collections.deque(fh, maxlen=tail))
             while True:
                 line = fh.readline()
                 if line:

@@ -154,13 +154,14 @@ def hf_job_logs(ref: BackendRef, follow: bool) -> Iterator[str]:
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
+    from finetune_operator.hub import hf_job_log_lines
+
     token = os.environ.get("HF_TOKEN")
     if not token:
         raise CliError("set `HF_TOKEN` to read the logs of an HF Job")
     api = HfApi(endpoint=os.environ.get("HF_ENDPOINT"), token=token)
     try:
-        for line in api.fetch_job_logs(job_id=ref.id, namespace=ref.namespace, follow=follow):
-            yield line.rstrip("\n")
+        yield from hf_job_log_lines(api, ref.id, ref.namespace, follow=follow)
     except HfHubHTTPError as exc:
         code = exc.response.status_code if exc.response is not None else "?"
         raise CliError(f"reading logs of HF Job `{ref.id}`: HTTP {code}") from None

@@ -38,6 +38,37 @@ def api_client() -> client.ApiClient:
     return client.ApiClient()
 
 
+@kopf.on.login()
+def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+    """kopf's own connection, from the same credentials as the operator's client (:func:`api_client`).
+
+    kopf's built-in client-library login would read the kubeconfig path frozen at import (see above).
+    kopf calls this again when the server answers 401, so expiring exec-plugin tokens are renewed.
+    """
+    try:
+        api = api_client()
+    except config.ConfigException as exc:
+        raise kopf.LoginError(f"no Kubernetes credentials: not in a pod, and {exc}") from None
+    try:
+        cfg = api.configuration
+        header = cfg.get_api_key_with_prefix("BearerToken") or cfg.get_api_key_with_prefix("authorization")
+        scheme, _space, token = (header or "").rpartition(" ")
+        return kopf.ConnectionInfo(
+            server=cfg.host,
+            ca_path=cfg.ssl_ca_cert,
+            insecure=not cfg.verify_ssl,
+            username=cfg.username or None,
+            password=cfg.password or None,
+            scheme=scheme or None,
+            token=token or None,
+            certificate_path=cfg.cert_file,
+            private_key_path=cfg.key_file,
+            trust_env=settings.networking.trust_env,
+        )
+    finally:
+        api.close()
+
+
 def build_deps(cfg: OperatorConfig, api: client.ApiClient, metrics: OperatorMetrics | None) -> Deps:
     """Everything the reconcile loop needs."""
     kube = KubeGateway(api)
