@@ -37,6 +37,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "training")]
 
+from finetune_training.methods import attention_implementation as CHOOSE_ATTENTION  # noqa: E402
+
 # Dense bf16 peak (TFLOP/s) by GPU name fragment.
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0, "L4": 121.0}
 
@@ -169,9 +171,15 @@ def our_trainer(
     cb: Any,
     extra: dict[str, Any] | None = None,
 ) -> Any:
-    """The trainer our runtime builds from a plan; `extra` are TRL overrides (the spec's `extraArgs`)."""
-    from finetune_training.methods import build_trainer
+    """The trainer our runtime builds from a plan; `extra` are TRL overrides (the spec's `extraArgs`), except
+    `attention`, which replaces the runtime's choice of attention kernel (None: transformers' default, SDPA)."""
+    from finetune_training import methods
     from finetune_training.plan import TrainingPlan
+
+    extra = dict(extra or {})
+    if "attention" in extra:
+        forced = extra.pop("attention")
+        methods.attention_implementation = lambda plan: forced  # type: ignore[assignment]
 
     plan = TrainingPlan.model_validate(
         {
@@ -187,13 +195,16 @@ def our_trainer(
                 "learningRate": 2e-5,
                 "loggingSteps": 10_000,
                 **OURS[shape],
-                "extraArgs": {"report_to": "none", "save_strategy": "no", **(extra or {})},
+                "extraArgs": {"report_to": "none", "save_strategy": "no", **extra},
             },
             "output": {"localDir": str(out)},
             "tracking": {"project": "bench", "runName": "bench"},
         }
     )
-    return build_trainer(plan, data, out, callbacks=[cb])
+    try:
+        return methods.build_trainer(plan, data, out, callbacks=[cb])
+    finally:
+        methods.attention_implementation = CHOOSE_ATTENTION
 
 
 def measure(name: str, make: Any, warmup: int) -> dict[str, Any]:
@@ -269,10 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         variants: list[tuple[str, dict[str, Any]]] = [("ours (ftjob train: packing, documents apart)", {})]
         if args.sweep:
             variants += [
-                (
-                    "ours with SDPA",
-                    {"model_init_kwargs": {"dtype": "float32", "attn_implementation": "sdpa"}},
-                ),
+                ("ours with SDPA", {"attention": None}),
                 ("ours with torch_compile", {"torch_compile": True}),
             ]
         results = [
