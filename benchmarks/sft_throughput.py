@@ -179,7 +179,7 @@ def our_trainer(
     extra = dict(extra or {})
     if "attention" in extra:
         forced = extra.pop("attention")
-        methods.attention_implementation = lambda plan: forced  # type: ignore[assignment]
+        methods.attention_implementation = lambda plan: forced
 
     plan = TrainingPlan.model_validate(
         {
