@@ -74,7 +74,10 @@ def test_startup_retried_after_a_failure_binds_the_metrics_port_once(
             startup(settings=kopf.OperatorSettings(), memo=memo, logger=logger)
         monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kc", "https://127.0.0.1:6443")))
         startup(settings=kopf.OperatorSettings(), memo=memo, logger=logger)
-        startup(settings=kopf.OperatorSettings(), memo=memo, logger=logger)  # and once more
+        settings = kopf.OperatorSettings()
+        startup(settings=settings, memo=memo, logger=logger)  # and once more
+        # A deletion that lands during a timer tick is re-checked in seconds, not kopf's default minute.
+        assert settings.background.cancellation_polling <= 10
         assert memo.metrics_server[0].server_port == port
         assert set(memo.deps.backends) == {"Local"}
     finally:
