@@ -321,8 +321,12 @@ def build_hub_router(ctx: HubContext) -> APIRouter:
         url = f"{base}/{_PREFIX[body.type]}{repo_id}"
         try:
             repo = store.create_repo(body.type, repo_id, private=private)
-        except StoreError as exc:
-            raise error(409, f"You already created this {body.type} repo: {repo_id}") from exc
+        except StoreError:
+            # Like the Hub, the conflict carries the repo's URL: `create_repo(exist_ok=True)` reads it.
+            message = f"You already created this {body.type} repo: {repo_id}"
+            return JSONResponse(
+                {"error": message, "url": url}, status_code=409, headers={"X-Error-Message": message}
+            )
         return JSONResponse({"url": url, "name": repo_id, "id": account_id(f"{repo.repo_type}:{repo_id}")})
 
     @router.delete("/api/repos/delete")

@@ -86,6 +86,15 @@ def test_whoami(api: HfApi) -> None:
     assert me["auth"]["accessToken"]["role"] == "write"
 
 
+def test_create_repo_again_with_exist_ok_returns_its_url(hub: HubServer, api: HfApi) -> None:
+    first = api.create_repo(f"{NS}/twice", exist_ok=True)
+    again = api.create_repo(f"{NS}/twice", exist_ok=True)  # the client reads `url` from the 409 body
+    assert str(again) == str(first) == f"{hub.url}/{NS}/twice"
+    with pytest.raises(HfHubHTTPError) as exc:
+        api.create_repo(f"{NS}/twice")
+    assert exc.value.response.status_code == 409
+
+
 def test_whoami_rejects_unknown_token(hub: HubServer) -> None:
     with pytest.raises(HfHubHTTPError) as info:
         HfApi(endpoint=hub.url, token="hf_not_a_token").whoami()
