@@ -53,7 +53,13 @@ class PlannerService:
         if self.kube is None or Backend.KUBERNETES not in self.cfg.enabled_backends:
             return []
         nodes, pods = self.kube.list_nodes_and_pods()
-        return offers_from_objects(nodes, pods, self.cfg.gpu_prices)
+        return offers_from_objects(
+            nodes,
+            pods,
+            self.cfg.gpu_prices,
+            tolerations=self.cfg.tolerations,
+            node_selector=self.cfg.node_selector,
+        )
 
     def plan(
         self, spec: FineTuneJobSpec, *, token: str | None, rows: int | None, mean_tokens: float | None

@@ -86,6 +86,39 @@ def test_cordoned_node_offers_nothing_free() -> None:
     assert offers["gpu-h100-0"].free == 0 and not offers["gpu-h100-0"].schedulable
 
 
+def test_only_nodes_training_pods_may_land_on_are_offers() -> None:
+    """Untolerated NoSchedule/NoExecute taints and a missed node selector take a node out entirely."""
+    from finetune_operator.config import OperatorConfig
+
+    default = OperatorConfig().tolerations  # what the Kubernetes backend puts on training pods
+    nodes = fake_nodes()
+    assert set(by_node(offers_from_objects(nodes, [], tolerations=default))) == {
+        "gpu-h100-0",
+        "gpu-h100-1",
+        "gpu-a10g-0",
+    }  # fmt: skip  (the GPU nodes' nvidia.com/gpu taint is tolerated)
+    nodes[0]["spec"].setdefault("taints", []).append(
+        {"key": "dedicated", "value": "research", "effect": "NoSchedule"}
+    )
+    nodes[1]["spec"].setdefault("taints", []).append({"key": "maintenance", "effect": "PreferNoSchedule"})
+    offers = by_node(offers_from_objects(nodes, [], tolerations=default))
+    assert "gpu-h100-0" not in offers and "gpu-h100-1" in offers  # a preference does not block
+    research = [*default, {"key": "dedicated", "operator": "Equal", "value": "research"}]
+    assert "gpu-h100-0" in by_node(offers_from_objects(nodes, [], tolerations=research))
+    wrong_value = [*default, {"key": "dedicated", "value": "prod", "effect": "NoSchedule"}]
+    assert "gpu-h100-0" not in by_node(offers_from_objects(nodes, [], tolerations=wrong_value))
+    assert "gpu-h100-0" in by_node(offers_from_objects(nodes, [], tolerations=[{"operator": "Exists"}]))
+    # Without the default toleration the GPU nodes' own taint keeps every GPU node out.
+    assert offers_from_objects(fake_nodes(), [], tolerations=[]) == []
+    # The operator's extra node selector.
+    nodes = fake_nodes()
+    nodes[2]["metadata"]["labels"]["pool"] = "training"
+    selected = by_node(
+        offers_from_objects(nodes, [], tolerations=default, node_selector={"pool": "training"})
+    )
+    assert set(selected) == {nodes[2]["metadata"]["name"]}
+
+
 def test_prices_by_product_or_type() -> None:
     prices = [
         GpuPrice(product="H100", usd_per_gpu_hour=2.0),

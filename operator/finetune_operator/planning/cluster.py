@@ -5,6 +5,9 @@ names, with `nvidia.com/gpu.memory` MiB each (labels set by NVIDIA's GPU feature
 by pods bound to the node that have not finished (phase not Succeeded/Failed) are busy. A pod's request is
 the larger of its containers' sum and its largest init container (the scheduler's rule); an extended
 resource's request equals its limit, so a limit alone counts. Cordoned or NotReady nodes offer nothing free.
+Nodes a training pod could never land on are no offer at all: a `NoSchedule`/`NoExecute` taint the training
+pods do not tolerate, or labels that miss the operator's extra node selector (both from its configuration,
+the same ones the Kubernetes backend puts on the pods).
 
 The pure function takes dicts shaped as the Kubernetes API's JSON; the operator lists them with
 `finetune_operator.kube.KubeGateway.list_nodes_and_pods`.
@@ -109,19 +112,62 @@ def _ready(node: dict[str, Any]) -> bool:
     return ready is None or ready.get("status") == "True"
 
 
+def tolerates(taint: dict[str, Any], tolerations: Iterable[dict[str, Any]]) -> bool:
+    """True when one of the tolerations matches the taint (the scheduler's rule).
+
+    An empty toleration effect matches every effect; `Exists` with no key matches every taint; `Equal` (the
+    default operator) needs the same key and value.
+    """
+    for toleration in tolerations:
+        effect = toleration.get("effect") or ""
+        if effect and effect != taint.get("effect"):
+            continue
+        key = toleration.get("key") or ""
+        if (toleration.get("operator") or "Equal") == "Exists":
+            if not key or key == taint.get("key"):
+                return True
+        elif key == taint.get("key") and (toleration.get("value") or "") == (taint.get("value") or ""):
+            return True
+    return False
+
+
+def accepts_pods(
+    node: dict[str, Any], tolerations: Iterable[dict[str, Any]] | None, node_selector: dict[str, str]
+) -> bool:
+    """True when training pods with these tolerations (None: taints not checked) and this node selector may
+    be scheduled on the node."""
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    if any(labels.get(k) != v for k, v in node_selector.items()):
+        return False
+    if tolerations is None:
+        return True
+    tolerations = list(tolerations)
+    taints = (node.get("spec") or {}).get("taints") or []
+    return all(tolerates(t, tolerations) for t in taints if t.get("effect") in ("NoSchedule", "NoExecute"))
+
+
 def offers_from_objects(
-    nodes: Sequence[dict[str, Any]], pods: Sequence[dict[str, Any]], prices: Iterable[GpuPrice] = ()
+    nodes: Sequence[dict[str, Any]],
+    pods: Sequence[dict[str, Any]],
+    prices: Iterable[GpuPrice] = (),
+    *,
+    tolerations: Iterable[dict[str, Any]] | None = None,
+    node_selector: dict[str, str] | None = None,
 ) -> list[ClusterGpuOffer]:
     """GPU offers per node, with what is free now.
 
     Parameters
     ----------
     nodes
-        Nodes as Kubernetes JSON (`metadata.labels`, `status.capacity`, `status.allocatable`).
+        Nodes as Kubernetes JSON (`metadata.labels`, `spec.taints`, `status.capacity`, `status.allocatable`).
     pods
         Pods as Kubernetes JSON (`spec.nodeName`, `status.phase`, containers' resources).
     prices
         On-prem cost per GPU-hour by product or GPU type.
+    tolerations
+        The training pods' tolerations; None skips the taint check (every node counts).
+    node_selector
+        The training pods' extra node selector (the GPU product label is chosen later, by the plan).
 
     Returns
     -------
@@ -137,6 +183,8 @@ def offers_from_objects(
         busy[node_name] = busy.get(node_name, 0) + pod_gpu_request(pod)
     offers = []
     for node in nodes:
+        if not accepts_pods(node, tolerations, node_selector or {}):
+            continue
         meta = node.get("metadata") or {}
         status = node.get("status") or {}
         capacity = _count((status.get("capacity") or {}).get(GPU_RESOURCE))
