@@ -96,3 +96,22 @@ def test_kopf_login_uses_the_kubeconfig_set_after_import(
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
     with pytest.raises(kopf.LoginError, match="no Kubernetes credentials"):
         login(settings=kopf.OperatorSettings())
+
+
+def test_kopf_login_in_a_pod_uses_the_service_account(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the chart's Deployment gets: the service account's token and CA, refreshed by the client."""
+    from kubernetes.config import incluster_config
+
+    token, ca = tmp_path / "token", tmp_path / "ca.crt"
+    token.write_text("sa-token-abc")
+    ca.write_text("-----BEGIN CERTIFICATE-----\nnot-checked-here\n-----END CERTIFICATE-----\n")
+    monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(token))
+    monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", str(ca))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    info = login(settings=kopf.OperatorSettings())
+    assert info.server == "https://10.96.0.1:443" and info.ca_path == str(ca)
+    scheme, _, token_value = info.as_http_headers()["Authorization"].partition(" ")
+    assert scheme.lower() == "bearer" and token_value == "sa-token-abc"  # schemes are case-insensitive
