@@ -149,20 +149,9 @@ def _inline(schema: Any, defs: dict[str, Any]) -> Any:
         options = [o for o in out.pop("anyOf") if o.get("type") != "null"]
         if len(options) == 1:
             out = {**options[0], **out}
-        elif {o.get("type") for o in options} <= {"string", "integer", "number", "boolean"}:
-            out["x-kubernetes-int-or-string"] = (
-                True
-                if {o.get("type") for o in options}
-                == {
-                    "string",
-                    "integer",
-                }
-                else None
-            )
-            if out["x-kubernetes-int-or-string"] is None:
-                del out["x-kubernetes-int-or-string"]
-                out["x-kubernetes-preserve-unknown-fields"] = True
-        else:
+        elif {o.get("type") for o in options} == {"string", "integer"}:
+            out["x-kubernetes-int-or-string"] = True
+        else:  # other unions have no structural form: the pydantic model checks them
             out["x-kubernetes-preserve-unknown-fields"] = True
     if "const" in out:
         out["enum"] = [out.pop("const")]
