@@ -23,6 +23,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import gc
 import json
@@ -36,8 +37,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "training")]
-
-from finetune_training.methods import attention_implementation as CHOOSE_ATTENTION  # noqa: E402
 
 # Dense bf16 peak (TFLOP/s) by GPU name fragment.
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0, "L4": 121.0}
@@ -173,13 +172,16 @@ def our_trainer(
 ) -> Any:
     """The trainer our runtime builds from a plan; `extra` are TRL overrides (the spec's `extraArgs`), except
     `attention`, which replaces the runtime's choice of attention kernel (None: transformers' default, SDPA)."""
+    from unittest import mock
+
     from finetune_training import methods
     from finetune_training.plan import TrainingPlan
 
     extra = dict(extra or {})
+    forcing: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if "attention" in extra:
         forced = extra.pop("attention")
-        methods.attention_implementation = lambda plan: forced
+        forcing = mock.patch.object(methods, "attention_implementation", lambda plan: forced)
 
     plan = TrainingPlan.model_validate(
         {
@@ -201,10 +203,8 @@ def our_trainer(
             "tracking": {"project": "bench", "runName": "bench"},
         }
     )
-    try:
+    with forcing:
         return methods.build_trainer(plan, data, out, callbacks=[cb])
-    finally:
-        methods.attention_implementation = CHOOSE_ATTENTION
 
 
 def measure(name: str, make: Any, warmup: int) -> dict[str, Any]:

@@ -69,7 +69,7 @@ def on_delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -
     job = FineTuneJob.from_body(body)
     try:
         done = cancel_work(job, deps)
-    except Exception as exc:
+    except Exception as exc:  # any failure: deletion must not hang on a backend that is gone
         done = f"could not cancel backend work ({type(exc).__name__}); leaving it to its timeout"
     if done:
         logger.info(done)
