@@ -5,6 +5,14 @@ from __future__ import annotations
 from finetune_operator.api.status import Condition, ConditionType, FineTuneJobStatus, Phase, now
 
 
+def remove_condition(status: FineTuneJobStatus, type_: str) -> bool:
+    """Drop a condition (when a new generation re-opens a finished job). True when one was there."""
+    kept = [c for c in status.conditions if c.type != str(type_)]
+    removed = len(kept) != len(status.conditions)
+    status.conditions = kept
+    return removed
+
+
 def get_condition(status: FineTuneJobStatus, type_: str) -> Condition | None:
     """The condition of that type, if any."""
     return next((c for c in status.conditions if c.type == type_), None)
@@ -57,11 +65,16 @@ def summarise_phase(status: FineTuneJobStatus) -> Phase:
         return Phase.CANCELLED if failed.reason == "Cancelled" else Phase.FAILED
     if is_true(status, ConditionType.COMPLETE):
         return Phase.SUCCEEDED
+    if is_true(status, ConditionType.BLOCKED):
+        return Phase.BLOCKED
     training = get_condition(status, ConditionType.TRAINING)
     if training and training.status == "True":
         return Phase.PUBLISHING if training.reason == "Publishing" else Phase.RUNNING
-    if is_true(status, ConditionType.SUBMITTED):
+    submitted = get_condition(status, ConditionType.SUBMITTED)
+    if submitted and submitted.status == "True":
         return Phase.QUEUED
+    if submitted and submitted.reason == "Suspended":
+        return Phase.SUSPENDED
     if is_true(status, ConditionType.HARDWARE_PLANNED):
         return Phase.PLANNED
     if get_condition(status, ConditionType.DATASET_VALIDATED):

@@ -46,6 +46,10 @@ class OperatorConfig(BaseSettings):
     """Annotations added to training pods."""
     job_backoff_limit: int = 2
     """Pod retries of a training Job (the runtime resumes from the last checkpoint)."""
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    """Attempts per FineTuneJob on backends that do not retry by themselves (HF Jobs, Local): a run that
+    dies without the runtime's own error (preemption, a killed process, an infrastructure error) is
+    resubmitted and resumes from the last Hub checkpoint, until this many attempts have run."""
     job_ttl_seconds_after_finished: int = 7 * 24 * 3600
     """How long finished training Jobs are kept for their logs."""
     local_workdir: Path = Path("/tmp/finetune-operator")

@@ -2,8 +2,15 @@
 
 `reconcile` is level-based and idempotent: it reads the job (spec + last status), does the next step,
 and returns the new status and the Events to post. Restart safety comes from three rules:
-backend identity derives from the UID and is looked up before any submission; a terminal job is never
-touched again; and a job with a `backendRef` is never submitted again.
+backend identity derives from the UID (and the attempt) and is looked up before any submission; a
+terminal job is never touched again for its generation; and a job with a `backendRef` is never
+submitted again.
+
+Level-triggered healing: before submission, a problem the user or the world can fix (a Secret that
+arrives later, a mapping added by the next commit, a budget raised, GPUs freeing up; see
+`errors.WAITING_REASONS`) blocks the job instead of failing it. A blocked job re-checks on every spec
+change at once and on a bounded timer otherwise. A job that failed before submission is re-evaluated
+when its generation changes.
 """
 
 from __future__ import annotations
@@ -16,18 +23,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from finetune_operator.api.resource import FineTuneJob
-from finetune_operator.api.spec import Backend as BackendName
 from finetune_operator.api.spec import FineTuneJobSpec, parse_duration_seconds
 from finetune_operator.api.status import (
     TERMINAL_PHASES,
     ConditionType,
     FineTuneJobStatus,
     Outputs,
+    Phase,
     Verdict,
     now,
 )
-from finetune_operator.backends.base import TERMINAL_STATES, Backend, JobTarget, WorkState
-from finetune_operator.conditions import get_condition, is_true, set_condition, summarise_phase
+from finetune_operator.backends.base import TERMINAL_STATES, Backend, JobTarget, WorkRef, WorkState
+from finetune_operator.conditions import (
+    get_condition,
+    is_true,
+    remove_condition,
+    set_condition,
+    summarise_phase,
+)
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import RetryLater, SpecError
 from finetune_operator.kube import KubeGateway
@@ -39,7 +52,16 @@ from finetune_training.plan import Method, RewardSpec, RewardType
 
 log = logging.getLogger(__name__)
 
+ATTEMPT_ENDED = "AttemptEnded"
+"""`Submitted=False` reason: the last attempt failed for a reason a new attempt can overcome."""
+SUSPENDED = "Suspended"
+ATTEMPT_ENDED_REASONS = frozenset({ATTEMPT_ENDED, SUSPENDED})
 MAX_BACKOFF_SECONDS = 120.0
+"""Transient errors (API or Hub 5xx, timeouts) retry fast: the same call is likely to work soon."""
+BLOCKED_FIRST_RECHECK_SECONDS = 10.0
+BLOCKED_MAX_RECHECK_SECONDS = 300.0
+"""A blocked job waits on the world (a Secret, GPUs, a Hub repo): re-check soon, then every 5 minutes at
+most. Spec edits re-check at once, whatever the timer says."""
 MONITOR_TAIL_LINES = 2000
 """Log lines read per monitoring pass: the newest ones. Events older than the tail were read in earlier
 passes (the tracker skips what it has seen), so a long run costs the same per pass as a short one."""
@@ -62,6 +84,18 @@ class Outcome:
     events: list[EventRecord] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Backoff:
+    """When a waiting job is looked at again by the timer."""
+
+    not_before: float
+    """`time.monotonic()` before which timer ticks skip the job."""
+    failures: int
+    """Consecutive passes that ended waiting (the exponent of the delay)."""
+    generation: int
+    """The generation that waits: a spec edit (a new generation) is re-checked at once."""
+
+
 @dataclass
 class Deps:
     """What the reconcile loop needs, built once at start-up (kopf's memo)."""
@@ -74,8 +108,8 @@ class Deps:
     plan: Callable[..., Any] | None = None
     trackers: dict[str, ProgressTracker] = field(default_factory=dict)
     locks: dict[str, threading.Lock] = field(default_factory=dict)
-    backoff: dict[str, tuple[float, int]] = field(default_factory=dict)
-    """uid -> (not before, consecutive transient failures)."""
+    backoff: dict[str, Backoff] = field(default_factory=dict)
+    """uid -> when the timer may look at the job again (a new generation looks at once)."""
     guard: threading.Lock = field(default_factory=threading.Lock)
     status_writer: StatusWriter | None = None
 
@@ -92,7 +126,7 @@ class Deps:
             self.backoff.pop(uid, None)
 
 
-def _target(job: FineTuneJob, deps: Deps, *, with_token: bool) -> JobTarget:
+def _target(job: FineTuneJob, deps: Deps, *, with_token: bool, attempt: int) -> JobTarget:
     ref = job.spec.token_secret_ref
     secret = ref.name if ref else deps.config.default_token_secret
     key = ref.key if ref else "token"
@@ -103,6 +137,7 @@ def _target(job: FineTuneJob, deps: Deps, *, with_token: bool) -> JobTarget:
         namespace=job.metadata.namespace,
         name=job.metadata.name,
         uid=job.metadata.uid,
+        attempt=attempt,
         token_secret_name=secret,
         token_secret_key=key,
         token=token,
@@ -125,10 +160,17 @@ class Reconciler:
         self.events.append(EventRecord("Warning" if warning else "Normal", reason, message))
 
     def target(self) -> JobTarget:
-        """The job's identity with its token (read once per reconcile, never stored)."""
+        """The job's identity with its token (read once per reconcile, never stored), for the attempt in
+        hand: the live one once submitted, else the next."""
         if self._token_target is None:
-            self._token_target = _target(self.job, self.deps, with_token=True)
+            self._token_target = _target(self.job, self.deps, with_token=True, attempt=self.attempt())
         return self._token_target
+
+    def attempt(self) -> int:
+        ref = self.status.backend_ref
+        if self.submitted() and ref is not None:
+            return ref.attempt or max(self.status.attempts, 1)
+        return self.status.attempts + 1
 
     def fail(self, reason: str, message: str) -> None:
         set_condition(self.status, ConditionType.FAILED, "True", reason, message, self.gen)
@@ -141,32 +183,84 @@ class Reconciler:
 
     # -- the phase machine ---------------------------------------------------------------------------
     def run(self) -> Outcome:
-        if self.status.phase in TERMINAL_PHASES:
-            return Outcome(self.status)  # terminal stays terminal: never resubmitted by a resync
+        if self.status.phase in TERMINAL_PHASES and not self.reopen():
+            return Outcome(self.status)  # terminal stays terminal for its generation: never resubmitted
         try:
             self.step()
-            if get_condition(self.status, ConditionType.RETRYING):
-                set_condition(self.status, ConditionType.RETRYING, "False", "Recovered", "", self.gen)
+            self.resolved(ConditionType.RETRYING, "Recovered")
+            self.resolved(ConditionType.BLOCKED, "Resolved")
             self.deps.backoff.pop(self.job.metadata.uid, None)
         except SpecError as err:
-            self.fail(err.reason, err.message)
+            if err.fixable:
+                self.block(err)
+            else:
+                self.fail(err.reason, err.message)
         except RetryLater as err:
             self.retry_later(err)
         self.status.phase = summarise_phase(self.status)
         self.status.observed_generation = self.gen
         return Outcome(self.status, self.events)
 
-    def retry_later(self, err: RetryLater) -> None:
+    def reopen(self) -> bool:
+        """A job that failed before submission is re-evaluated for a new generation (a fixed spec).
+
+        After submission the training fields are immutable, so a finished run stays finished.
+        """
+        failed = get_condition(self.status, ConditionType.FAILED)
+        if (
+            self.submitted()
+            or self.status.phase != Phase.FAILED
+            or failed is None
+            or failed.observed_generation == self.gen
+        ):
+            return False
+        for type_ in (ConditionType.FAILED, ConditionType.COMPLETE, ConditionType.RETRYING):
+            remove_condition(self.status, type_)
+        self.status.completion_time = None
+        self.event("Reopened", f"generation {self.gen}: re-evaluating after `{failed.reason}`")
+        return True
+
+    def resolved(self, type_: ConditionType, reason: str) -> None:
+        cond = get_condition(self.status, type_)
+        if cond is not None and cond.status == "True":
+            set_condition(self.status, type_, "False", reason, "", self.gen)
+
+    def block(self, err: SpecError) -> None:
+        """Wait for the user or the world to fix `err`; re-check on spec edits and on a bounded timer."""
+        delay = self.schedule(BLOCKED_FIRST_RECHECK_SECONDS, BLOCKED_MAX_RECHECK_SECONDS)
+        if set_condition(self.status, ConditionType.BLOCKED, "True", err.reason, err.message, self.gen):
+            self.event(err.reason, f"{err.message} (waiting: re-checked on every spec change)", warning=True)
+            if self.deps.metrics:
+                self.deps.metrics.job_failed(err.reason)
+        self.status.message = (
+            f"waiting: {err.message} (next check in {delay:.0f}s, or at once on a spec edit)"
+        )
+
+    def schedule(self, first: float, cap: float) -> float:
+        """Back off the timer for this job and generation; returns the delay."""
         uid = self.job.metadata.uid
-        _, failures = self.deps.backoff.get(uid, (0.0, 0))
-        delay = min(err.delay * (2**failures), MAX_BACKOFF_SECONDS)
-        self.deps.backoff[uid] = (time.monotonic() + delay, failures + 1)
-        message = f"{err.message} (attempt {failures + 1}, next in {delay:.0f}s)"
+        previous = self.deps.backoff.get(uid)
+        failures = previous.failures if previous and previous.generation == self.gen else 0
+        delay = min(first * (2**failures), cap)
+        self.deps.backoff[uid] = Backoff(time.monotonic() + delay, failures + 1, self.gen)
+        return delay
+
+    def retry_later(self, err: RetryLater) -> None:
+        previous = self.deps.backoff.get(self.job.metadata.uid)
+        attempt = (previous.failures if previous and previous.generation == self.gen else 0) + 1
+        delay = self.schedule(err.delay, MAX_BACKOFF_SECONDS)
+        message = f"{err.message} (attempt {attempt}, next in {delay:.0f}s)"
         if set_condition(self.status, ConditionType.RETRYING, "True", "TransientError", message, self.gen):
             self.event("TransientError", message, warning=True)
 
     def submitted(self) -> bool:
-        return self.status.backend_ref is not None
+        """Whether an attempt's work is live. `backendRef` stays on the last attempt after it ended (so
+        the training fields stay immutable); a `Submitted` condition turned False by the operator itself
+        (a retry, a suspend) means the next attempt is due."""
+        if self.status.backend_ref is None:
+            return False
+        cond = get_condition(self.status, ConditionType.SUBMITTED)
+        return cond is None or cond.status == "True" or cond.reason not in ATTEMPT_ENDED_REASONS
 
     def step(self) -> None:
         if not self.submitted():
@@ -287,21 +381,25 @@ class Reconciler:
 
     def submit(self) -> None:
         backend = self.backend()
+        self.wait_for_previous_attempt(backend)
         target = self.target()
         ref = backend.find(target)  # an earlier run of the operator may have submitted already
         adopted = ref is not None
         if ref is None:
-            attempt = self.status.attempts + 1
             assert self.status.plan is not None
-            plan = render_plan(self.job, self.status.plan, self.deps.config, attempt)
+            plan = render_plan(self.job, self.status.plan, self.deps.config, target.attempt)
             ref = backend.submit(target, plan, self.timeout_seconds())
-            self.status.attempts = attempt
+        ref.attempt = target.attempt
+        # Adopted work counts too: a status write lost before a restart must not read as attempt 0.
+        self.status.attempts = max(self.status.attempts, target.attempt)
         self.status.backend_ref = ref
         self.status.start_time = self.status.start_time or now()
         verb = "adopted existing" if adopted else "submitted"
         message = f"{verb} {ref.kind} `{ref.id}`" + (
-            f" ({ref.url})" if ref.url and ref.kind == "HFJob" else ""
+            f" ({ref.url})" if ref.url and not ref.url.startswith("file:") else ""
         )
+        if target.attempt > 1:
+            message += f" (attempt {target.attempt}, resuming from the last checkpoint)"
         set_condition(
             self.status,
             ConditionType.SUBMITTED,
@@ -312,6 +410,18 @@ class Reconciler:
         )
         self.status.message = message
         self.event("Adopted" if adopted else "Submitted", message)
+
+    def wait_for_previous_attempt(self, backend: Backend) -> None:
+        """A new attempt starts only once the previous one has stopped (it may still be pushing its last
+        checkpoint, which the new attempt resumes from)."""
+        previous = self.status.backend_ref
+        if previous is None:
+            return
+        target = _target(self.job, self.deps, with_token=backend.needs_token, attempt=previous.attempt or 1)
+        if backend.poll(target, previous).state not in TERMINAL_STATES:
+            backend.cancel(target, previous)
+            which = f"attempt {previous.attempt or 1} ({previous.kind} `{previous.id}`)"
+            raise RetryLater(f"waiting for {which} to stop", delay=5)
 
     # -- monitor -------------------------------------------------------------------------------------
     def tracker(self) -> ProgressTracker:
@@ -339,6 +449,9 @@ class Reconciler:
         backend = self.backend()
         target = self.target()
         work = backend.poll(target, ref)
+        if self.job.spec.suspend and work.state not in TERMINAL_STATES:
+            self.suspend_running(backend, target, ref)
+            return
         tracker = self.tracker()
         if work.state != WorkState.QUEUED:
             for line in backend.logs(target, ref, tail=MONITOR_TAIL_LINES):
@@ -361,6 +474,25 @@ class Reconciler:
         self.absorb(tracker)
         if work.state in TERMINAL_STATES:
             self.finish(work.state, work.reason, work.message, tracker)
+
+    def suspend_running(self, backend: Backend, target: JobTarget, ref: WorkRef) -> None:
+        """`suspend: true` on a started run: stop it (the runtime checkpoints on SIGTERM); unsuspending
+        resumes from that checkpoint as a new attempt."""
+        backend.cancel(target, ref)
+        message = (
+            f"suspended: attempt {target.attempt} stopped after saving a checkpoint; "
+            "set `spec.suspend: false` to resume from it"
+        )
+        self.end_attempt(SUSPENDED, message)
+        self.event("Suspended", message)
+
+    def end_attempt(self, reason: str, message: str) -> None:
+        """The live attempt is over and another may follow: `backendRef` stays on it (history, and the
+        immutability of the training fields), `Submitted` turns False."""
+        set_condition(self.status, ConditionType.SUBMITTED, "False", reason, message, self.gen)
+        set_condition(self.status, ConditionType.TRAINING, "False", reason, message, self.gen)
+        self.status.message = message
+        self.deps.trackers.pop(self.job.metadata.uid, None)
 
     def absorb(self, tracker: ProgressTracker) -> None:
         update = tracker.take_update()
@@ -420,8 +552,28 @@ class Reconciler:
         runtime_error = tracker.error
         if runtime_error is not None and runtime_error.reason:
             self.fail(runtime_error.reason, runtime_error.message or message)
-        else:
-            self.fail(reason or "TrainingFailed", message or "the training run failed")
+            return
+        if self.retry_attempt(reason, message):
+            return
+        self.fail(reason or "TrainingFailed", message or "the training run failed")
+
+    def retry_attempt(self, reason: str, message: str) -> bool:
+        """An attempt that died without the runtime's own error (a preempted node, a killed process, an
+        infrastructure error) is resubmitted, resuming from the last checkpoint, up to the configured
+        number of attempts. Backends that retry on their own (a Job's backoffLimit) are not doubled."""
+        backend = self.backend()
+        limit = self.deps.config.max_attempts
+        if backend.retries_itself or reason in {"Timeout", "Cancelled"} or self.status.attempts >= limit:
+            return False
+        text = (
+            f"attempt {self.status.attempts} ended without a runtime error ({reason or 'failed'}: "
+            f"{message or 'no message'}); attempt {self.status.attempts + 1} of {limit} resumes from the "
+            "last checkpoint"
+        )
+        self.end_attempt(ATTEMPT_ENDED, text)
+        self.status.completion_time = None
+        self.event("Retrying", text, warning=True)
+        return True
 
 
 def _reference_answer_column(spec: FineTuneJobSpec) -> str | None:
@@ -442,10 +594,9 @@ def _hours_since(timestamp: str) -> float:
 
 def reconcile(job: FineTuneJob, deps: Deps) -> Outcome:
     """Carry the job one step further; see the module docstring. Callers hold `deps.lock_for(uid)`."""
-    uid = job.metadata.uid
-    not_before, _ = deps.backoff.get(uid, (0.0, 0))
-    if time.monotonic() < not_before:
-        return Outcome(job.status)
+    backoff = deps.backoff.get(job.metadata.uid)
+    if backoff and backoff.generation == job.metadata.generation and time.monotonic() < backoff.not_before:
+        return Outcome(job.status)  # a timer tick while waiting; a spec edit (new generation) goes on
     outcome = Reconciler(job, deps).run()
     if deps.metrics and job.status.phase != outcome.status.phase:
         deps.metrics.job_phase_changed(
@@ -457,21 +608,30 @@ def reconcile(job: FineTuneJob, deps: Deps) -> Outcome:
 
 
 def cancel_work(job: FineTuneJob, deps: Deps) -> str | None:
-    """Cancel the job's backend work (on deletion). Returns what was done, for the log."""
+    """Cancel the job's backend work (on deletion). Returns what was done, for the log.
+
+    Callers hold `deps.lock_for(uid)` and pass a fresh read, so a tick that began before the deletion
+    has finished (and written any submission) first; the lookup by label covers a lost status write.
+    """
     plan = job.status.plan
     backend_name = plan.backend if plan else None
     backend = deps.backends.get(backend_name) if backend_name else None
     if backend is None:
         return None
+    ref = job.status.backend_ref
+    # The live attempt, and the next one (submitted by a tick whose status write was lost).
+    attempts = sorted({(ref.attempt or 1) if ref else 1, job.status.attempts + 1})
+    found: list[WorkRef | None] = [ref]
     try:
-        target = _target(job, deps, with_token=backend_name != BackendName.KUBERNETES.value)
+        for attempt in attempts:
+            target = _target(job, deps, with_token=backend.needs_token, attempt=attempt)
+            found.append(backend.find(target))
     except SpecError:
         # Without a token nothing remote can be cancelled; the finalizer must not hang on it.
         return "token unavailable: remote work (if any) left to its own timeout"
-    ref = job.status.backend_ref or backend.find(target)
-    if ref is None:
-        return None
-    if backend.poll(target, ref).state not in TERMINAL_STATES:
-        backend.cancel(target, ref)
-        return f"cancelled {ref.kind} {ref.id}"
-    return None
+    done = []
+    for work in {r.id: r for r in found if r is not None}.values():
+        if backend.poll(target, work).state not in TERMINAL_STATES:
+            backend.cancel(target, work)
+            done.append(f"cancelled {work.kind} {work.id}")
+    return "; ".join(done) or None

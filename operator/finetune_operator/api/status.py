@@ -17,7 +17,11 @@ class Phase(StrEnum):
 
     PENDING = "Pending"
     VALIDATING = "Validating"
+    BLOCKED = "Blocked"
+    """Waiting on something the user or the world can fix (see the `Blocked` condition)."""
     PLANNED = "Planned"
+    SUSPENDED = "Suspended"
+    """`spec.suspend: true`: validated and planned (a started run checkpointed and stopped)."""
     QUEUED = "Queued"
     RUNNING = "Running"
     PUBLISHING = "Publishing"
@@ -42,6 +46,10 @@ class ConditionType(StrEnum):
     FAILED = "Failed"
     RETRYING = "Retrying"
     """True while a transient error (Hub or API 5xx, timeout, conflict) is being retried with backoff."""
+    BLOCKED = "Blocked"
+    """True while a problem the user or the world can fix holds the job (a missing Secret, a dataset that
+    needs a mapping, a budget below the cost, no free hardware). Re-checked on every spec change and on a
+    bounded timer; never terminal."""
 
 
 class Condition(CamelModel):
@@ -141,6 +149,8 @@ class BackendRef(CamelModel):
     id: str
     namespace: str | None = None
     url: str | None = None
+    attempt: int | None = None
+    """Which attempt this work carries (1, 2, …)."""
 
 
 class Outputs(CamelModel):
@@ -169,7 +179,8 @@ class FineTuneJobStatus(CamelModel):
     message: str | None = None
     """The latest thing a user should read."""
     attempts: int = 0
-    """Backend submissions so far (one per job: a FineTuneJob never runs twice)."""
+    """Backend submissions so far. A new attempt starts only after the previous one ended (a retry after
+    an infrastructure failure, a resume after `suspend` or a budget stop), never beside it."""
     monitor: dict[str, Any] | None = None
     """The progress parser's small state (last event seen, warnings raised), so a restart carries on."""
 

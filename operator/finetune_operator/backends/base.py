@@ -39,6 +39,8 @@ class JobTarget(BaseModel):
     """The FineTuneJob's UID: backend identity derives from it, so a restart finds the same work."""
     token_secret_name: str | None = None
     token_secret_key: str = "token"
+    attempt: int = 1
+    """Which attempt's work to find or submit (1, 2, …): each attempt is separate backend work."""
     token: str | None = None
     """The token value, for backends outside the cluster (HF Jobs, Local). Never logged or stored."""
 
@@ -55,9 +57,15 @@ class Backend(Protocol):
     """What the reconcile loop needs from a backend. Every method is idempotent."""
 
     kind: str
+    needs_token: bool
+    """Whether find/poll/logs/cancel need the user's token (work outside the cluster's own API)."""
+    retries_itself: bool
+    """Whether the backend retries a failed run on its own (a batch/v1 Job's `backoffLimit`); when not,
+    the operator resubmits infrastructure failures as new attempts."""
 
     def find(self, target: JobTarget) -> WorkRef | None:
-        """Existing work for this FineTuneJob (by UID label), so nothing is submitted twice."""
+        """Existing work for this FineTuneJob's `target.attempt` (by UID and attempt), so nothing is
+        submitted twice."""
 
     def submit(self, target: JobTarget, plan: TrainingPlan, timeout_seconds: int) -> WorkRef:
         """Start the work. Callers call :meth:`find` first."""

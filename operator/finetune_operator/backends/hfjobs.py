@@ -12,7 +12,13 @@ from finetune_operator.backends.base import JobTarget, WorkRef, WorkState, WorkS
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import SpecError
 from finetune_operator.hub import hf_job_log_lines, hub_error
-from finetune_operator.identity import HF_NAME_LABEL, HF_NAMESPACE_LABEL, HF_UID_LABEL
+from finetune_operator.identity import (
+    HF_ATTEMPT_LABEL,
+    HF_NAME_LABEL,
+    HF_NAMESPACE_LABEL,
+    HF_UID_LABEL,
+    is_attempt,
+)
 from finetune_training.plan import TrainingPlan
 
 PLAN_ENV = "FTJOB_PLAN"
@@ -31,6 +37,8 @@ class HFJobsBackend:
     """Submits, adopts, polls, streams and cancels Hugging Face Jobs."""
 
     kind = "HFJob"
+    needs_token = True
+    retries_itself = False
 
     def __init__(self, config: OperatorConfig) -> None:
         self.config = config
@@ -60,10 +68,11 @@ class HFJobsBackend:
             jobs = list(api.list_jobs(labels={HF_UID_LABEL: target.uid}, namespace=namespace))
         except Exception as exc:
             raise hub_error(exc, "listing HF Jobs") from None
+        jobs = [j for j in jobs if is_attempt(j.labels, HF_ATTEMPT_LABEL, target.attempt)]
         if not jobs:
             return None
         job = max(jobs, key=lambda j: j.created_at.timestamp() if j.created_at else 0)
-        return WorkRef(kind=self.kind, id=job.id, namespace=namespace, url=job.url)
+        return WorkRef(kind=self.kind, id=job.id, namespace=namespace, url=job.url, attempt=target.attempt)
 
     def submit(self, target: JobTarget, plan: TrainingPlan, timeout_seconds: int) -> WorkRef:
         """Run the trainer image with the plan in the environment and the token as a Jobs secret."""
@@ -79,6 +88,7 @@ class HFJobsBackend:
             env["HF_ENDPOINT"] = self.config.hf_endpoint
         labels = {
             HF_UID_LABEL: target.uid,
+            HF_ATTEMPT_LABEL: str(target.attempt),
             HF_NAME_LABEL: target.name[:63],
             HF_NAMESPACE_LABEL: target.namespace[:63],
         }
@@ -95,7 +105,7 @@ class HFJobsBackend:
             )
         except Exception as exc:
             raise hub_error(exc, "submitting the HF Job") from None
-        return WorkRef(kind=self.kind, id=job.id, namespace=namespace, url=job.url)
+        return WorkRef(kind=self.kind, id=job.id, namespace=namespace, url=job.url, attempt=target.attempt)
 
     def poll(self, target: JobTarget, ref: WorkRef) -> WorkStatus:
         """Map the job's stage onto a WorkState, with the Hub's message as the reason."""

@@ -11,7 +11,7 @@ from kubernetes.client.exceptions import ApiException
 from finetune_operator.backends.base import JobTarget, WorkRef, WorkState, WorkStatus
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import RetryLater
-from finetune_operator.identity import UID_LABEL, labels_for, work_name
+from finetune_operator.identity import ATTEMPT_LABEL, UID_LABEL, is_attempt, labels_for, work_name
 from finetune_training.plan import TrainingPlan
 
 PLAN_KEY = "plan.json"
@@ -39,6 +39,8 @@ class KubernetesBackend:
     """Runs the plan as a batch/v1 Job owned by the FineTuneJob."""
 
     kind = "Job"
+    needs_token = False  # the token reaches the pod through a secretKeyRef
+    retries_itself = True  # the Job's backoffLimit restarts failed pods
 
     def __init__(self, api_client: client.ApiClient, config: OperatorConfig) -> None:
         self.batch = client.BatchV1Api(api_client)
@@ -53,15 +55,20 @@ class KubernetesBackend:
             )
         except ApiException as exc:
             raise _transient(exc, "listing Jobs") from None
-        if not jobs.items:
+        mine = [
+            j
+            for j in jobs.items
+            if j.metadata and is_attempt(j.metadata.labels, ATTEMPT_LABEL, target.attempt)
+        ]
+        if not mine:
             return None
-        meta = jobs.items[0].metadata
+        meta = mine[0].metadata
         assert meta is not None and meta.name
-        return WorkRef(kind=self.kind, id=meta.name, namespace=target.namespace)
+        return WorkRef(kind=self.kind, id=meta.name, namespace=target.namespace, attempt=target.attempt)
 
     def submit(self, target: JobTarget, plan: TrainingPlan, timeout_seconds: int) -> WorkRef:
         """Create the plan ConfigMap and the Job (both owned by the FineTuneJob; creation is idempotent)."""
-        name = work_name(target.name, target.uid)
+        name = work_name(target.name, target.uid, target.attempt)
         owner = client.V1OwnerReference(
             api_version="finetune.dev/v1alpha1",
             kind="FineTuneJob",
@@ -70,7 +77,7 @@ class KubernetesBackend:
             controller=True,
             block_owner_deletion=True,
         )
-        labels = labels_for(target.name, target.uid)
+        labels = labels_for(target.name, target.uid, target.attempt)
         plan_json = plan.model_dump_json(by_alias=True, exclude_none=True)
         config_map = client.V1ConfigMap(
             metadata=client.V1ObjectMeta(name=f"{name}-plan", labels=labels, owner_references=[owner]),
@@ -81,7 +88,7 @@ class KubernetesBackend:
         )
         job = self._job(name, labels, owner, target, plan, timeout_seconds)
         self._create(lambda: self.batch.create_namespaced_job(target.namespace, job), "Job")
-        return WorkRef(kind=self.kind, id=name, namespace=target.namespace)
+        return WorkRef(kind=self.kind, id=name, namespace=target.namespace, attempt=target.attempt)
 
     @staticmethod
     def _create(call: Any, what: str) -> None:

@@ -29,6 +29,8 @@ class LocalBackend:
     """Runs training as a child process group of the operator, logging to a file."""
 
     kind = "Process"
+    needs_token = False  # the process is the operator's own child: cancel and logs need no token
+    retries_itself = False
 
     def __init__(self, config: OperatorConfig, command: list[str] | None = None) -> None:
         self.workdir = Path(config.local_workdir)
@@ -38,17 +40,17 @@ class LocalBackend:
 
     def folder(self, target: JobTarget) -> Path:
         """Where this job's files live."""
-        return self.workdir / target.namespace / work_name(target.name, target.uid)
+        return self.workdir / target.namespace / work_name(target.name, target.uid, target.attempt)
 
     def find(self, target: JobTarget) -> WorkRef | None:
         """The job's folder, when a process was started for it."""
         folder = self.folder(target)
         if not (folder / "pid").exists():
             return None
-        return self._ref(folder)
+        return self._ref(folder, target.attempt)
 
-    def _ref(self, folder: Path) -> WorkRef:
-        return WorkRef(kind=self.kind, id=folder.name, url=(folder / "train.log").as_uri())
+    def _ref(self, folder: Path, attempt: int) -> WorkRef:
+        return WorkRef(kind=self.kind, id=folder.name, url=(folder / "train.log").as_uri(), attempt=attempt)
 
     def submit(self, target: JobTarget, plan: TrainingPlan, timeout_seconds: int) -> WorkRef:
         """Start `ftjob train --plan plan.json` in a new session, with a wall-clock limit."""
@@ -83,7 +85,7 @@ class LocalBackend:
             )
         (folder / "pid").write_text(str(proc.pid))
         self._children[str(folder)] = proc
-        return self._ref(folder)
+        return self._ref(folder, target.attempt)
 
     def _folder(self, target: JobTarget, ref: WorkRef) -> Path:
         return self.workdir / target.namespace / ref.id

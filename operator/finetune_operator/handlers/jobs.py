@@ -10,6 +10,7 @@ from finetune_operator import GROUP, PLURAL, VERSION
 from finetune_operator.api.resource import FineTuneJob
 from finetune_operator.api.status import TERMINAL_PHASES
 from finetune_operator.config import OperatorConfig
+from finetune_operator.errors import RetryLater
 from finetune_operator.handlers.errors import kopf_errors
 from finetune_operator.reconcile import Deps, cancel_work, reconcile
 
@@ -64,13 +65,25 @@ def on_tick(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> 
 
 @kopf.on.delete(*RESOURCE)
 def on_delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    """Cancel the backend work, then let the FineTuneJob go (a vanished backend never blocks deletion)."""
+    """Cancel the backend work, then let the FineTuneJob go (a vanished backend never blocks deletion).
+
+    Under the job's lock, from a fresh read: a tick that began before the deletion may have submitted
+    work (and written its status) by now, and that work must be cancelled too.
+    """
     deps: Deps = memo.deps
-    job = FineTuneJob.from_body(body)
-    try:
-        done = cancel_work(job, deps)
-    except Exception as exc:  # any failure: deletion must not hang on a backend that is gone
-        done = f"could not cancel backend work ({type(exc).__name__}); leaving it to its timeout"
+    uid = body["metadata"]["uid"]
+    with deps.lock_for(uid):
+        fresh = None
+        if deps.status_writer:
+            try:
+                fresh = deps.status_writer.read(body["metadata"]["namespace"], body["metadata"]["name"])
+            except RetryLater:
+                fresh = None  # the body we were given is the best we have
+        job = FineTuneJob.from_body(fresh or body)
+        try:
+            done = cancel_work(job, deps)
+        except Exception as exc:  # any failure: deletion must not hang on a backend that is gone
+            done = f"could not cancel backend work ({type(exc).__name__}); leaving it to its timeout"
     if done:
         logger.info(done)
     if deps.metrics:
@@ -78,4 +91,4 @@ def on_delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -
         deps.metrics.job_phase_changed(
             f"{job.metadata.namespace}/{job.metadata.name}", job.status.phase.value, None
         )
-    deps.forget(job.metadata.uid)
+    deps.forget(uid)

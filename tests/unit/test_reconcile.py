@@ -1,0 +1,427 @@
+"""The phase machine alone: in-memory fakes for the backend, the cluster's Secrets, validation and planning.
+
+Each test drives `reconcile` the way the kopf handlers do (a fresh read of the object in, the new status
+out) and checks what a user relies on: nothing is submitted twice, terminal stays terminal for its
+generation, fixable problems wait instead of failing, and a fixed spec or world heals the job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from finetune_operator.api.resource import FineTuneJob
+from finetune_operator.api.status import (
+    MethodVerdict,
+    Phase,
+    PlanSummary,
+    ValidationSummary,
+    Verdict,
+)
+from finetune_operator.backends.base import JobTarget, WorkRef, WorkState, WorkStatus
+from finetune_operator.conditions import get_condition
+from finetune_operator.config import OperatorConfig
+from finetune_operator.errors import RetryLater, SpecError
+from finetune_operator.reconcile import Deps, Outcome, cancel_work, reconcile
+from finetune_training.events import EventKind, RuntimeEvent, emit
+from finetune_training.plan import Conversion, PeftMode, TrainingPlan
+
+UID = "0f9e8d7c-1234-5678-9abc-def012345678"
+
+
+# -- fakes --------------------------------------------------------------------------------------------
+@dataclass
+class Work:
+    ref: WorkRef
+    plan: TrainingPlan
+    state: WorkState = WorkState.QUEUED
+    reason: str = ""
+    lines: list[str] = field(default_factory=list)
+    cancelled: bool = False
+
+
+class FakeBackend:
+    """An in-memory backend: work keyed by (uid, attempt), states set by the test."""
+
+    kind = "Fake"
+    needs_token = True
+
+    def __init__(self, *, retries_itself: bool = False) -> None:
+        self.retries_itself = retries_itself
+        self.works: dict[tuple[str, int], Work] = {}
+        self.submissions = 0
+        self.fail_submit: RetryLater | None = None
+
+    def find(self, target: JobTarget) -> WorkRef | None:
+        work = self.works.get((target.uid, target.attempt))
+        return work.ref.model_copy() if work else None
+
+    def submit(self, target: JobTarget, plan: TrainingPlan, timeout_seconds: int) -> WorkRef:
+        if self.fail_submit is not None:
+            raise self.fail_submit
+        assert (target.uid, target.attempt) not in self.works, "submitted twice"
+        assert plan.job.attempt == target.attempt
+        self.submissions += 1
+        ref = WorkRef(kind=self.kind, id=f"work-{target.attempt}", attempt=target.attempt)
+        self.works[(target.uid, target.attempt)] = Work(ref, plan)
+        return ref.model_copy()
+
+    def work(self, attempt: int = 1) -> Work:
+        return self.works[(UID, attempt)]
+
+    def poll(self, target: JobTarget, ref: WorkRef) -> WorkStatus:
+        work = self.work(ref.attempt or 1)
+        return WorkStatus(state=work.state, reason=work.reason)
+
+    def logs(
+        self, target: JobTarget, ref: WorkRef, *, follow: bool = False, tail: int | None = None
+    ) -> Iterator[str]:
+        yield from self.work(ref.attempt or 1).lines
+
+    def cancel(self, target: JobTarget, ref: WorkRef) -> None:
+        work = self.work(ref.attempt or 1)
+        work.cancelled = True
+
+
+class FakeKube:
+    """The cluster's Secrets: `secrets[name] = token`."""
+
+    def __init__(self) -> None:
+        self.secrets: dict[str, str] = {"hf-token": "hf_test"}
+
+    def read_secret_value(self, namespace: str, name: str, key: str) -> str:
+        if name not in self.secrets:
+            raise SpecError("TokenSecretNotFound", f"Secret `{name}` does not exist in `{namespace}`")
+        return self.secrets[name]
+
+
+class FakeReport:
+    def __init__(self, verdict: Verdict, conversion: Conversion | None = None) -> None:
+        self._verdict = MethodVerdict(method="SFT", verdict=verdict, reason="checked", conversion=conversion)
+
+    def summary(self) -> ValidationSummary:
+        return ValidationSummary(dataset="tester/data", rows=100, format="alpaca", verdicts=[self._verdict])
+
+    def verdict(self, method: str) -> MethodVerdict:
+        return self._verdict
+
+
+class FakeValidator:
+    """Ready once the spec names the conversion the data needs."""
+
+    def __init__(self, needs: Conversion | None = None) -> None:
+        self.needs = needs
+        self.calls = 0
+
+    def __call__(self, dataset: Any, **_: Any) -> FakeReport:
+        self.calls += 1
+        if self.needs is None or dataset.conversion == self.needs:
+            return FakeReport(Verdict.READY)
+        return FakeReport(Verdict.NEEDS_MAPPING, self.needs)
+
+
+@dataclass
+class FakeDecision:
+    summary: PlanSummary
+
+
+class FakePlanner:
+    """A plan costing `cost` dollars; `error` makes planning raise instead."""
+
+    def __init__(self, cost: float = 1.0) -> None:
+        self.cost = cost
+        self.error: SpecError | None = None
+        self.calls = 0
+
+    def __call__(self, spec: Any, **_: Any) -> FakeDecision:
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        return FakeDecision(
+            PlanSummary(
+                backend="Fake",
+                target="Fake/cpu",
+                peft=PeftMode.LORA,
+                memory_gib=1.0,
+                estimated_hours=1.0,
+                estimatedCostUSD=self.cost,
+                suggested_timeout="1h",
+                reason="test",
+            )
+        )
+
+
+@dataclass
+class World:
+    backend: FakeBackend
+    kube: FakeKube
+    validator: FakeValidator
+    planner: FakePlanner
+    deps: Deps
+    body: dict[str, Any]
+
+    def edit(self, **spec: Any) -> None:
+        """A spec edit, as the API server records it: the generation moves."""
+        self.body["spec"].update(spec)
+        self.body["metadata"]["generation"] += 1
+
+    def step(self) -> Outcome:
+        """One handler or timer pass: a fresh read in, the status written back."""
+        outcome = reconcile(FineTuneJob.from_body(self.body), self.deps)
+        self.body["status"] = outcome.status.wire()
+        return outcome
+
+    def later(self) -> Outcome:
+        """A timer tick after every backoff has run out (the failure count is kept)."""
+        for uid, backoff in self.deps.backoff.items():
+            self.deps.backoff[uid] = dataclasses.replace(backoff, not_before=0.0)
+        return self.step()
+
+    @property
+    def phase(self) -> str:
+        return str(self.body["status"]["phase"])
+
+    def condition(self, type_: str) -> Any:
+        return get_condition(FineTuneJob.from_body(self.body).status, type_)
+
+    def emit(self, attempt: int = 1, **event: Any) -> None:
+        out = io.StringIO()
+        emit(RuntimeEvent(**event), out)
+        self.backend.work(attempt).lines.append(out.getvalue())
+
+
+@pytest.fixture
+def world() -> World:
+    backend = FakeBackend()
+    kube = FakeKube()
+    validator = FakeValidator()
+    planner = FakePlanner()
+    deps = Deps(
+        config=OperatorConfig(enabled_backends=[], metrics_port=0, max_attempts=3),
+        kube=kube,  # type: ignore[arg-type]
+        backends={"Fake": backend},  # type: ignore[dict-item]
+        validate=validator,
+        plan=planner,
+    )
+    body = {
+        "apiVersion": "finetune.dev/v1alpha1",
+        "kind": "FineTuneJob",
+        "metadata": {"name": "demo", "namespace": "ns", "uid": UID, "generation": 1},
+        "spec": {
+            "model": {"name": "tester/tiny"},
+            "dataset": {"name": "tester/data"},
+            "method": "SFT",
+            "tokenSecretRef": {"name": "hf-token"},
+        },
+    }
+    return World(backend, kube, validator, planner, deps, body)
+
+
+def run_to(world: World, phase: Phase, limit: int = 6) -> None:
+    for _ in range(limit):
+        if world.phase == phase:
+            return
+        world.later()
+    assert world.phase == phase, world.body["status"]
+
+
+# -- the happy path, and restart safety -------------------------------------------------------------------
+def test_a_job_walks_to_succeeded_with_one_submission(world: World) -> None:
+    world.step()
+    assert world.phase == Phase.QUEUED
+    world.backend.work().state = WorkState.RUNNING
+    world.emit(ftjob=EventKind.PROGRESS, step=5, total_steps=10, loss=1.5)
+    world.step()
+    assert world.phase == Phase.RUNNING
+    world.backend.work().state = WorkState.SUCCEEDED
+    world.step()
+    assert world.phase == Phase.SUCCEEDED
+    assert world.backend.submissions == 1 and world.body["status"]["attempts"] == 1
+
+
+def test_terminal_stays_terminal_for_its_generation(world: World) -> None:
+    world.step()
+    world.backend.work().state = WorkState.SUCCEEDED
+    world.step()
+    assert world.phase == Phase.SUCCEEDED
+    before = dict(world.body["status"])
+    world.later()
+    world.later()
+    assert world.body["status"] == before
+    assert world.backend.submissions == 1 and world.validator.calls == 1
+
+
+def test_existing_work_is_adopted_before_anything_is_submitted(world: World) -> None:
+    world.step()
+    world.body["status"] = {}  # the status write after the submission was lost; the operator restarts
+    world.deps.trackers.clear()
+    world.later()
+    assert world.backend.submissions == 1
+    submitted = world.condition("Submitted")
+    assert submitted.reason == "Adopted"
+    assert world.body["status"]["attempts"] == 1, "an adopted job shows the attempt it runs, never 0"
+
+
+def test_repeated_passes_never_submit_twice(world: World) -> None:
+    for _ in range(5):
+        world.later()
+    assert world.backend.submissions == 1
+
+
+def test_transient_errors_back_off_exponentially_up_to_a_cap(world: World) -> None:
+    world.backend.fail_submit = RetryLater("the backend answered 503", delay=30)
+    delays = []
+    for _ in range(5):
+        world.later()
+        backoff = world.deps.backoff[UID]
+        delays.append(backoff.failures)
+        message = world.condition("Retrying").message
+        assert "503" in message
+    assert delays == [1, 2, 3, 4, 5]
+    assert "next in 120s" in world.condition("Retrying").message  # capped
+    # A tick inside the backoff does nothing at all.
+    before = dict(world.body["status"])
+    world.step()
+    assert world.body["status"] == before
+    world.backend.fail_submit = None
+    world.later()
+    assert world.phase == Phase.QUEUED
+    assert world.condition("Retrying").status == "False"
+
+
+# -- suspend -------------------------------------------------------------------------------------------------
+def test_suspend_holds_after_planning_and_unsuspend_submits_once(world: World) -> None:
+    world.body["spec"]["suspend"] = True
+    world.step()
+    assert world.phase == Phase.SUSPENDED
+    assert world.backend.submissions == 0
+    assert world.body["status"]["plan"]["target"] == "Fake/cpu"
+    world.edit(suspend=False)
+    world.step()
+    assert world.phase == Phase.QUEUED and world.backend.submissions == 1
+
+
+def test_suspending_a_running_job_stops_it_and_resuming_starts_a_new_attempt(world: World) -> None:
+    world.step()
+    world.backend.work().state = WorkState.RUNNING
+    world.step()
+    world.edit(suspend=True)
+    world.step()
+    assert world.phase == Phase.SUSPENDED
+    assert world.backend.work().cancelled
+    world.edit(suspend=False)
+    world.step()  # attempt 1 has not stopped yet: wait for it (it may still push its checkpoint)
+    assert world.backend.submissions == 1
+    world.backend.work().state = WorkState.CANCELLED
+    world.later()
+    assert world.backend.submissions == 2 and world.phase == Phase.QUEUED
+    assert world.backend.work(2).plan.job.attempt == 2
+    assert world.body["status"]["attempts"] == 2
+
+
+# -- fixable problems wait and heal; the rest fail for their generation only -------------------------------
+def test_a_missing_secret_blocks_until_it_appears(world: World) -> None:
+    del world.kube.secrets["hf-token"]
+    world.step()
+    assert world.phase == Phase.BLOCKED
+    assert world.condition("Blocked").reason == "TokenSecretNotFound"
+    assert world.condition("Failed") is None
+    world.step()  # inside the backoff: nothing new
+    world.kube.secrets["hf-token"] = "hf_test"  # the Secret arrives (GitOps applied it second)
+    world.later()
+    assert world.phase == Phase.QUEUED
+    assert world.condition("Blocked").status == "False"
+
+
+def test_a_dataset_that_needs_a_mapping_heals_when_the_next_commit_adds_it(world: World) -> None:
+    world.validator.needs = Conversion.ALPACA
+    world.step()
+    assert world.phase == Phase.BLOCKED
+    assert world.condition("DatasetValidated").reason == "DatasetInvalid"
+    assert "conversion" in world.condition("Blocked").message
+    world.edit(dataset={"name": "tester/data", "conversion": "Alpaca"})
+    world.step()  # a spec edit is looked at at once, whatever the backoff
+    assert world.phase == Phase.QUEUED
+
+
+def test_a_budget_below_the_estimate_heals_when_raised(world: World) -> None:
+    world.planner.cost = 5.0
+    world.body["spec"]["budget"] = {"maxCostUSD": 1.0}
+    world.step()
+    assert world.phase == Phase.BLOCKED
+    assert world.condition("Blocked").reason == "BudgetExceeded"
+    assert world.backend.submissions == 0
+    world.edit(budget={"maxCostUSD": 10.0})
+    world.step()
+    assert world.phase == Phase.QUEUED and world.backend.submissions == 1
+
+
+def test_the_world_is_rechecked_with_a_bounded_backoff(world: World) -> None:
+    world.planner.error = SpecError("NoHardwareFits", "all GPUs are busy")
+    for _ in range(8):
+        world.later()
+    assert world.phase == Phase.BLOCKED
+    assert "next check in 300s" in world.body["status"]["message"]  # bounded at 5 minutes
+    world.planner.error = None  # GPUs free up
+    world.later()
+    assert world.phase == Phase.QUEUED
+
+
+def test_a_permanent_error_fails_and_only_a_new_generation_reevaluates(world: World) -> None:
+    world.planner.error = SpecError("HyperparametersInvalid", "`learningRate` must be positive")
+    world.step()
+    assert world.phase == Phase.FAILED
+    world.planner.error = None
+    world.later()
+    assert world.phase == Phase.FAILED, "the same generation stays failed"
+    world.edit(hyperparameters={"learningRate": 1e-4})
+    world.step()
+    assert world.phase == Phase.QUEUED
+    assert world.condition("Failed") is None
+
+
+# -- attempts --------------------------------------------------------------------------------------------------
+def test_an_infrastructure_failure_is_retried_as_a_new_attempt_up_to_the_limit(world: World) -> None:
+    world.step()
+    for attempt in (1, 2):
+        world.backend.work(attempt).state = WorkState.FAILED
+        world.backend.work(attempt).reason = "HFJobError"
+        world.step()
+        assert world.phase != Phase.FAILED
+        world.later()
+        assert world.backend.submissions == attempt + 1
+    world.backend.work(3).state = WorkState.FAILED
+    world.step()
+    assert world.phase == Phase.FAILED
+    assert world.body["status"]["attempts"] == 3
+
+
+def test_the_runtimes_own_error_is_not_retried(world: World) -> None:
+    world.step()
+    world.backend.work().state = WorkState.FAILED
+    world.emit(ftjob=EventKind.ERROR, reason="DatasetColumnsMissing", message="no `text` column")
+    world.step()
+    assert world.phase == Phase.FAILED
+    assert world.condition("Failed").reason == "DatasetColumnsMissing"
+    assert world.backend.submissions == 1
+
+
+def test_a_backend_that_retries_itself_is_not_retried_again(world: World) -> None:
+    world.backend.retries_itself = True
+    world.step()
+    world.backend.work().state = WorkState.FAILED
+    world.step()
+    assert world.phase == Phase.FAILED and world.backend.submissions == 1
+
+
+# -- deletion ----------------------------------------------------------------------------------------------------
+def test_deletion_cancels_work_whose_status_write_was_lost(world: World) -> None:
+    world.step()
+    job = FineTuneJob.from_body({**world.body, "status": {"plan": world.body["status"]["plan"]}})
+    assert cancel_work(job, world.deps) == "cancelled Fake work-1"
+    assert world.backend.work().cancelled
