@@ -1,8 +1,10 @@
 -- Argo CD resource health check for FineTuneJob (finetune.dev/v1alpha1).
 -- Argo CD sets the global `obj` (the live object) and reads the returned table's `status` and `message`.
 --   Healthy      the Complete condition is True (or phase Succeeded)
---   Degraded     the job Failed or was Cancelled (message: status.message, else the Failed condition's)
---   Progressing  anything else: no status yet, validating, planned/suspended, queued, running, publishing
+--   Degraded     the job Failed or was Cancelled (message: status.message, else the Failed condition's),
+--                or is Blocked on something the user or the world must fix (a Secret, a mapping, a budget)
+--   Suspended    spec.suspend is true (validated and planned, or a started run stopped at a checkpoint)
+--   Progressing  anything else: no status yet, validating, planned, queued, running, publishing
 -- Conditions are the truth; `phase` is a summary, used only where a condition is missing.
 local hs = {}
 
@@ -59,9 +61,25 @@ if phase == "Failed" or phase == "Cancelled" or (failed ~= nil and failed.status
   return hs
 end
 
-hs.status = "Progressing"
-local suspended = obj.spec ~= nil and obj.spec.suspend == true
+local blocked = condition(status, "Blocked")
+if phase == "Blocked" or (blocked ~= nil and blocked.status == "True") then
+  hs.status = "Degraded"
+  local text = "Blocked"
+  if blocked ~= nil and nonempty(blocked.reason) then
+    text = text .. " (" .. blocked.reason .. ")"
+  end
+  if blocked ~= nil and nonempty(blocked.message) then
+    text = text .. ": " .. blocked.message
+  elseif nonempty(status.message) then
+    text = text .. ": " .. status.message
+  end
+  hs.message = text
+  return hs
+end
+
+local suspended = (obj.spec ~= nil and obj.spec.suspend == true) or phase == "Suspended"
 if suspended or phase == "Planned" then
+  hs.status = suspended and "Suspended" or "Progressing"
   local text = "Suspended: set spec.suspend to false to launch"
   if status.plan ~= nil then
     text = "Planned " .. (status.plan.target or "?")
@@ -79,6 +97,7 @@ if suspended or phase == "Planned" then
   return hs
 end
 
+hs.status = "Progressing"
 local text = phase
 if status.progress ~= nil and nonempty(status.progress.percent) then
   text = text .. " " .. status.progress.percent

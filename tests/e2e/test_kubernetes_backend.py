@@ -55,7 +55,7 @@ def test_suspend_stops_after_the_plan_and_unsuspending_submits_exactly_once(
     with run_operator():
         apply(namespace, manifest)
         obj = wait_for(namespace, "held", lambda o: condition(o, "Submitted") is not None)
-        assert obj["status"]["phase"] == "Planned"
+        assert obj["status"]["phase"] == "Suspended"
         assert obj["status"]["plan"]["estimatedCostUSD"] >= 0
         assert condition(obj, "Submitted")["reason"] == "Suspended"  # type: ignore[index]
         assert jobs_in(namespace) == []

@@ -91,18 +91,31 @@ def test_running_shows_progress_and_message() -> None:
     assert health(obj) == ("Progressing", "Running 42%: step 42/100, loss 1.23")
 
 
-def test_suspended_plan_is_progressing_with_the_plan_and_cost() -> None:
+def test_suspended_plan_is_suspended_with_the_plan_and_cost() -> None:
     obj = job(
-        {"phase": "Planned", "conditions": [condition("HardwarePlanned", "True")], "plan": PLAN}, suspend=True
+        {"phase": "Suspended", "conditions": [condition("HardwarePlanned", "True")], "plan": PLAN}, suspend=True
     )
     status, message = health(obj)
-    assert status == "Progressing"
+    assert status == "Suspended"
     assert "Kubernetes/1xNVIDIA-A10G" in message and "$0.75" in message and "suspend" in message
 
 
 def test_suspended_before_planning_says_how_to_launch() -> None:
     status, message = health(job({"phase": "Validating"}, suspend=True))
-    assert status == "Progressing" and "spec.suspend" in message
+    assert status == "Suspended" and "spec.suspend" in message
+
+
+def test_planned_without_suspend_is_progressing_with_the_plan() -> None:
+    status, message = health(job({"phase": "Planned", "plan": PLAN}))
+    assert status == "Progressing" and "Kubernetes/1xNVIDIA-A10G" in message
+
+
+def test_blocked_is_degraded_with_what_to_fix() -> None:
+    blocked = condition("Blocked", "True")
+    blocked.update(reason="TokenSecretNotFound", message="Secret `hf-token` does not exist")
+    status, message = health(job({"phase": "Blocked", "conditions": [blocked]}))
+    assert status == "Degraded"
+    assert "TokenSecretNotFound" in message and "hf-token" in message
 
 
 def test_succeeded_is_healthy_with_the_model() -> None:
