@@ -30,6 +30,9 @@ class OperatorConfig(BaseSettings):
     """Command that runs the training runtime; the plan follows as `--plan`."""
     default_token_secret: str | None = None
     """Secret (key `token`) used when a FineTuneJob names no `tokenSecretRef`."""
+    operator_namespace: str | None = Field(default_factory=lambda: os.environ.get("POD_NAMESPACE"))
+    """The operator's own namespace (the chart sets `POD_NAMESPACE`): it keeps there, while remote work
+    runs, the token that can cancel it, so deleting a namespace (and its token Secret) still cancels."""
     hf_endpoint: str | None = None
     """Hub endpoint (a private Hub or the local stand-in); default huggingface.co."""
     hf_namespace: str | None = None

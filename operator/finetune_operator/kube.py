@@ -9,6 +9,12 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from finetune_operator.errors import RetryLater, SpecError
+from finetune_operator.identity import MANAGED_BY, UID_LABEL
+
+
+def cancel_secret_name(uid: str) -> str:
+    """The operator's own Secret holding what cancels a job's remote work."""
+    return f"ftjob-cancel-{uid}"
 
 
 class KubeGateway:
@@ -45,6 +51,43 @@ class KubeGateway:
                 f"{sorted((secret.data or {}).keys())}",
             )
         return base64.b64decode(data).decode().strip()
+
+    # -- what is needed to cancel, kept apart from the user's Secret ---------------------------------------
+    # `kubectl delete namespace` removes the token Secret together with the FineTuneJob, yet cancelling paid
+    # remote work (an HF Job) needs that token. A copy lives in the operator's own namespace while the work
+    # runs, and goes when the work has ended or been cancelled.
+    def keep_cancel_token(self, namespace: str, uid: str, token: str) -> None:
+        """Keep the token that can cancel this job's remote work (idempotent)."""
+        body = client.V1Secret(
+            metadata=client.V1ObjectMeta(name=cancel_secret_name(uid), labels={UID_LABEL: uid, **MANAGED_BY}),
+            string_data={"token": token},
+        )
+        try:
+            self.core.create_namespaced_secret(namespace, body)
+        except ApiException as exc:
+            if exc.status == 409:
+                self.core.replace_namespaced_secret(cancel_secret_name(uid), namespace, body)
+            else:
+                raise RetryLater(f"keeping the cancel token in {namespace}: HTTP {exc.status}") from None
+
+    def read_cancel_token(self, namespace: str, uid: str) -> str | None:
+        """The kept token, if any."""
+        try:
+            secret = self.core.read_namespaced_secret(cancel_secret_name(uid), namespace)
+        except ApiException as exc:
+            if exc.status in (403, 404):
+                return None
+            raise RetryLater(f"reading the cancel token in {namespace}: HTTP {exc.status}") from None
+        data = (secret.data or {}).get("token")
+        return base64.b64decode(data).decode() if data else None
+
+    def drop_cancel_token(self, namespace: str, uid: str) -> None:
+        """Forget the kept token (the work has ended); nothing to do when it is gone."""
+        try:
+            self.core.delete_namespaced_secret(cancel_secret_name(uid), namespace)
+        except ApiException as exc:
+            if exc.status not in (403, 404):
+                raise RetryLater(f"removing the cancel token in {namespace}: HTTP {exc.status}") from None
 
     def list_nodes_and_pods(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Nodes and non-terminal pods as API JSON dicts, for GPU discovery."""

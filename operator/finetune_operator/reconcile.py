@@ -388,6 +388,7 @@ class Reconciler:
         if ref is None:
             assert self.status.plan is not None
             plan = render_plan(self.job, self.status.plan, self.deps.config, target.attempt)
+            self.keep_cancel_token(backend, target)
             ref = backend.submit(target, plan, self.timeout_seconds())
         ref.attempt = target.attempt
         # Adopted work counts too: a status write lost before a restart must not read as attempt 0.
@@ -410,6 +411,20 @@ class Reconciler:
         )
         self.status.message = message
         self.event("Adopted" if adopted else "Submitted", message)
+
+    def keep_cancel_token(self, backend: Backend, target: JobTarget) -> None:
+        """Remote work must stay cancellable after its token Secret is gone (a deleted namespace)."""
+        where = self.deps.config.operator_namespace
+        if backend.needs_token and target.token and where and self.deps.kube is not None:
+            self.deps.kube.keep_cancel_token(where, target.uid, target.token)
+
+    def drop_cancel_token(self) -> None:
+        where = self.deps.config.operator_namespace
+        if where and self.deps.kube is not None:
+            try:
+                self.deps.kube.drop_cancel_token(where, self.job.metadata.uid)
+            except RetryLater as err:
+                log.warning("%s (left for the next clean-up)", err.message)
 
     def wait_for_previous_attempt(self, backend: Backend) -> None:
         """A new attempt starts only once the previous one has stopped (it may still be pushing its last
@@ -529,6 +544,7 @@ class Reconciler:
         )
 
     def finish(self, state: WorkState, reason: str, message: str, tracker: ProgressTracker) -> None:
+        self.drop_cancel_token()  # the work has ended: nothing is left to cancel
         final = tracker.take_update() or tracker.progress
         self.status.progress = final.model_copy(deep=True)
         self.status.completion_time = now()
@@ -622,16 +638,23 @@ def cancel_work(job: FineTuneJob, deps: Deps) -> str | None:
     # The live attempt, and the next one (submitted by a tick whose status write was lost).
     attempts = sorted({(ref.attempt or 1) if ref else 1, job.status.attempts + 1})
     found: list[WorkRef | None] = [ref]
-    try:
-        for attempt in attempts:
+    kept_in = deps.config.operator_namespace
+    for attempt in attempts:
+        try:
             target = _target(job, deps, with_token=backend.needs_token, attempt=attempt)
-            found.append(backend.find(target))
-    except SpecError:
-        # Without a token nothing remote can be cancelled; the finalizer must not hang on it.
-        return "token unavailable: remote work (if any) left to its own timeout"
+        except SpecError:
+            # The user's Secret is gone (a deleted namespace): use the copy kept while the work ran.
+            kept = deps.kube.read_cancel_token(kept_in, job.metadata.uid) if kept_in and deps.kube else None
+            if kept is None:
+                # Nothing remote can be cancelled; the finalizer must not hang on it.
+                return "token unavailable: remote work (if any) left to its own timeout"
+            target = _target(job, deps, with_token=False, attempt=attempt).model_copy(update={"token": kept})
+        found.append(backend.find(target))
     done = []
     for work in {r.id: r for r in found if r is not None}.values():
         if backend.poll(target, work).state not in TERMINAL_STATES:
             backend.cancel(target, work)
             done.append(f"cancelled {work.kind} {work.id}")
+    if kept_in and deps.kube is not None:
+        deps.kube.drop_cancel_token(kept_in, job.metadata.uid)
     return "; ".join(done) or None

@@ -93,6 +93,16 @@ class FakeKube:
 
     def __init__(self) -> None:
         self.secrets: dict[str, str] = {"hf-token": "hf_test"}
+        self.kept: dict[tuple[str, str], str] = {}
+
+    def keep_cancel_token(self, namespace: str, uid: str, token: str) -> None:
+        self.kept[namespace, uid] = token
+
+    def read_cancel_token(self, namespace: str, uid: str) -> str | None:
+        return self.kept.get((namespace, uid))
+
+    def drop_cancel_token(self, namespace: str, uid: str) -> None:
+        self.kept.pop((namespace, uid), None)
 
     def read_secret_value(self, namespace: str, name: str, key: str) -> str:
         if name not in self.secrets:
@@ -202,7 +212,9 @@ def world() -> World:
     validator = FakeValidator()
     planner = FakePlanner()
     deps = Deps(
-        config=OperatorConfig(enabled_backends=[], metrics_port=0, max_attempts=3),
+        config=OperatorConfig(
+            enabled_backends=[], metrics_port=0, max_attempts=3, operator_namespace="ftjob-system"
+        ),
         kube=kube,  # type: ignore[arg-type]
         backends={"Fake": backend},  # type: ignore[dict-item]
         validate=validator,
@@ -425,3 +437,20 @@ def test_deletion_cancels_work_whose_status_write_was_lost(world: World) -> None
     job = FineTuneJob.from_body({**world.body, "status": {"plan": world.body["status"]["plan"]}})
     assert cancel_work(job, world.deps) == "cancelled Fake work-1"
     assert world.backend.work().cancelled
+
+
+def test_deleting_the_namespace_still_cancels_remote_work(world: World) -> None:
+    world.step()
+    assert world.kube.kept == {("ftjob-system", UID): "hf_test"}, "the cancel token is kept while work runs"
+    del world.kube.secrets["hf-token"]  # `kubectl delete namespace` took the Secret with the job
+    job = FineTuneJob.from_body(world.body)
+    assert cancel_work(job, world.deps) == "cancelled Fake work-1"
+    assert world.backend.work().cancelled
+    assert world.kube.kept == {}
+
+
+def test_the_kept_cancel_token_goes_when_the_work_ends(world: World) -> None:
+    world.step()
+    world.backend.work().state = WorkState.SUCCEEDED
+    world.step()
+    assert world.phase == Phase.SUCCEEDED and world.kube.kept == {}
