@@ -134,6 +134,8 @@ class JobRunner:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.hub_url = hub_url
         self.start_delay_s = start_delay_s
+        self.page_size = 50
+        """Jobs per page of `GET /api/jobs/{namespace}` (the rest follows a `Link: rel="next"` header)."""
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []

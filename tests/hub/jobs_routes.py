@@ -93,7 +93,13 @@ def build_jobs_router(ctx: HubContext, runner: JobRunner, faults: FaultInjector)
                 raise error(400, f"Invalid label filter `{item}`: expected `key=value`")
             labels[key] = value
         jobs = runner.list(namespace, stages, labels)
-        return JSONResponse([j.info().model_dump(by_alias=True) for j in jobs])
+        # Paginated like the Hub's listings: a page, and the next one's URL in a GitHub-style Link header.
+        start = int(request.query_params.get("cursor", "0"))
+        end = start + runner.page_size
+        headers = {}
+        if end < len(jobs):
+            headers["Link"] = f'<{request.url.include_query_params(cursor=end)}>; rel="next"'
+        return JSONResponse([j.info().model_dump(by_alias=True) for j in jobs[start:end]], headers=headers)
 
     @router.get("/api/jobs/{namespace}/{job_id}")
     def inspect(namespace: str, job_id: str, request: Request) -> JSONResponse:

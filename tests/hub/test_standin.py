@@ -320,6 +320,18 @@ def test_list_jobs_filters_by_label_and_stage(api: HfApi) -> None:
     assert list(api.list_jobs(status="RUNNING", labels={"ftj": "beta"}, namespace=NS)) == []
 
 
+def test_list_jobs_spans_pages_with_link_headers(hub: HubServer, api: HfApi) -> None:
+    ids = [
+        api.run_job(image=IMAGE, command=["true"], labels={"ftj": "paged"}, namespace=NS).id for _ in range(3)
+    ]
+    hub.jobs.page_size = 1
+    try:
+        listed = [j.id for j in api.list_jobs(labels={"ftj": "paged"}, namespace=NS)]
+    finally:
+        hub.jobs.page_size = 50
+    assert sorted(listed) == sorted(ids) and len(listed) == 3
+
+
 def test_list_jobs_survives_an_injected_429(hub: HubServer, api: HfApi) -> None:
     rule = hub.faults.rate_limit(rf"^/api/jobs/{NS}$", retry_after=0)
     list(api.list_jobs(namespace=NS))

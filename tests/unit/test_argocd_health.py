@@ -93,7 +93,8 @@ def test_running_shows_progress_and_message() -> None:
 
 def test_suspended_plan_is_suspended_with_the_plan_and_cost() -> None:
     obj = job(
-        {"phase": "Suspended", "conditions": [condition("HardwarePlanned", "True")], "plan": PLAN}, suspend=True
+        {"phase": "Suspended", "conditions": [condition("HardwarePlanned", "True")], "plan": PLAN},
+        suspend=True,
     )
     status, message = health(obj)
     assert status == "Suspended"

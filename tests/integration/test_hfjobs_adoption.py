@@ -1,0 +1,80 @@
+"""The HF Jobs backend against the stand-in: each attempt is its own HF Job, found by its labels across
+listing pages, so a lost status write never leads to a second paid job and a retry never adopts the run
+before it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from finetune_operator.backends.base import JobTarget, WorkState
+from finetune_operator.backends.hfjobs import HFJobsBackend
+from finetune_operator.config import OperatorConfig
+from finetune_training.plan import TrainingPlan
+from tests.hub import DEFAULT_TOKEN, HubServer, start_hub
+from tests.hub.client import client_config
+
+pytestmark = [pytest.mark.hub]
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
+    server = start_hub(tmp_path_factory.mktemp("hub"))
+    with client_config(server, token=None):
+        yield server
+    server.stop()
+
+
+@pytest.fixture
+def backend(hub: HubServer) -> HFJobsBackend:
+    # The job's command only has to run for a while: this test is about identity, not training.
+    config = OperatorConfig(
+        hf_endpoint=hub.url,
+        trainer_image="python:3.12",
+        trainer_command=["python", "-c", "import time; time.sleep(60)"],
+        metrics_port=0,
+    )
+    return HFJobsBackend(config)
+
+
+def plan(attempt: int, tmp_path: Path) -> TrainingPlan:
+    return TrainingPlan.model_validate(
+        {
+            "job": {"name": "adopt", "namespace": "ns", "uid": "uid-adopt", "attempt": attempt},
+            "model": "tester/tiny",
+            "dataset": {"name": "tester/data"},
+            "method": "SFT",
+            "peft": "LoRA",
+            "output": {"localDir": str(tmp_path)},
+            "tracking": {"project": "p", "runName": "r"},
+        }
+    )
+
+
+def target(attempt: int, uid: str = "uid-adopt") -> JobTarget:
+    return JobTarget(namespace="ns", name="adopt", uid=uid, attempt=attempt, token=DEFAULT_TOKEN)
+
+
+def test_each_attempt_is_found_by_its_labels_across_listing_pages(
+    hub: HubServer, backend: HFJobsBackend, tmp_path: Path
+) -> None:
+    first = backend.submit(target(1), plan(1, tmp_path), timeout_seconds=120)
+    # Other work of the same FineTuneJob lands after it, so attempt 1 is not on the first page.
+    second = backend.submit(target(2), plan(2, tmp_path), timeout_seconds=120)
+    for _ in range(3):
+        backend.submit(target(1, uid="uid-other"), plan(1, tmp_path), timeout_seconds=120)
+    hub.jobs.page_size = 1
+    try:
+        # The operator restarted after a lost status write: it finds the job instead of submitting again.
+        found = backend.find(target(1))
+        assert found is not None and found.id == first.id and found.attempt == 1
+        again = backend.find(target(2))
+        assert again is not None and again.id == second.id
+        assert backend.find(target(3)) is None, "a new attempt never adopts an earlier one"
+    finally:
+        hub.jobs.page_size = 50
+        for ref in (first, second):
+            backend.cancel(target(ref.attempt or 1), ref)
+    assert backend.poll(target(1), first).state in {WorkState.CANCELLED, WorkState.FAILED}
