@@ -1,0 +1,59 @@
+"""A run that dies without the runtime's own error is resubmitted as a new attempt that resumes from the
+last Hub checkpoint (real tiny training on the Local backend, the process killed with SIGKILL)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import TINY_REPO
+from tests.e2e.support import apply, events_for, ftj, phase_is, wait_for
+from tests.hub import HubServer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow, pytest.mark.hub]
+
+TRAINING = {"maxSteps": 12, "maxLength": 128, "perDeviceBatchSize": 2, "gradientAccumulationSteps": 1,
+            "loggingSteps": 1, "saveSteps": 3}  # fmt: skip
+
+
+def test_a_killed_local_run_resumes_from_its_checkpoint_as_attempt_two(
+    namespace: str, run_operator: Any, alpaca_dataset: dict[str, Any], token_secret: str, hub: HubServer
+) -> None:
+    repo = f"tester/{namespace}-retry"
+    manifest = ftj(
+        "retry",
+        model=TINY_REPO,
+        dataset=alpaca_dataset,
+        backend="Local",
+        peft="LoRA",
+        hyperparameters=TRAINING,
+        output={"repo": repo},
+        tokenSecretRef={"name": token_secret},
+    )
+    with run_operator():
+        apply(namespace, manifest)
+        obj = wait_for(
+            namespace,
+            "retry",
+            lambda o: (o.get("status", {}).get("progress") or {}).get("step", 0) >= 5,
+            timeout=300,
+        )
+        first = Path(obj["status"]["backendRef"]["url"].removeprefix("file://")).parent
+        # The host kills the run (no SIGTERM, no checkpoint on the way out, no exit code recorded).
+        os.killpg(int((first / "pid").read_text()), signal.SIGKILL)
+        obj = wait_for(namespace, "retry", phase_is("Succeeded", "Failed"), timeout=600)
+    status = obj["status"]
+    assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
+    assert status["attempts"] == 2 and status["backendRef"]["attempt"] == 2
+    assert "Retrying" in {e["reason"] for e in events_for(namespace, "retry")}
+    second = Path(status["backendRef"]["url"].removeprefix("file://")).parent
+    assert second != first
+    starts = [json.loads(line[line.index("{") :]) for line in (second / "train.log").read_text().splitlines()
+              if '"ftjob":"start"' in line]  # fmt: skip
+    assert starts and starts[0].get("resumedFromStep", 0) >= 3, starts
+    assert status["progress"]["step"] == 12
