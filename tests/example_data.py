@@ -1,9 +1,10 @@
 """The project's own example datasets: one small file per format the validator knows.
 
 The files under ``tests/data/datasets/`` are what the tests and `make demo` validate and train on (the
-FineTuneJobs in examples/jobs name them as the shapes they expect). They are written by :func:`build` from the hand-written items below (and from arithmetic with a fixed
-seed), so they are deterministic; a unit test fails when a file no longer equals what :func:`build`
-writes. Regenerate them with ``python -m tests.example_data``.
+FineTuneJobs in examples/jobs name them as the shapes they expect). :func:`build` writes them from the
+hand-written items below and from arithmetic with a fixed seed, so they are deterministic; a unit test
+fails when a file no longer equals what :func:`build` writes. Regenerate them with
+``python -m tests.example_data``.
 
 Each format gets rows shaped the way users bring them (LLaMA-Factory, ShareGPT, TRL, GSM8K); the rows
 differ from one another (no duplicates) and vary in length, and there are enough of them for the
@@ -470,7 +471,10 @@ def _tool_conversation(i: int, rng: random.Random) -> tuple[list[Row], list[dict
         result = round(amount * rate, 2)
         turns = [
             ("human", f"How much is {amount} {src} in {dst}?"),
-            ("function_call", {"name": "convert_currency", "arguments": {"amount": amount, "from": src, "to": dst}}),
+            (
+                "function_call",
+                {"name": "convert_currency", "arguments": {"amount": amount, "from": src, "to": dst}},
+            ),
             ("observation", {"amount": result, "currency": dst, "rate": rate}),
             ("gpt", f"{amount} {src} is about {result} {dst} at today's rate of {rate}."),
         ]
@@ -480,7 +484,10 @@ def _tool_conversation(i: int, rng: random.Random) -> tuple[list[Row], list[dict
             ("human", f"When is the next train from {city} to {other}?"),
             ("function_call", {"name": "find_train", "arguments": {"origin": city, "destination": other}}),
             ("observation", {"trains": [{"departs": f"{hour:02d}:15"}, {"departs": f"{hour + 1:02d}:45"}]}),
-            ("gpt", f"The next direct trains from {city} to {other} leave at {hour:02d}:15 and {hour + 1:02d}:45."),
+            (
+                "gpt",
+                f"The next direct trains from {city} to {other} leave at {hour:02d}:15 and {hour + 1:02d}:45.",
+            ),
         ]
     conversation = [
         {"from": who, "value": value if isinstance(value, str) else json.dumps(value)} for who, value in turns
@@ -622,7 +629,8 @@ def messages_label() -> list[Row]:
 def prompts() -> list[Row]:
     """GRPO prompts only: a `prompt` and the reference `answer` the Accuracy reward compares against."""
     return [
-        {"prompt": f"{q} Give the final number after ####.", "answer": str(n)} for q, _, n in _problems(60)[:30]
+        {"prompt": f"{q} Give the final number after ####.", "answer": str(n)}
+        for q, _, n in _problems(60)[:30]
     ]
 
 

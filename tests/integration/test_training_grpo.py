@@ -42,7 +42,12 @@ def test_grpo_full_with_python_and_format_rewards(
         {"type": "Accuracy"},
     ]
     plan = make_plan(
-        "GRPO", "question_answer.jsonl", "QuestionAnswer", peft="None", hyperparameters=GRPO_HP, rewards=rewards
+        "GRPO",
+        "question_answer.jsonl",
+        "QuestionAnswer",
+        peft="None",
+        hyperparameters=GRPO_HP,
+        rewards=rewards,
     )
     code_, events = run_in_process(plan, tmp_path, capsys)
     assert code_ == 0, events

@@ -83,9 +83,7 @@ def hub() -> Iterator[Any]:
             operations=[
                 CommitOperationAdd("README.md", CARD.encode()),
                 CommitOperationAdd("main/test.jsonl", (DATASETS / "question_answer.jsonl").read_bytes()),
-                CommitOperationAdd(
-                    "tools/part.json", (DATASETS / "sharegpt_tools.json").read_bytes()
-                ),
+                CommitOperationAdd("tools/part.json", (DATASETS / "sharegpt_tools.json").read_bytes()),
             ],
         )
 

@@ -13,7 +13,6 @@ from finetune_training.events import RuntimeEvent, parse_line
 from finetune_training.plan import TrainingPlan
 
 
-
 def events_of(text: str) -> list[RuntimeEvent]:
     """The runtime events among the lines of a log."""
     return [e for e in (parse_line(line) for line in text.splitlines()) if e is not None]

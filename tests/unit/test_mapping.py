@@ -140,7 +140,9 @@ def test_renames_apply_after_the_conversion_and_swap() -> None:
     )
     assert swapped == {"prompt": "y", "completion": "x"}
     pref = map_row(
-        rows("sharegpt_preference.json", 1)[0], Conversion.SHAREGPT_PREFERENCE, ColumnMapping(completion="chosen")
+        rows("sharegpt_preference.json", 1)[0],
+        Conversion.SHAREGPT_PREFERENCE,
+        ColumnMapping(completion="chosen"),
     )
     assert set(pref) == {"prompt", "completion", "rejected"}
 

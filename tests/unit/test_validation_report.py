@@ -41,9 +41,7 @@ def test_json_form_has_every_key_in_camel_case() -> None:
 
 
 def test_summary_for_status() -> None:
-    report = inspect_dataset(
-        DatasetSource(name=str(DATASETS / "text.jsonl")), methods=["SFT", "DPO"]
-    )
+    report = inspect_dataset(DatasetSource(name=str(DATASETS / "text.jsonl")), methods=["SFT", "DPO"])
     summary = report.summary(max_warnings=1)
     assert isinstance(summary, ValidationSummary)
     assert summary.rows == 40 and summary.format == "text" and summary.split == "train"
