@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
 TESTBIN = ROOT / ".testbin" / "bin"
 

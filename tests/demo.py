@@ -20,13 +20,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tests.example_data import DATASETS
+
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / ".demo"
 BIN = ROOT / ".testbin" / "bin"
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
 NAMESPACE = "finetune-demo"
 JOB = ROOT / "examples" / "demo" / "finetunejob.yaml"
-DATASET = ROOT.parent / "shared" / "datasets" / "alpaca_en_demo.json"
+DATASET = DATASETS / "alpaca.json"
 MODEL_REPO = "tester/tiny-chat"
 DATASET_REPO = "tester/alpaca-demo"
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, SHARED_DATASETS, kubectl
+from tests.conftest import ROOT, kubectl
+from tests.example_data import DATASETS
 from tests.hub import DEFAULT_TOKEN, HubServer, client_config, start_hub
 
 TINY_REPO = "tester/tiny-chat"
@@ -119,4 +120,4 @@ def token_secret(namespace: str) -> str:
 @pytest.fixture
 def alpaca_dataset() -> dict[str, Any]:
     """Alpaca data (instruction/input/output), mapped with the Alpaca conversion."""
-    return {"name": str(SHARED_DATASETS / "alpaca_en_demo.json"), "conversion": "Alpaca"}
+    return {"name": str(DATASETS / "alpaca.json"), "conversion": "Alpaca"}

@@ -30,7 +30,8 @@ import pytest
 import yaml
 
 from finetune_operator.api.spec import FineTuneJobSpec
-from tests.conftest import ROOT, SHARED_DATASETS, kubectl
+from tests.conftest import ROOT, kubectl
+from tests.example_data import DATASETS
 
 SKILL = ROOT / "SKILL.md"
 PLACEHOLDER = re.compile(r"<([A-Z][A-Z_]*)>")
@@ -191,7 +192,7 @@ def running_operator(
                 "HOME": os.environ.get("HOME", "/tmp"),
                 "HF_HUB_DISABLE_TELEMETRY": "1",
             },
-            "dataset_path": str(SHARED_DATASETS / "alpaca_en_demo.json"),
+            "dataset_path": str(DATASETS / "alpaca.json"),
             "model": TINY_REPO,
             "hub_user": DEFAULT_USER,
             "backend": "Local",

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from finetune_training.plan import TrainingPlan
-from tests.integration.training_support import DATASETS
+from tests.example_data import DATASETS
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +23,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def make_plan(tiny_model: Path, tmp_path: Path) -> Callable[..., TrainingPlan]:
-    """Build a small plan: a few steps, batch 2, max length 128, on a file from ../shared/datasets."""
+    """Build a small plan: a few steps, batch 2, max length 128, on one of the project's example datasets."""
 
     def make(
         method: str,

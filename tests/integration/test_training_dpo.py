@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 def test_dpo_on_sharegpt_preferences(
     peft: str, make_plan: Callable[..., TrainingPlan], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    plan = make_plan("DPO", "dpo_en_demo.json", "ShareGPTPreference", peft=peft)
+    plan = make_plan("DPO", "sharegpt_preference.json", "ShareGPTPreference", peft=peft)
     code, events = run_in_process(plan, tmp_path, capsys)
     assert code == 0, events
     progress = [e for e in events if e.ftjob == EventKind.PROGRESS]

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 def test_qlora_is_refused_on_cpu(
     make_plan: Callable[..., TrainingPlan], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    plan = make_plan("SFT", "alpaca_en_demo.json", "Alpaca", peft="QLoRA")
+    plan = make_plan("SFT", "alpaca.json", "Alpaca", peft="QLoRA")
     code, events = run_in_process(plan, tmp_path, capsys)
     assert code == 1
     assert [(e.ftjob, e.reason) for e in events] == [(EventKind.ERROR, "QLoRANeedsCUDA")]
@@ -29,7 +29,7 @@ def test_qlora_is_refused_on_cpu(
 def test_grpo_without_an_answer_column_names_the_problem(
     make_plan: Callable[..., TrainingPlan], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    plan = make_plan("GRPO", "alpaca_en_demo.json", "Alpaca", hyperparameters={"numGenerations": 2})
+    plan = make_plan("GRPO", "alpaca.json", "Alpaca", hyperparameters={"numGenerations": 2})
     code, events = run_in_process(plan, tmp_path, capsys)
     assert code == 1 and events[-1].reason == "RewardColumnMissing"
     assert "answer" in (events[-1].message or "")
@@ -38,7 +38,7 @@ def test_grpo_without_an_answer_column_names_the_problem(
 def test_unmappable_rows_fail_before_training(
     make_plan: Callable[..., TrainingPlan], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    plan = make_plan("DPO", "alpaca_en_demo.json", "Alpaca")
+    plan = make_plan("DPO", "alpaca.json", "Alpaca")
     code, events = run_in_process(plan, tmp_path, capsys)
     assert code == 1 and events[-1].reason == "DatasetIncompatible"
     assert "`chosen` and `rejected`" in (events[-1].message or "")
@@ -47,7 +47,7 @@ def test_unmappable_rows_fail_before_training(
 def test_ftjob_train_reads_the_plan_from_the_environment(
     make_plan: Callable[..., TrainingPlan], tmp_path: Path
 ) -> None:
-    plan = make_plan("SFT", "c4_demo.jsonl", hyperparameters={"maxSteps": 1})
+    plan = make_plan("SFT", "text.jsonl", hyperparameters={"maxSteps": 1})
     encoded = base64.b64encode(plan.model_dump_json(by_alias=True).encode()).decode()
     proc = subprocess.run(
         [sys.executable, "-m", "finetune_operator.cli.main", "train"],

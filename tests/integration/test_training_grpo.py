@@ -19,7 +19,7 @@ GRPO_HP = {"perDeviceBatchSize": 2, "numGenerations": 2, "maxCompletionLength": 
 def test_grpo_on_gsm8k_with_the_default_accuracy_reward(
     make_plan: Callable[..., TrainingPlan], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    plan = make_plan("GRPO", "gsm8k_test.jsonl", "QuestionAnswer", hyperparameters=GRPO_HP)
+    plan = make_plan("GRPO", "question_answer.jsonl", "QuestionAnswer", hyperparameters=GRPO_HP)
     assert plan.rewards == []  # as a well-known template leaves it: the runtime must supply one
     code, events = run_in_process(plan, tmp_path, capsys)
     assert code == 0, events
@@ -42,7 +42,12 @@ def test_grpo_full_with_python_and_format_rewards(
         {"type": "Accuracy"},
     ]
     plan = make_plan(
-        "GRPO", "gsm8k_test.jsonl", "QuestionAnswer", peft="None", hyperparameters=GRPO_HP, rewards=rewards
+        "GRPO",
+        "question_answer.jsonl",
+        "QuestionAnswer",
+        peft="None",
+        hyperparameters=GRPO_HP,
+        rewards=rewards,
     )
     code_, events = run_in_process(plan, tmp_path, capsys)
     assert code_ == 0, events

@@ -73,7 +73,7 @@ def test_killed_run_resumes_from_the_last_pushed_checkpoint(
 ) -> None:
     plan = make_plan(
         "SFT",
-        "alpaca_en_demo.json",
+        "alpaca.json",
         "Alpaca",
         hyperparameters={"maxSteps": 30, "saveSteps": 2},
         output={"repo": "tester/resume-model"},
@@ -116,7 +116,7 @@ def test_another_jobs_checkpoint_is_not_resumed(
 ) -> None:
     plan = make_plan(
         "SFT",
-        "c4_demo.jsonl",
+        "text.jsonl",
         hyperparameters={"maxSteps": 2, "saveSteps": 2},
         output={"repo": "tester/shared"},
     )
@@ -134,7 +134,7 @@ def test_publish_pushes_the_adapter_with_a_model_card(
 ) -> None:
     plan = make_plan(
         "SFT",
-        "alpaca_en_demo.json",
+        "alpaca.json",
         "Alpaca",
         output={"repo": "tester/support-bot", "pushCheckpoints": False},
         finetuneJobYaml=JOB_YAML,
@@ -171,7 +171,7 @@ def test_publish_merges_and_pushes_gguf_files(
         pytest.skip(f"llama.cpp GGUF tools not built (run `make gguf-tools`): {e.message}")
     plan = make_plan(
         "SFT",
-        "alpaca_en_demo.json",
+        "alpaca.json",
         "Alpaca",
         output={
             "repo": "tester/chat",

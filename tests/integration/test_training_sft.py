@@ -1,4 +1,4 @@
-"""SFT with real TRL on CPU: a few steps on files from ../shared/datasets, with and without LoRA."""
+"""SFT with real TRL on CPU: a few steps on the project's example datasets, with and without LoRA."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def test_sft_lora_on_alpaca_reports_progress_and_saves_an_adapter(
     capsys: pytest.CaptureFixture[str],
     trackio_dir: Path,
 ) -> None:
-    plan = make_plan("SFT", "alpaca_en_demo.json", "Alpaca", hyperparameters={"maxSteps": 3})
+    plan = make_plan("SFT", "alpaca.json", "Alpaca", hyperparameters={"maxSteps": 3})
     code, events = run_in_process(plan, tmp_path, capsys)
     assert code == 0, events
     kinds = [e.ftjob for e in events]
@@ -51,7 +51,7 @@ def test_sft_lora_on_alpaca_reports_progress_and_saves_an_adapter(
 def test_sft_full_fine_tuning_on_conversations(
     make_plan: Callable[..., TrainingPlan], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    plan = make_plan("SFT", "v1_sft_demo.jsonl", "ContentParts", peft="None")
+    plan = make_plan("SFT", "content_parts.jsonl", "ContentParts", peft="None")
     code, events = run_in_process(plan, tmp_path, capsys)
     assert code == 0, events
     assert events[-1].ftjob == EventKind.DONE and events[-1].step == 2
@@ -65,7 +65,7 @@ def test_sft_config_uses_assistant_only_loss_and_document_aware_packing(
 ) -> None:
     from finetune_training.methods import load_tokenizer, sft_args
 
-    plan = make_plan("SFT", "v1_sft_demo.jsonl", "ContentParts", hyperparameters={"extraArgs": {"seed": 7}})
+    plan = make_plan("SFT", "content_parts.jsonl", "ContentParts", hyperparameters={"extraArgs": {"seed": 7}})
     args = sft_args(plan, tmp_path, ["messages"], load_tokenizer(plan))
     assert args["assistant_only_loss"] is True
     assert args["packing"] is True and args["packing_strategy"] == "bfd"
@@ -111,9 +111,9 @@ def test_attention_kernel_per_device_and_method(
     """Flex attention for packed SFT on a GPU (no flash-attn here); SDPA on CPU and for DPO/GRPO."""
     from finetune_training import methods
 
-    packed = make_plan("SFT", "alpaca_en_demo.json", "Alpaca", hyperparameters={"packing": True})
-    unpacked = make_plan("SFT", "alpaca_en_demo.json", "Alpaca", hyperparameters={"packing": False})
-    dpo = make_plan("DPO", "dpo_en_demo.json", "ShareGPTPreference")
+    packed = make_plan("SFT", "alpaca.json", "Alpaca", hyperparameters={"packing": True})
+    unpacked = make_plan("SFT", "alpaca.json", "Alpaca", hyperparameters={"packing": False})
+    dpo = make_plan("DPO", "sharegpt_preference.json", "ShareGPTPreference")
     assert methods.attention_implementation(packed) is None  # CPU: transformers' default (SDPA)
     monkeypatch.setattr(methods, "cuda_available", lambda: True)
     assert methods.supports_flex_attention(packed)

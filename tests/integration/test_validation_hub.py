@@ -19,7 +19,7 @@ from finetune_operator.cli.main import main
 from finetune_operator.errors import RetryLater, SpecError
 from finetune_operator.validation import DatasetReport, inspect_dataset
 from finetune_training.plan import Conversion, DatasetSource
-from tests.conftest import SHARED_DATASETS
+from tests.example_data import DATASETS
 from tests.hub import DEFAULT_TOKEN, client_config, start_hub
 
 pytestmark = pytest.mark.hub
@@ -51,7 +51,7 @@ def hub() -> Iterator[Any]:
     """A stand-in with four datasets: public Parquet splits, private configs, a branch, a gated one."""
     from huggingface_hub import CommitOperationAdd, HfApi
 
-    alpaca = json.loads((SHARED_DATASETS / "alpaca_en_demo.json").read_text())
+    alpaca = json.loads((DATASETS / "alpaca.json").read_text())
     with start_hub() as server, client_config(server):
         api = HfApi(endpoint=server.url, token=DEFAULT_TOKEN)
         api.create_repo("tester/alpaca", repo_type="dataset")
@@ -60,14 +60,14 @@ def hub() -> Iterator[Any]:
             repo_type="dataset",
             commit_message="data",
             operations=[
-                CommitOperationAdd("data/train-00000-of-00002.parquet", parquet_bytes(alpaca[:600])),
-                CommitOperationAdd("data/train-00001-of-00002.parquet", parquet_bytes(alpaca[600:900])),
-                CommitOperationAdd("data/test-00000-of-00001.parquet", parquet_bytes(alpaca[900:])),
+                CommitOperationAdd("data/train-00000-of-00002.parquet", parquet_bytes(alpaca[:30])),
+                CommitOperationAdd("data/train-00001-of-00002.parquet", parquet_bytes(alpaca[30:50])),
+                CommitOperationAdd("data/test-00000-of-00001.parquet", parquet_bytes(alpaca[50:])),
             ],
         )
         api.create_branch("tester/alpaca", branch="text-only", repo_type="dataset")
         api.upload_file(
-            path_or_fileobj=(SHARED_DATASETS / "c4_demo.jsonl").read_bytes(),
+            path_or_fileobj=(DATASETS / "text.jsonl").read_bytes(),
             path_in_repo="train.jsonl",
             repo_id="tester/alpaca",
             repo_type="dataset",
@@ -82,16 +82,14 @@ def hub() -> Iterator[Any]:
             commit_message="data",
             operations=[
                 CommitOperationAdd("README.md", CARD.encode()),
-                CommitOperationAdd("main/test.jsonl", (SHARED_DATASETS / "gsm8k_test.jsonl").read_bytes()),
-                CommitOperationAdd(
-                    "tools/part.json", (SHARED_DATASETS / "glaive_toolcall_en_demo.json").read_bytes()
-                ),
+                CommitOperationAdd("main/test.jsonl", (DATASETS / "question_answer.jsonl").read_bytes()),
+                CommitOperationAdd("tools/part.json", (DATASETS / "sharegpt_tools.json").read_bytes()),
             ],
         )
 
         api.create_repo("tester/preference", repo_type="dataset")
         api.upload_file(
-            path_or_fileobj=(SHARED_DATASETS / "dpo_en_demo.json").read_bytes(),
+            path_or_fileobj=(DATASETS / "sharegpt_preference.json").read_bytes(),
             path_in_repo="dpo.json",
             repo_id="tester/preference",
             repo_type="dataset",
@@ -134,17 +132,17 @@ def spec_error(hub: Any, name: str, token: str | None = DEFAULT_TOKEN, **source:
 def test_parquet_shards_by_split_name(hub: Any) -> None:
     report = inspect(hub, "tester/alpaca", token=None)
     assert report.source.kind == "Hub" and report.source.file_format == "parquet"
-    assert report.rows == 900 and not report.rows_estimated  # two footers, 600 + 300
+    assert report.rows == 50 and not report.rows_estimated  # two footers, 30 + 20
     assert report.source.splits == ["test", "train"] and report.source.file_count == 2
     sft = report.verdict("SFT")
     assert sft is not None and sft.verdict == Verdict.NEEDS_MAPPING and sft.conversion == Conversion.ALPACA
     test = inspect(hub, "tester/alpaca", split="test", token=None)
-    assert test.rows == 99
+    assert test.rows == 10
 
 
 def test_csv(hub: Any) -> None:
-    report = inspect(hub, "tester/csv", sample_rows=100)
-    assert report.source.file_format == "csv" and report.rows == 999 and report.sampled_rows == 100
+    report = inspect(hub, "tester/csv", sample_rows=20)
+    assert report.source.file_format == "csv" and report.rows == 60 and report.sampled_rows == 20
     assert report.format == "alpaca"
 
 
@@ -155,7 +153,7 @@ def test_wrong_split_names_the_splits(hub: Any) -> None:
 
 def test_revision(hub: Any) -> None:
     report = inspect(hub, "tester/alpaca", revision="text-only")
-    assert report.format == "text" and report.rows == 300 and report.ready("SFT")
+    assert report.format == "text" and report.rows == 40 and report.ready("SFT")
     err = spec_error(hub, "tester/alpaca", revision="no-such-branch")
     assert err.reason == "DatasetNotFound" and "no revision `no-such-branch`" in err.message
 
@@ -164,7 +162,7 @@ def test_private_dataset_needs_the_token(hub: Any) -> None:
     err = spec_error(hub, "tester/private-mix", token=None)
     assert err.reason == "DatasetNotFound" and "private" in err.message and "no token" in err.message
     report = inspect(hub, "tester/private-mix", split="test")
-    assert report.config == "main" and report.rows == 1319 and report.source.configs == ["main", "tools"]
+    assert report.config == "main" and report.rows == 60 and report.source.configs == ["main", "tools"]
     grpo = report.verdict("GRPO")
     assert (
         grpo is not None
@@ -176,7 +174,7 @@ def test_private_dataset_needs_the_token(hub: Any) -> None:
 
 def test_config_and_wrong_config(hub: Any) -> None:
     tools = inspect(hub, "tester/private-mix", config="tools")
-    assert tools.format == "sharegpt" and tools.rows == 300
+    assert tools.format == "sharegpt" and tools.rows == 40
     err = spec_error(hub, "tester/private-mix", config="nope")
     assert "no config `nope`" in err.message and "`main`, `tools`" in err.message
     err = spec_error(hub, "tester/private-mix", config="main", split="train")
@@ -210,11 +208,11 @@ def test_large_files_are_read_in_ranges_and_counted_by_estimate(
     import finetune_operator.validation.hub as hub_module
 
     monkeypatch.setattr(hub_module, "FULL_READ_BYTES", 0)  # every file counts as too large to read whole
-    report = inspect(hub, "tester/private-mix", split="test", sample_rows=50)
-    assert report.sampled_rows == 50 and report.rows_estimated
-    assert report.rows is not None and 900 < report.rows < 1800
-    tools = inspect(hub, "tester/private-mix", config="tools", sample_rows=20)
-    assert tools.sampled_rows == 20 and tools.rows_estimated
+    report = inspect(hub, "tester/private-mix", split="test", sample_rows=20)
+    assert report.sampled_rows == 20 and report.rows_estimated
+    assert report.rows is not None and 40 < report.rows < 80  # 60 rows
+    tools = inspect(hub, "tester/private-mix", config="tools", sample_rows=10)
+    assert tools.sampled_rows == 10 and tools.rows_estimated
 
 
 def test_server_errors_are_transient(hub: Any) -> None:

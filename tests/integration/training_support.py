@@ -12,9 +12,6 @@ import pytest
 from finetune_training.events import RuntimeEvent, parse_line
 from finetune_training.plan import TrainingPlan
 
-ROOT = Path(__file__).resolve().parents[2]
-DATASETS = ROOT.parent / "shared" / "datasets"
-
 
 def events_of(text: str) -> list[RuntimeEvent]:
     """The runtime events among the lines of a log."""

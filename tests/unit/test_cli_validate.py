@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from finetune_operator.cli.main import main
-from tests.conftest import SHARED_DATASETS
+from tests.example_data import DATASETS
 
-ALPACA = str(SHARED_DATASETS / "alpaca_en_demo.json")
+ALPACA = str(DATASETS / "alpaca.json")
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -26,7 +26,7 @@ def test_text_report_with_mapping_snippet(capsys: pytest.CaptureFixture[str]) ->
     assert "SFT   NEEDS MAPPING" in out and "DPO   INCOMPATIBLE" in out
     snippet = out.split("(paste into spec):\n", 1)[1].split("\n\n", 1)[0]
     assert yaml.safe_load(snippet) == {"dataset": {"name": ALPACA, "conversion": "Alpaca"}}
-    assert "Rows      999; 999 sampled" in out and "estimated as characters / 4" in out
+    assert "Rows      60; 60 sampled" in out and "estimated as characters / 4" in out
 
 
 def test_mapping_given_makes_it_ready(capsys: pytest.CaptureFixture[str]) -> None:
@@ -36,7 +36,7 @@ def test_mapping_given_makes_it_ready(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_exit_codes_per_requested_method(capsys: pytest.CaptureFixture[str]) -> None:
-    c4 = str(SHARED_DATASETS / "c4_demo.jsonl")
+    c4 = str(DATASETS / "text.jsonl")
     assert run(capsys, c4)[0] == 0  # SFT is ready
     assert run(capsys, c4, "-m", "DPO")[0] == 1
     assert run(capsys, c4, "-m", "SFT", "-m", "DPO")[0] == 1
@@ -44,7 +44,7 @@ def test_exit_codes_per_requested_method(capsys: pytest.CaptureFixture[str]) -> 
 
 def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(
-        capsys, str(SHARED_DATASETS / "gsm8k_test.jsonl"), "-m", "GRPO", "-o", "json", "--max-length", "64"
+        capsys, str(DATASETS / "question_answer.jsonl"), "-m", "GRPO", "-o", "json", "--max-length", "64"
     )
     data = json.loads(out)
     assert code == 1
@@ -57,7 +57,7 @@ def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:
             "columns": None,
         }
     ]
-    assert data["rows"] == 1319 and data["lengths"]["maxLength"] == 64
+    assert data["rows"] == 60 and data["lengths"]["maxLength"] == 64
 
 
 def test_columns_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -77,7 +77,7 @@ def test_columns_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     ("args", "needle"),
     [
         (["/no/such/file.jsonl"], "DatasetNotFound"),
-        ([str(SHARED_DATASETS / "c4_demo.jsonl"), "--split", "test"], "only the split `train`"),
+        ([str(DATASETS / "text.jsonl"), "--split", "test"], "only the split `train`"),
         ([ALPACA, "--column", "completion"], "must be TARGET=SOURCE"),
         ([ALPACA, "--column", "output=completion"], "target `output` must be one of"),
         ([ALPACA, "--column", "completion=nope", "-m", "SFT"], None),

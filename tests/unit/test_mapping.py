@@ -1,4 +1,4 @@
-"""finetune_training.mapping: the named conversions and renames, on the real example datasets."""
+"""finetune_training.mapping: the named conversions and renames, on the project's example datasets."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ from finetune_training.mapping import (
     parts_to_text,
 )
 from finetune_training.plan import ColumnMapping, Conversion
-from tests.conftest import SHARED_DATASETS
+from tests.example_data import DATASETS
 
 
 def rows(name: str, n: int = 50) -> list[dict[str, Any]]:
-    """The first ``n`` rows of a shared dataset file."""
-    path = SHARED_DATASETS / name
+    """The first ``n`` rows of an example dataset file."""
+    path = DATASETS / name
     if name.endswith(".jsonl"):
         with path.open() as f:
             return [json.loads(line) for line, _ in zip(f, range(n), strict=False)]
@@ -53,23 +53,21 @@ def test_alpaca_with_system_and_history() -> None:
     assert out["prompt"][-1]["content"] == "and now?"
 
 
-def test_alpaca_every_shared_row_maps() -> None:
-    for row in rows("alpaca_en_demo.json", 999):
+def test_alpaca_every_example_row_maps() -> None:
+    for row in rows("alpaca.json", 999):
         out = map_row(row, Conversion.ALPACA, None)
         assert out["completion"][0]["content"] == row["output"]
 
 
 def test_sharegpt_tool_calls_observations_and_tools() -> None:
-    row = rows("glaive_toolcall_en_demo.json", 1)[0]
+    row = rows("sharegpt_tools.json", 1)[0]
     out = map_row(row, Conversion.SHAREGPT, None)
     roles = [m["role"] for m in out["messages"]]
     assert roles[:6] == ["user", "assistant", "user", "assistant", "tool", "assistant"]
     call = out["messages"][3]
-    assert call["tool_calls"][0]["function"]["name"] == "search_recipes"
-    assert json.loads(call["tool_calls"][0]["function"]["arguments"]) == {
-        "ingredients": ["chicken", "bell peppers", "rice"]
-    }
-    assert isinstance(out["tools"], str) and json.loads(out["tools"])[0]["name"] == "search_recipes"
+    assert call["tool_calls"][0]["function"]["name"] == "get_weather"
+    assert json.loads(call["tool_calls"][0]["function"]["arguments"]) == {"city": "Lisbon", "unit": "C"}
+    assert isinstance(out["tools"], str) and json.loads(out["tools"])[0]["name"] == "get_weather"
     assert "conversations" not in out
 
 
@@ -90,7 +88,7 @@ def test_sharegpt_unknown_role_is_named() -> None:
 
 
 def test_sharegpt_preference() -> None:
-    row = rows("dpo_en_demo.json", 1)[0]
+    row = rows("sharegpt_preference.json", 1)[0]
     out = map_row(row, Conversion.SHAREGPT_PREFERENCE, None)
     assert out["prompt"] == [{"role": "user", "content": row["conversations"][0]["value"]}]
     assert out["chosen"] == [{"role": "assistant", "content": row["chosen"]["value"]}]
@@ -98,9 +96,9 @@ def test_sharegpt_preference() -> None:
 
 
 def test_content_parts_flattened_and_loss_weight_dropped() -> None:
-    row = rows("v1_sft_demo.jsonl", 1)[0]
+    row = rows("content_parts.jsonl", 1)[0]
     out = map_row(row, Conversion.CONTENT_PARTS, None)
-    assert out["messages"][0] == {"role": "user", "content": "hi"}
+    assert out["messages"][0] == {"role": "user", "content": "Explain what a Kubernetes Deployment does."}
     assert all(set(m) == {"role", "content"} for m in out["messages"])
 
 
@@ -110,7 +108,7 @@ def test_content_parts_refuses_images() -> None:
 
 
 def test_message_pairs_split_at_the_shared_prefix() -> None:
-    row = rows("v1_dpo_demo.jsonl", 1)[0]
+    row = rows("message_pairs.jsonl", 1)[0]
     out = map_row(row, Conversion.MESSAGE_PAIRS, None)
     assert [m["role"] for m in out["prompt"]] == ["system", "user"]
     assert [m["role"] for m in out["chosen"]] == ["assistant"]
@@ -119,10 +117,10 @@ def test_message_pairs_split_at_the_shared_prefix() -> None:
 
 
 def test_question_answer_gsm8k() -> None:
-    row = rows("gsm8k_test.jsonl", 1)[0]
+    row = rows("question_answer.jsonl", 1)[0]
     out = map_row(row, Conversion.QUESTION_ANSWER, None)
     assert out["prompt"] == [{"role": "user", "content": row["question"]}]
-    assert out["answer"] == "18"
+    assert out["answer"] == "44"
     assert out["completion"][0]["content"] == row["answer"]
 
 
@@ -142,7 +140,9 @@ def test_renames_apply_after_the_conversion_and_swap() -> None:
     )
     assert swapped == {"prompt": "y", "completion": "x"}
     pref = map_row(
-        rows("dpo_en_demo.json", 1)[0], Conversion.SHAREGPT_PREFERENCE, ColumnMapping(completion="chosen")
+        rows("sharegpt_preference.json", 1)[0],
+        Conversion.SHAREGPT_PREFERENCE,
+        ColumnMapping(completion="chosen"),
     )
     assert set(pref) == {"prompt", "completion", "rejected"}
 
@@ -156,17 +156,17 @@ def test_missing_columns_are_named() -> None:
 
 def test_mapped_columns_match_map_row() -> None:
     cases = {
-        "alpaca_en_demo.json": Conversion.ALPACA,
-        "glaive_toolcall_en_demo.json": Conversion.SHAREGPT,
-        "dpo_en_demo.json": Conversion.SHAREGPT_PREFERENCE,
-        "v1_sft_demo.jsonl": Conversion.CONTENT_PARTS,
-        "v1_dpo_demo.jsonl": Conversion.MESSAGE_PAIRS,
-        "gsm8k_test.jsonl": Conversion.QUESTION_ANSWER,
+        "alpaca.json": Conversion.ALPACA,
+        "sharegpt_tools.json": Conversion.SHAREGPT,
+        "sharegpt_preference.json": Conversion.SHAREGPT_PREFERENCE,
+        "content_parts.jsonl": Conversion.CONTENT_PARTS,
+        "message_pairs.jsonl": Conversion.MESSAGE_PAIRS,
+        "question_answer.jsonl": Conversion.QUESTION_ANSWER,
     }
     for name, conversion in cases.items():
         row = rows(name, 1)[0]
         assert sorted(mapped_columns(row, conversion, None)) == sorted(map_row(row, conversion, None)), name
-    row = rows("dpo_en_demo.json", 1)[0]
+    row = rows("sharegpt_preference.json", 1)[0]
     cols = ColumnMapping(completion="chosen")
     assert sorted(mapped_columns(row, Conversion.SHAREGPT_PREFERENCE, cols)) == sorted(
         map_row(row, Conversion.SHAREGPT_PREFERENCE, cols)

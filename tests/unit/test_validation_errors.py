@@ -17,7 +17,7 @@ from finetune_operator.errors import SpecError
 from finetune_operator.validation import inspect_dataset
 from finetune_operator.validation.readers import MIB, read_file
 from finetune_training.plan import DatasetSource
-from tests.conftest import SHARED_DATASETS
+from tests.example_data import DATASETS
 
 
 def error(name: str | Path, **kwargs: object) -> SpecError:
@@ -43,23 +43,23 @@ def test_unsupported_file_type(tmp_path: Path) -> None:
 
 
 def test_wrong_split_of_a_file_and_of_a_folder(tmp_path: Path) -> None:
-    err = error(SHARED_DATASETS / "c4_demo.jsonl", split="validation")
+    err = error(DATASETS / "text.jsonl", split="validation")
     assert err.reason == "DatasetNotFound" and "only the split `train`" in err.message
-    shutil.copy(SHARED_DATASETS / "c4_demo.jsonl", tmp_path / "train.jsonl")
-    shutil.copy(SHARED_DATASETS / "c4_demo.jsonl", tmp_path / "test.jsonl")
+    shutil.copy(DATASETS / "text.jsonl", tmp_path / "train.jsonl")
+    shutil.copy(DATASETS / "text.jsonl", tmp_path / "test.jsonl")
     err = error(tmp_path, split="validation")
     assert "no split `validation`" in err.message and "`test`, `train`" in err.message
 
 
 def test_wrong_config(tmp_path: Path) -> None:
-    shutil.copy(SHARED_DATASETS / "c4_demo.jsonl", tmp_path / "c4.jsonl")
+    shutil.copy(DATASETS / "text.jsonl", tmp_path / "c4.jsonl")
     (tmp_path / "README.md").write_text("---\nconfigs:\n- config_name: en\n  data_files: c4.jsonl\n---\n")
     err = error(tmp_path, config="fr")
     assert err.reason == "DatasetNotFound" and "no config `fr`" in err.message and "`en`" in err.message
 
 
 def test_several_configs_and_none_chosen(tmp_path: Path) -> None:
-    shutil.copy(SHARED_DATASETS / "c4_demo.jsonl", tmp_path / "c4.jsonl")
+    shutil.copy(DATASETS / "text.jsonl", tmp_path / "c4.jsonl")
     (tmp_path / "README.md").write_text(
         "---\nconfigs:\n- config_name: a\n  data_files: c4.jsonl\n"
         "- config_name: b\n  data_files: c4.jsonl\n---\n"
@@ -87,16 +87,16 @@ def test_truncated_parquet(tmp_path: Path) -> None:
 
 
 def test_truncated_jsonl(tmp_path: Path) -> None:
-    data = (SHARED_DATASETS / "gsm8k_test.jsonl").read_bytes()
+    data = (DATASETS / "question_answer.jsonl").read_bytes()
     (tmp_path / "cut.jsonl").write_bytes(data[: len(data) - 100])
     whole = error(tmp_path / "cut.jsonl", sample_rows=5000)
-    assert "line 1319" in whole.message and "truncated" in whole.message
+    assert "line 60" in whole.message and "truncated" in whole.message
     sampled = error(tmp_path / "cut.jsonl", sample_rows=10)  # the tail is checked without reading it all
     assert "truncated" in sampled.message
 
 
 def test_truncated_json_array(tmp_path: Path) -> None:
-    data = (SHARED_DATASETS / "alpaca_en_demo.json").read_bytes()
+    data = (DATASETS / "alpaca.json").read_bytes()
     (tmp_path / "cut.json").write_bytes(data[: len(data) // 2])
     err = error(tmp_path / "cut.json")
     assert err.reason == "DatasetInvalid" and "truncated" in err.message
@@ -175,17 +175,17 @@ def _opener(path: Path) -> Callable[[], BinaryIO]:
 
 def test_streamed_json_array_reads_only_the_sample(tmp_path: Path) -> None:
     """Large JSON arrays are decoded item by item; the count is then an estimate."""
-    path = SHARED_DATASETS / "alpaca_en_demo.json"
+    path = DATASETS / "alpaca.json"
     got = read_file(
-        _opener(path), path.name, path.stat().st_size, rows=100, max_row_bytes=MIB, full_read_bytes=0
+        _opener(path), path.name, path.stat().st_size, rows=20, max_row_bytes=MIB, full_read_bytes=0
     )
-    assert len(got.rows) == 100 and got.num_rows is None
-    assert got.estimated_rows is not None and 700 < got.estimated_rows < 1400
-    assert got.rows[0]["instruction"] == "Describe a process of making crepes."
+    assert len(got.rows) == 20 and got.num_rows is None
+    assert got.estimated_rows is not None and 40 < got.estimated_rows < 80  # 60 rows
+    assert got.rows[0]["instruction"] == "Explain what a Kubernetes Deployment does."
 
 
 def test_streamed_json_array_errors(tmp_path: Path) -> None:
-    data = (SHARED_DATASETS / "alpaca_en_demo.json").read_bytes()
+    data = (DATASETS / "alpaca.json").read_bytes()
     cut = tmp_path / "cut.json"
     cut.write_bytes(data[:5000])
     with pytest.raises(SpecError, match="truncated"):

@@ -15,20 +15,30 @@ import pytest
 from finetune_operator.api.status import Verdict
 from finetune_operator.validation import DatasetReport, inspect_dataset
 from finetune_training.plan import ColumnMapping, Conversion, DatasetSource
-from tests.conftest import SHARED_DATASETS
+from tests.example_data import DATASETS, FILES
 
 R, N, X = Verdict.READY, Verdict.NEEDS_MAPPING, Verdict.INCOMPATIBLE
 
 # file: (rows, format, {method: (verdict, conversion, renames)})
 EXPECTED: dict[str, tuple[int, str, dict[str, tuple[Verdict, Conversion | None, dict[str, str]]]]] = {
-    "alpaca_en_demo.json": (
-        999,
+    "alpaca.json": (
+        60,
         "alpaca",
         {"SFT": (N, Conversion.ALPACA, {}), "DPO": (X, None, {}), "GRPO": (X, None, {})},
     ),
-    "c4_demo.jsonl": (300, "text", {"SFT": (R, None, {}), "DPO": (X, None, {}), "GRPO": (X, None, {})}),
-    "dpo_en_demo.json": (
-        300,
+    "text.jsonl": (40, "text", {"SFT": (R, None, {}), "DPO": (X, None, {}), "GRPO": (X, None, {})}),
+    "sharegpt.json": (
+        40,
+        "sharegpt",
+        {"SFT": (N, Conversion.SHAREGPT, {}), "DPO": (X, None, {}), "GRPO": (X, None, {})},
+    ),
+    "sharegpt_tools.json": (
+        40,
+        "sharegpt",
+        {"SFT": (N, Conversion.SHAREGPT, {}), "DPO": (X, None, {}), "GRPO": (X, None, {})},
+    ),
+    "sharegpt_preference.json": (
+        40,
         "sharegpt-preference",
         {
             "SFT": (N, Conversion.SHAREGPT_PREFERENCE, {"chosen": "completion"}),
@@ -36,27 +46,29 @@ EXPECTED: dict[str, tuple[int, str, dict[str, tuple[Verdict, Conversion | None, 
             "GRPO": (X, None, {}),
         },
     ),
-    "glaive_toolcall_en_demo.json": (
-        300,
-        "sharegpt",
-        {"SFT": (N, Conversion.SHAREGPT, {}), "DPO": (X, None, {}), "GRPO": (X, None, {})},
+    "messages.jsonl": (40, "messages", {"SFT": (R, None, {}), "DPO": (X, None, {}), "GRPO": (X, None, {})}),
+    "content_parts.jsonl": (
+        40,
+        "content-parts",
+        {"SFT": (N, Conversion.CONTENT_PARTS, {}), "DPO": (X, None, {}), "GRPO": (X, None, {})},
     ),
-    "gsm8k_test.jsonl": (
-        1319,
-        "question-answer",
-        {
-            "SFT": (N, Conversion.QUESTION_ANSWER, {}),
-            "DPO": (X, None, {}),
-            "GRPO": (N, Conversion.QUESTION_ANSWER, {}),
-        },
-    ),
-    "kto_en_demo.json": (
-        300,
-        "messages-label",
+    "prompt_completion.jsonl": (
+        40,
+        "prompt-completion",
         {"SFT": (R, None, {}), "DPO": (X, None, {}), "GRPO": (X, None, {})},
     ),
-    "v1_dpo_demo.jsonl": (
-        10,
+    "preference_explicit.jsonl": (
+        40,
+        "preference",
+        {"SFT": (N, None, {"chosen": "completion"}), "DPO": (R, None, {}), "GRPO": (X, None, {})},
+    ),
+    "preference_implicit.jsonl": (
+        40,
+        "preference",
+        {"SFT": (N, None, {"chosen": "messages"}), "DPO": (R, None, {}), "GRPO": (X, None, {})},
+    ),
+    "message_pairs.jsonl": (
+        24,
         "message-pairs",
         {
             "SFT": (N, Conversion.MESSAGE_PAIRS, {"chosen": "completion"}),
@@ -64,16 +76,40 @@ EXPECTED: dict[str, tuple[int, str, dict[str, tuple[Verdict, Conversion | None, 
             "GRPO": (X, None, {}),
         },
     ),
-    "v1_sft_demo.jsonl": (
-        500,
-        "content-parts",
-        {"SFT": (N, Conversion.CONTENT_PARTS, {}), "DPO": (X, None, {}), "GRPO": (X, None, {})},
+    "question_answer.jsonl": (
+        60,
+        "question-answer",
+        {
+            "SFT": (N, Conversion.QUESTION_ANSWER, {}),
+            "DPO": (X, None, {}),
+            "GRPO": (N, Conversion.QUESTION_ANSWER, {}),
+        },
+    ),
+    "unpaired_preference.jsonl": (
+        40,
+        "prompt-completion-label",
+        {"SFT": (R, None, {}), "DPO": (X, None, {}), "GRPO": (X, None, {}), "KTO": (R, None, {})},
+    ),
+    "messages_label.json": (
+        40,
+        "messages-label",
+        {"SFT": (R, None, {}), "DPO": (X, None, {}), "GRPO": (X, None, {})},
+    ),
+    "prompts.jsonl": (
+        30,
+        "prompt-only",
+        {"SFT": (X, None, {}), "DPO": (X, None, {}), "GRPO": (R, None, {})},
     ),
 }
 
 
+def test_every_example_file_is_expected() -> None:
+    """Each file the project ships is checked here, so a new format gets its verdicts pinned."""
+    assert sorted(EXPECTED) == sorted(FILES)
+
+
 def load_rows(path: Path) -> list[dict[str, Any]]:
-    """All rows of a shared file."""
+    """All rows of an example file."""
     if path.suffix == ".jsonl":
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return list(json.loads(path.read_text()))
@@ -94,8 +130,8 @@ def check_expected(report: DatasetReport, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_shared_dataset_verdicts(name: str) -> None:
-    report = inspect_dataset(DatasetSource(name=str(SHARED_DATASETS / name)))
+def test_example_dataset_verdicts(name: str) -> None:
+    report = inspect_dataset(DatasetSource(name=str(DATASETS / name)))
     check_expected(report, name)
     assert report.sampled_rows == min(1000, EXPECTED[name][0])
     assert report.lengths is not None and report.lengths.estimated
@@ -105,12 +141,12 @@ def test_shared_dataset_verdicts(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_the_suggested_mapping_makes_the_method_ready(name: str) -> None:
     """Feeding a NeedsMapping verdict's mapping back in (as spec.dataset would) gives Ready."""
-    report = inspect_dataset(DatasetSource(name=str(SHARED_DATASETS / name)))
+    report = inspect_dataset(DatasetSource(name=str(DATASETS / name)))
     for v in report.verdicts:
         if v.verdict != Verdict.NEEDS_MAPPING:
             continue
         again = inspect_dataset(
-            DatasetSource(name=str(SHARED_DATASETS / name), conversion=v.conversion, columns=v.columns),
+            DatasetSource(name=str(DATASETS / name), conversion=v.conversion, columns=v.columns),
             methods=[v.method],
         )
         verdict = again.verdict(v.method)
@@ -120,7 +156,7 @@ def test_the_suggested_mapping_makes_the_method_ready(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_same_verdicts_from_parquet(name: str, tmp_path: Path) -> None:
-    rows = load_rows(SHARED_DATASETS / name)
+    rows = load_rows(DATASETS / name)
     path = tmp_path / "data.parquet"
     pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=100)
     report = inspect_dataset(DatasetSource(name=str(path)))
@@ -129,53 +165,53 @@ def test_same_verdicts_from_parquet(name: str, tmp_path: Path) -> None:
     assert {c.name for c in report.columns} == set(rows[0])
 
 
-@pytest.mark.parametrize("name", ["alpaca_en_demo.json", "c4_demo.jsonl", "gsm8k_test.jsonl"])
+@pytest.mark.parametrize("name", ["alpaca.json", "text.jsonl", "question_answer.jsonl"])
 def test_same_verdicts_from_csv(name: str, tmp_path: Path) -> None:
-    rows = load_rows(SHARED_DATASETS / name)
+    rows = load_rows(DATASETS / name)
     path = tmp_path / "data.csv"
     pacsv.write_csv(pa.Table.from_pylist(rows), path)
     check_expected(inspect_dataset(DatasetSource(name=str(path))), name)
 
 
-@pytest.mark.parametrize("name", ["v1_sft_demo.jsonl", "gsm8k_test.jsonl"])
+@pytest.mark.parametrize("name", ["content_parts.jsonl", "question_answer.jsonl"])
 def test_jsonl_as_json_array_and_json_lines_in_a_json_file(name: str, tmp_path: Path) -> None:
-    rows = load_rows(SHARED_DATASETS / name)
+    rows = load_rows(DATASETS / name)
     array = tmp_path / "array.json"
     array.write_text(json.dumps(rows))
     check_expected(inspect_dataset(DatasetSource(name=str(array))), name)
     lines = tmp_path / "lines.json"
-    shutil.copy(SHARED_DATASETS / name, lines)
+    shutil.copy(DATASETS / name, lines)
     check_expected(inspect_dataset(DatasetSource(name=str(lines))), name)
 
 
 def test_folder_with_splits_by_file_name(tmp_path: Path) -> None:
-    src = SHARED_DATASETS / "gsm8k_test.jsonl"
+    src = DATASETS / "question_answer.jsonl"
     lines = src.read_text().splitlines()
-    (tmp_path / "train.jsonl").write_text("\n".join(lines[:1000]) + "\n")
-    (tmp_path / "test.jsonl").write_text("\n".join(lines[1000:]) + "\n")
+    (tmp_path / "train.jsonl").write_text("\n".join(lines[:45]) + "\n")
+    (tmp_path / "test.jsonl").write_text("\n".join(lines[45:]) + "\n")
     train = inspect_dataset(DatasetSource(name=str(tmp_path)))
-    assert train.rows == 1000 and train.split == "train"
+    assert train.rows == 45 and train.split == "train"
     test = inspect_dataset(DatasetSource(name=str(tmp_path), split="test"))
-    assert test.rows == 319
+    assert test.rows == 15
     assert test.source.splits == ["test", "train"]
 
 
 def test_folder_of_sharded_parquet_counts_rows_from_footers(tmp_path: Path) -> None:
-    rows = load_rows(SHARED_DATASETS / "kto_en_demo.json")
+    rows = load_rows(DATASETS / "messages_label.json")
     data = tmp_path / "data"
     data.mkdir()
-    for i, part in enumerate((rows[:100], rows[100:250], rows[250:])):
+    for i, part in enumerate((rows[:10], rows[10:25], rows[25:])):
         pq.write_table(pa.Table.from_pylist(part), data / f"train-{i:05d}-of-00003.parquet")
-    report = inspect_dataset(DatasetSource(name=str(tmp_path)), sample_rows=50)
-    assert report.rows == 300 and not report.rows_estimated
-    assert report.sampled_rows == 50
+    report = inspect_dataset(DatasetSource(name=str(tmp_path)), sample_rows=15)
+    assert report.rows == 40 and not report.rows_estimated
+    assert report.sampled_rows == 15
     assert report.source.file_count == 3
 
 
 def test_folder_with_readme_configs(tmp_path: Path) -> None:
-    shutil.copy(SHARED_DATASETS / "alpaca_en_demo.json", tmp_path / "alpaca.json")
+    shutil.copy(DATASETS / "alpaca.json", tmp_path / "alpaca.json")
     (tmp_path / "math").mkdir()
-    shutil.copy(SHARED_DATASETS / "gsm8k_test.jsonl", tmp_path / "math" / "test.jsonl")
+    shutil.copy(DATASETS / "question_answer.jsonl", tmp_path / "math" / "test.jsonl")
     (tmp_path / "README.md").write_text(
         "---\nconfigs:\n- config_name: instruct\n  data_files: alpaca.json\n  default: true\n"
         "- config_name: math\n  data_files:\n  - split: test\n    path: math/*.jsonl\n---\n# card\n"
@@ -183,7 +219,7 @@ def test_folder_with_readme_configs(tmp_path: Path) -> None:
     default = inspect_dataset(DatasetSource(name=str(tmp_path)))
     assert default.config == "instruct" and default.format == "alpaca"
     math = inspect_dataset(DatasetSource(name=str(tmp_path), config="math", split="test"))
-    assert math.format == "question-answer" and math.rows == 1319
+    assert math.format == "question-answer" and math.rows == 60
     assert math.source.configs == ["instruct", "math"]
 
 
@@ -192,10 +228,10 @@ def test_large_jsonl_row_count_is_an_estimate(tmp_path: Path, monkeypatch: pytes
 
     monkeypatch.setattr(local, "FULL_READ_BYTES", 1024)  # treat the file as too large to count
     path = tmp_path / "big.jsonl"
-    shutil.copy(SHARED_DATASETS / "gsm8k_test.jsonl", path)
-    report = inspect_dataset(DatasetSource(name=str(path)), sample_rows=100)
+    shutil.copy(DATASETS / "question_answer.jsonl", path)
+    report = inspect_dataset(DatasetSource(name=str(path)), sample_rows=20)
     assert report.rows_estimated
-    assert report.rows is not None and 1000 < report.rows < 1700
+    assert report.rows is not None and 40 < report.rows < 80  # 60 rows
     assert any("estimated" in w for w in report.warnings)
     assert report.summary().rows == report.rows
 
@@ -220,7 +256,7 @@ def test_conversation_under_another_name(tmp_path: Path) -> None:
 
 
 def test_a_mapping_given_to_data_that_needs_none() -> None:
-    source = DatasetSource(name=str(SHARED_DATASETS / "c4_demo.jsonl"), conversion=Conversion.ALPACA)
+    source = DatasetSource(name=str(DATASETS / "text.jsonl"), conversion=Conversion.ALPACA)
     sft = inspect_dataset(source, methods=["SFT"]).verdict("SFT")
     assert sft is not None and sft.verdict == N
     assert sft.conversion is None and sft.columns is None
@@ -228,7 +264,7 @@ def test_a_mapping_given_to_data_that_needs_none() -> None:
 
 
 def test_wrong_mapping_given_is_reported_with_the_right_one() -> None:
-    source = DatasetSource(name=str(SHARED_DATASETS / "alpaca_en_demo.json"), conversion=Conversion.SHAREGPT)
+    source = DatasetSource(name=str(DATASETS / "alpaca.json"), conversion=Conversion.SHAREGPT)
     sft = inspect_dataset(source, methods=["SFT"]).verdict("SFT")
     assert sft is not None and sft.verdict == N
     assert sft.conversion == Conversion.ALPACA

@@ -10,7 +10,7 @@ from pathlib import Path
 from finetune_operator.api.status import ValidationSummary, Verdict
 from finetune_operator.validation import DatasetReport, inspect_dataset
 from finetune_training.plan import DatasetSource
-from tests.conftest import SHARED_DATASETS
+from tests.example_data import DATASETS
 
 SCHEMA = Path(__file__).parent / "data" / "dataset_report.schema.json"
 
@@ -29,7 +29,7 @@ def test_schema_matches_the_pinned_file() -> None:
 
 
 def test_json_form_has_every_key_in_camel_case() -> None:
-    report = inspect_dataset(DatasetSource(name=str(SHARED_DATASETS / "dpo_en_demo.json")))
+    report = inspect_dataset(DatasetSource(name=str(DATASETS / "sharegpt_preference.json")))
     data = json.loads(report.to_json())
     assert set(data) == TOP_LEVEL
     assert data["kind"] == "DatasetReport" and data["apiVersion"] == "finetune.dev/v1alpha1"
@@ -41,12 +41,10 @@ def test_json_form_has_every_key_in_camel_case() -> None:
 
 
 def test_summary_for_status() -> None:
-    report = inspect_dataset(
-        DatasetSource(name=str(SHARED_DATASETS / "c4_demo.jsonl")), methods=["SFT", "DPO"]
-    )
+    report = inspect_dataset(DatasetSource(name=str(DATASETS / "text.jsonl")), methods=["SFT", "DPO"])
     summary = report.summary(max_warnings=1)
     assert isinstance(summary, ValidationSummary)
-    assert summary.rows == 300 and summary.format == "text" and summary.split == "train"
+    assert summary.rows == 40 and summary.format == "text" and summary.split == "train"
     assert [(v.method, v.verdict) for v in summary.verdicts] == [
         ("SFT", Verdict.READY),
         ("DPO", Verdict.INCOMPATIBLE),
@@ -61,7 +59,7 @@ def test_local_validation_imports_no_heavy_library() -> None:
         "import sys\n"
         "from finetune_operator.validation import inspect_dataset\n"
         "from finetune_training.plan import DatasetSource\n"
-        f"inspect_dataset(DatasetSource(name={str(SHARED_DATASETS / 'c4_demo.jsonl')!r}))\n"
+        f"inspect_dataset(DatasetSource(name={str(DATASETS / 'text.jsonl')!r}))\n"
         "heavy = ('torch', 'transformers', 'datasets', 'huggingface_hub')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )

@@ -10,7 +10,8 @@ MFU (hardware FLOPs utilisation, recompute counted) comes from measurements: eac
 :class:`ThroughputMeasurement` implies an MFU, and an estimate uses the measurement nearest in model size,
 preferring the same GPU type (so a figure measured on H100 transfers to an L4 by the ratio of their
 peaks, as the task of scaling "by published TFLOPs" asks). Built-in figures, measured by this project on
-2026-11-25 (shared/research/gpu-throughput.md: TRL 1.16, SDPA, packed rows of 1024, bf16):
+2026-11-25 (TRL 1.16, transformers 5.17, torch 2.11, SDPA, packed rows of 1024, bf16, randomly initialised
+models of the Qwen3 shapes, real non-pad tokens/s):
 
 - H100, Qwen3-0.6B, bfd packing into rows with a per-row block mask, no checkpointing: 52,080 tok/s
   (MFU 18.8%)
