@@ -198,6 +198,7 @@ def test_a_resume_that_cannot_read_the_checkpoint_retries_and_never_starts_over(
     assert code == 1, stderr[-3000:]
     assert outage.hits > 1  # retried
     assert [(e.ftjob, e.reason) for e in events] == [(EventKind.ERROR, "CheckpointUnreadable")], events
+    assert events[0].message and "503" in events[0].message
     assert hub.store.branches("model", repo)["checkpoints"] == head and _marker_step(hub, repo) == 2
 
     # A short outage (a 503 on the refs and two on the marker) only delays the resume.

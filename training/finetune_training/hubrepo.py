@@ -28,10 +28,10 @@ T = TypeVar("T")
 READ_ATTEMPTS = 6
 """Tries of a Hub read that cannot be answered now, before giving up (about a minute with the backoff)."""
 READ_BACKOFF_SECONDS = 2.0
-"""The first wait between tries; it doubles each time, up to `READ_BACKOFF_MAX_SECONDS`.
-`FTJOB_HUB_READ_BACKOFF_SECONDS` overrides it (tests make it short)."""
-BACKOFF_ENV = "FTJOB_HUB_READ_BACKOFF_SECONDS"
+"""The first wait between tries; it doubles each time, up to `READ_BACKOFF_MAX_SECONDS`."""
 READ_BACKOFF_MAX_SECONDS = 30.0
+BACKOFF_ENV = "FTJOB_HUB_READ_BACKOFF_SECONDS"
+"""Overrides `READ_BACKOFF_SECONDS` (tests make it short)."""
 
 
 def ensure_repo(api: HfApi, repo: str, private: bool, repo_type: str = "model") -> None:
@@ -58,9 +58,8 @@ def read_failure(exc: BaseException) -> ReadFailure | None:
     although it subclasses `EntryNotFoundError`: `hf_hub_download` raises it when the HEAD call failed
     (connection, 5xx, 403) and the file is not in the local cache, so the file may well exist.
     """
-    if isinstance(
-        exc, GatedRepoError | DisabledRepoError
-    ):  # GatedRepoError subclasses RepositoryNotFoundError
+    # Before the "not found" family: GatedRepoError subclasses RepositoryNotFoundError.
+    if isinstance(exc, GatedRepoError | DisabledRepoError):
         return ReadFailure.FORBIDDEN
     if isinstance(exc, RepositoryNotFoundError | RevisionNotFoundError | RemoteEntryNotFoundError):
         return ReadFailure.ABSENT
@@ -87,9 +86,16 @@ class HubUnreadable(Exception):
     """A Hub read kept failing with something other than "absent"; `failure` says how."""
 
     def __init__(self, what: str, failure: ReadFailure, cause: BaseException) -> None:
-        first_line = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-        super().__init__(f"cannot read {what} from the Hub ({failure.value}): {first_line}")
+        detail = _first_line(cause)
+        if cause.__cause__ is not None:  # LocalEntryNotFoundError wraps what the HEAD call got
+            detail += f" ({_first_line(cause.__cause__)})"
+        super().__init__(f"cannot read {what} from the Hub ({failure.value}): {detail}")
         self.failure = failure
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def read_with_retries(
