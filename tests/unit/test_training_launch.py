@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import base64
+import os
+import signal
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from finetune_training.errors import TrainingError
-from finetune_training.launch import accelerate_command, needs_accelerate
+from finetune_training.launch import accelerate_command, needs_accelerate, run_passing_stop_on
 from finetune_training.plan import TrainingPlan
 from finetune_training.runner import load_plan
+from finetune_training.stop import STOP_EXIT_CODE
 
 PLAN = {
     "job": {"name": "j"},
@@ -63,3 +69,22 @@ def test_bad_plans_are_named(env: str | None, fragment: str, monkeypatch: pytest
     with pytest.raises(TrainingError) as err:
         load_plan(None)
     assert err.value.reason == "PlanInvalid" and fragment in err.value.message
+
+
+def test_the_launcher_passes_sigterm_on_and_exits_with_the_stop_code() -> None:
+    # The child reports the signal and exits as a failing elastic agent would (1); the launcher says "stopped".
+    child = (
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *a: (print('got SIGTERM', flush=True), sys.exit(1)))\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        started = time.monotonic()
+        code = run_passing_stop_on([sys.executable, "-c", child])
+    finally:
+        timer.cancel()
+    assert code == STOP_EXIT_CODE and time.monotonic() - started < 30
+    assert run_passing_stop_on([sys.executable, "-c", "raise SystemExit(3)"]) == 3  # no stop: its own code

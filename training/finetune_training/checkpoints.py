@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import HfApi, constants
-from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
+from finetune_training.errors import TrainingError
 from finetune_training.events import EventKind, RuntimeEvent, emit
-from finetune_training.hubrepo import ensure_repo
+from finetune_training.hubrepo import HubUnreadable, ensure_repo, read_with_retries
+from finetune_training.stop import StopRequest
 
 BRANCH = "checkpoints"
 FOLDER = "last-checkpoint"
@@ -41,6 +45,14 @@ def local_checkpoint(output_dir: Path) -> Path | None:
         return None
     last = get_last_checkpoint(str(output_dir))
     return Path(last) if last else None
+
+
+@dataclass(frozen=True)
+class RemoteCheckpoint:
+    """This job's checkpoint on the branch: its step and the commit that holds it."""
+
+    step: int
+    commit: str
 
 
 class HubCheckpoints:
@@ -70,26 +82,35 @@ class HubCheckpoints:
         """Where the last checkpoint is browsable."""
         return f"{constants.ENDPOINT}/{self.repo}/tree/{BRANCH}/{FOLDER}"
 
-    def remote_step(self) -> int | None:
-        """The step of this job's checkpoint on the branch, or None when there is none."""
-        try:
-            # Asked first: on a missing repo the download could answer from a stale local cache.
-            branches = {b.name for b in self.api.list_repo_refs(self.repo).branches}
-            if BRANCH not in branches:
-                return None
-            path = self.api.hf_hub_download(self.repo, f"{FOLDER}/{MARKER}", revision=BRANCH)
-        except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
+    def find(self) -> RemoteCheckpoint | None:
+        """One look for this job's checkpoint: None when the repo, the branch or the marker is absent.
+
+        The marker is read at the branch's commit, so a cached copy can only ever be of that commit and the
+        download that follows gets the same checkpoint even if a push lands in between. Hub errors other
+        than "absent" propagate (see :func:`finetune_training.hubrepo.read_failure`).
+        """
+        # Asked first: on a missing repo the download could answer from a stale local cache.
+        commit = next(
+            (b.target_commit for b in self.api.list_repo_refs(self.repo).branches if b.name == BRANCH), None
+        )
+        if commit is None:
             return None
+        path = self.api.hf_hub_download(self.repo, f"{FOLDER}/{MARKER}", revision=commit)
         marker = json.loads(Path(path).read_text())
         if marker.get("jobUid", "") != self.job_uid:
             log.warning("checkpoint on %s@%s belongs to another job; starting fresh", self.repo, BRANCH)
             return None
-        return int(marker["step"])
+        return RemoteCheckpoint(step=int(marker["step"]), commit=commit)
 
-    def download(self, dest: Path) -> Path:
-        """Download the last checkpoint into `dest` and return its folder."""
+    def download(self, checkpoint: RemoteCheckpoint, dest: Path) -> Path:
+        """Download `checkpoint` into a fresh `dest` and return its folder.
+
+        `dest` is emptied first: on a failed request `snapshot_download` would otherwise answer with whatever
+        an earlier attempt left there.
+        """
+        shutil.rmtree(dest, ignore_errors=True)
         self.api.snapshot_download(
-            self.repo, revision=BRANCH, allow_patterns=[f"{FOLDER}/*"], local_dir=str(dest)
+            self.repo, revision=checkpoint.commit, allow_patterns=[f"{FOLDER}/*"], local_dir=str(dest)
         )
         return dest / FOLDER
 
@@ -118,18 +139,44 @@ class HubCheckpoints:
 def resume_checkpoint(output_dir: Path, hub: HubCheckpoints | None) -> tuple[Path | None, int | None]:
     """The checkpoint to resume from: the newer of the local one and this job's one on the Hub.
 
+    A Hub that cannot be read now is asked again with backoff; when it still cannot be read the run fails
+    (`CheckpointUnreadable`) rather than starting at step 0 and later overwriting the checkpoint. Only the
+    Hub saying the repo, branch or marker does not exist means there is none.
+
     Returns
     -------
     tuple
         The checkpoint folder and its step, or (None, None) to start at step 0.
+
+    Raises
+    ------
+    TrainingError
+        `CheckpointUnreadable` when the Hub kept failing.
     """
     local = local_checkpoint(output_dir)
     local_step = checkpoint_step(local) if local else None
-    remote_step = hub.remote_step() if hub else None
-    if hub and remote_step is not None and (local_step is None or remote_step > local_step):
-        folder = hub.download(output_dir / "hub-resume")
-        return folder, remote_step
-    return local, local_step
+    if hub is None:
+        return local, local_step
+    try:
+        remote = read_with_retries(f"the checkpoint of {hub.repo}@{BRANCH}", hub.find)
+        if remote is None or (local_step is not None and remote.step <= local_step):
+            return local, local_step
+        dest = output_dir / "hub-resume"
+        folder = read_with_retries(
+            f"the checkpoint at step {remote.step}", partial(hub.download, remote, dest)
+        )
+    except HubUnreadable as exc:
+        raise TrainingError(
+            "CheckpointUnreadable",
+            f"{exc}; not starting over, so the checkpoint is not overwritten: run the job again when the Hub "
+            "answers (or check that the token can read `spec.output.repo`)",
+        ) from exc
+    if folder is None:
+        raise TrainingError(
+            "CheckpointUnreadable",
+            f"the checkpoint at step {remote.step} vanished from {hub.repo} while downloading",
+        )
+    return folder, remote.step
 
 
 class CheckpointPushCallback(TrainerCallback):
@@ -137,6 +184,8 @@ class CheckpointPushCallback(TrainerCallback):
 
     def __init__(self, hub: HubCheckpoints | None) -> None:
         self.hub = hub
+        self.last_url: str | None = None
+        """Where the last checkpoint went (the Hub branch, or the local folder)."""
 
     def on_save(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
@@ -148,4 +197,21 @@ class CheckpointPushCallback(TrainerCallback):
         if not folder.is_dir():
             return
         url = self.hub.push(folder, state.global_step) if self.hub else folder.resolve().as_uri()
+        self.last_url = url
         emit(RuntimeEvent(ftjob=EventKind.CHECKPOINT, step=state.global_step, url=url))
+
+
+class StopOnSignalCallback(TrainerCallback):
+    """At the end of a step after SIGTERM: log it, save (and so push) a checkpoint, and end training."""
+
+    def __init__(self, stop: StopRequest) -> None:
+        self.stop = stop
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        """Turn a stop request into the Trainer's own save (pushed by `CheckpointPushCallback`) and stop."""
+        if self.stop.agreed(args.device):
+            control.should_log = True
+            control.should_save = True
+            control.should_training_stop = True

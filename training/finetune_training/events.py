@@ -30,6 +30,9 @@ class EventKind(StrEnum):
     """An artifact landed: `artifact` is `model` or `gguf`, `url` where."""
     DONE = "done"
     """Everything finished; final metrics."""
+    STOPPED = "stopped"
+    """The run stopped on a signal after saving a checkpoint: `reason` (`Signal`), `step`, `url` of the
+    checkpoint to resume from; the process exits with code 143."""
     ERROR = "error"
     """The run failed; `reason` (CamelCase) and `message` say why."""
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+from types import FrameType
 
 from finetune_training.errors import TrainingError
 from finetune_training.events import EventKind, RuntimeEvent, emit
 from finetune_training.plan import TrainingPlan
 from finetune_training.runner import PLAN_ENV, load_plan, run
+from finetune_training.stop import STOP_EXIT_CODE
 
 # Set by accelerate/torchrun in each worker: a worker must train, never launch again.
 _WORKER_ENV = ("LOCAL_RANK", "ACCELERATE_PROCESS_ID", "WORLD_SIZE")
@@ -59,5 +62,31 @@ def launch(plan_path: str | None, plan_env: str = PLAN_ENV) -> int:
         return 1
     if needs_accelerate(plan):
         # The workers emit their own events (rank 0 only) and errors; pass their exit code on.
-        return subprocess.call(accelerate_command(plan, plan_path, plan_env))
+        return run_passing_stop_on(accelerate_command(plan, plan_path, plan_env))
     return run(plan_path, plan_env)
+
+
+def run_passing_stop_on(command: list[str]) -> int:
+    """Run `command`, passing SIGTERM on to it, and return its exit code (143 after a stop).
+
+    In a container this process is PID 1, the only one the kubelet signals, and its death kills the rest: it
+    forwards the signal and waits, and torch's elastic agent under `accelerate launch` passes it to every
+    worker, which saves and pushes the checkpoint (:mod:`finetune_training.stop`). The agent waits
+    `TORCH_ELASTIC_SHUTDOWN_TIMEOUT` for them (30 s by default; raised here so the pod's grace period is the
+    bound) and then exits non-zero itself, so after a forwarded stop any failure code reads as the stop;
+    the `stopped` or `error` event says which.
+    """
+    env = {"TORCH_ELASTIC_SHUTDOWN_TIMEOUT": "3600", **os.environ}
+    child = subprocess.Popen(command, env=env)
+    forwarded: list[int] = []
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        forwarded.append(signum)
+        child.send_signal(signum)
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        code = child.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return STOP_EXIT_CODE if forwarded and code != 0 else code

@@ -3,7 +3,9 @@
 Usage: ``python -m finetune_training.runner --plan plan.json`` (or ``ftjob train``). Without ``--plan`` the
 plan is read, base64-encoded JSON, from the environment variable named by ``--plan-env`` (default
 ``FTJOB_PLAN``), for backends that pass it that way. Every failure ends in one `error` event with a
-CamelCase reason and exit code 1; the traceback goes to stderr once, before it.
+CamelCase reason and exit code 1; the traceback goes to stderr once, before it. SIGTERM ends the current
+step, saves and pushes a checkpoint, and ends in a `stopped` event and exit code 143
+(:mod:`finetune_training.stop`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pydantic import ValidationError
 from finetune_training.errors import TrainingError
 from finetune_training.events import EventKind, RuntimeEvent, emit
 from finetune_training.plan import TrainingPlan
+from finetune_training.stop import STOP_EXIT_CODE, Stopped, StopRequest
 
 PLAN_ENV = "FTJOB_PLAN"
 
@@ -68,29 +71,43 @@ def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
-def train(plan: TrainingPlan) -> dict[str, Any]:
+def train(plan: TrainingPlan, stop: StopRequest | None = None) -> dict[str, Any]:
     """Run the whole job: data, training (resuming when a checkpoint exists), saving, publishing.
 
     Parameters
     ----------
     plan
         The training plan.
+    stop
+        Set by SIGTERM (see :meth:`StopRequest.installed`); checked at each step's end.
 
     Returns
     -------
     dict
         Final metrics and the published URLs (`model`, `gguf`).
+
+    Raises
+    ------
+    Stopped
+        After a stop request: the checkpoint is saved and pushed, and the `stopped` event emitted.
     """
     # Heavy imports here, so `--help` and plan errors stay fast.
     from accelerate import PartialState
     from huggingface_hub import HfApi
     from transformers.trainer_callback import PrinterCallback
 
-    from finetune_training.checkpoints import CheckpointPushCallback, HubCheckpoints, resume_checkpoint
+    from finetune_training.checkpoints import (
+        CheckpointPushCallback,
+        HubCheckpoints,
+        StopOnSignalCallback,
+        resume_checkpoint,
+    )
     from finetune_training.data import prepare_dataset
     from finetune_training.methods import build_trainer, load_tokenizer
     from finetune_training.progress import EventsCallback, trackio_location
     from finetune_training.publish import publish
+
+    stop = stop or StopRequest()
 
     token = os.environ.get("HF_TOKEN") or None
     work = Path(plan.output.local_dir)
@@ -110,16 +127,23 @@ def train(plan: TrainingPlan) -> dict[str, Any]:
 
     trackio_url = trackio_location(plan.tracking)
     tokenizer = load_tokenizer(plan)
+    pushes = CheckpointPushCallback(hub)
     trainer = build_trainer(
         plan,
         dataset,
         checkpoints_dir,
-        callbacks=[EventsCallback(resumed_step, trackio_url), CheckpointPushCallback(hub)],
+        callbacks=[EventsCallback(resumed_step, trackio_url), pushes, StopOnSignalCallback(stop)],
         tokenizer=tokenizer,
     )
     # Our events replace the Trainer's printed log dicts on stdout.
     trainer.remove_callback(PrinterCallback)
+    if stop.agreed(state.device):
+        # Asked before the first step: the checkpoint resumed from (if any) already holds everything.
+        _stopped(trainer, resumed_step or 0, None)
     result = trainer.train(resume_from_checkpoint=str(resume_dir) if resume_dir else None)
+    if stop.agreed(state.device):
+        # Publishing is left to the resumed run, which starts from this step's checkpoint.
+        _stopped(trainer, trainer.state.global_step, pushes.last_url)
     metrics = _numbers(result.metrics)
     final_dir = work / "final"
     trainer.save_model(str(final_dir))
@@ -139,6 +163,22 @@ def train(plan: TrainingPlan) -> dict[str, Any]:
             )
         )
     return {"metrics": metrics, **outputs}
+
+
+def _stopped(trainer: Any, step: int, url: str | None) -> None:
+    """Report the stop (main process) and end the run with :class:`Stopped`."""
+    if trainer.is_world_process_zero():
+        emit(
+            RuntimeEvent(
+                ftjob=EventKind.STOPPED,
+                reason="Signal",
+                step=step,
+                total_steps=trainer.state.max_steps or None,
+                url=url,
+                message=f"stopped on SIGTERM after step {step}; a new run resumes from there",
+            )
+        )
+    raise Stopped(step)
 
 
 def _reason(exc: BaseException) -> tuple[str, str]:
@@ -171,13 +211,16 @@ def run(plan_path: str | None, plan_env: str = PLAN_ENV) -> int:
     Returns
     -------
     int
-        The exit code.
+        The exit code: 0 done, 1 failed, 143 stopped on SIGTERM after saving (`STOP_EXIT_CODE`).
     """
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        plan = load_plan(plan_path, plan_env)
-        train(plan)
+        with StopRequest().installed() as stop:
+            plan = load_plan(plan_path, plan_env)
+            train(plan, stop)
+    except Stopped:
+        return STOP_EXIT_CODE
     except KeyboardInterrupt:
         emit(RuntimeEvent(ftjob=EventKind.ERROR, reason="Interrupted", message="training was interrupted"))
         return 130

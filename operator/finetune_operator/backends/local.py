@@ -1,12 +1,14 @@
 """The Local backend: `ftjob train` as a process on the operator's host (a GPU box, or the CPU demo).
 
-Each job gets a folder `<workdir>/<namespace>/<work name>/` holding `plan.json`, `train.log`, `pid` and,
-once the process ends, `exit_code`. The folder is the backend identity: a restarted operator finds it.
+Each job gets a folder `<workdir>/<namespace>/<work name>/` holding `plan.json`, `train.log`, `pid` (the
+shell that records the exit code), `run_pid` (the run's process group) and, once the process ends,
+`exit_code`. The folder is the backend identity: a restarted operator finds it.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import shlex
 import signal
@@ -21,7 +23,8 @@ from finetune_operator.config import OperatorConfig
 from finetune_operator.identity import work_name
 from finetune_training.plan import TrainingPlan
 
-GRACE_SECONDS = 10.0
+STOP_GRACE_SECONDS = 60.0
+"""How long a stopped run may take to save and push its checkpoint (after SIGTERM) before SIGKILL."""
 TIMEOUT_EXIT = 124  # coreutils `timeout`
 
 
@@ -32,10 +35,16 @@ class LocalBackend:
     needs_token = False  # the process is the operator's own child: cancel and logs need no token
     retries_itself = False
 
-    def __init__(self, config: OperatorConfig, command: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        config: OperatorConfig,
+        command: list[str] | None = None,
+        stop_grace_seconds: float = STOP_GRACE_SECONDS,
+    ) -> None:
         self.workdir = Path(config.local_workdir)
         self.config = config
         self.command = command or [sys.executable, "-m", "finetune_operator.cli.main", "train"]
+        self.stop_grace_seconds = stop_grace_seconds
         self._children: dict[str, subprocess.Popen[bytes]] = {}
 
     def folder(self, target: JobTarget) -> Path:
@@ -60,10 +69,15 @@ class LocalBackend:
             update={"output": plan.output.model_copy(update={"local_dir": str(folder / "outputs")})}
         )
         plan.dump(folder / "plan.json")
+        (folder / "run_pid").unlink(missing_ok=True)
         train = shlex.join([*self.command, "--plan", str(folder / "plan.json")])
-        # The shell records the exit code, so a restarted operator can read how the run ended.
-        script = f"timeout --signal=TERM --kill-after={int(GRACE_SECONDS)} {timeout_seconds} {train}; "
-        script += "echo $? > exit_code.tmp && mv exit_code.tmp exit_code"
+        # The shell records the exit code, so a restarted operator can read how the run ended. `timeout`
+        # leads a process group of its own (the run and its children): a cancel signals that group, so the
+        # shell lives on to record the code. At the limit, or on a cancel, `timeout` sends SIGTERM (the run
+        # saves a checkpoint) and SIGKILL after the grace.
+        grace = int(self.stop_grace_seconds)
+        script = f"timeout --signal=TERM --kill-after={grace} {timeout_seconds} {train} & "
+        script += "echo $! > run_pid; wait $!; echo $? > exit_code.tmp && mv exit_code.tmp exit_code"
         env = dict(os.environ)
         env.pop("KUBECONFIG", None)  # the runtime never talks to Kubernetes
         env.update(TRACKIO_DIR=str(folder / "trackio"), PYTHONUNBUFFERED="1", HF_HUB_DISABLE_TELEMETRY="1")
@@ -149,19 +163,35 @@ class LocalBackend:
                     return
                 time.sleep(0.5)
 
+    def _run_group(self, folder: Path) -> int | None:
+        """The run's process group (`timeout`'s pid), once the shell has written it."""
+        deadline = time.monotonic() + 5.0
+        while self._alive(folder):
+            try:
+                return int((folder / "run_pid").read_text())
+            except (OSError, ValueError):
+                if time.monotonic() > deadline:
+                    return None
+                time.sleep(0.1)
+        return None
+
     def cancel(self, target: JobTarget, ref: WorkRef) -> None:
-        """Kill the process group (TERM, then KILL after a grace period)."""
+        """Stop the run: SIGTERM to its process group (it saves and pushes a checkpoint, then exits 143),
+        SIGKILL to it and the shell after `stop_grace_seconds` if it still runs."""
         folder = self._folder(target, ref)
         if not (folder / "pid").exists() or (folder / "exit_code").exists():
             return
         (folder / "cancelled").touch()
-        pid = int((folder / "pid").read_text())
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(pid, sig)
-            except ProcessLookupError:
-                return
-            deadline = time.monotonic() + GRACE_SECONDS
+        shell = int((folder / "pid").read_text())
+        run = self._run_group(folder)
+        for sig, groups, wait in (
+            (signal.SIGTERM, [run or shell], self.stop_grace_seconds),
+            (signal.SIGKILL, [g for g in (run, shell) if g], 10.0),
+        ):
+            for group in groups:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(group, sig)
+            deadline = time.monotonic() + wait
             while time.monotonic() < deadline and self._alive(folder):
                 time.sleep(0.2)
             if not self._alive(folder):

@@ -1,0 +1,127 @@
+"""What a failed Hub read means for a resume: only the Hub saying "not found" is "no checkpoint".
+
+The errors are raised the way the client raises them: `hf_raise_for_status` on the Hub's own responses
+(status and `X-Error-Code`), and the `LocalEntryNotFoundError` `hf_hub_download` raises when its HEAD call
+failed and nothing is cached.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+
+import httpx2
+import pytest
+from huggingface_hub.errors import LocalEntryNotFoundError
+from huggingface_hub.utils import hf_raise_for_status
+
+from finetune_training.hubrepo import HubUnreadable, ReadFailure, read_failure, read_with_retries
+from finetune_training.stop import StopRequest
+
+REFS = "https://huggingface.co/api/models/tester/m/refs"
+MARKER = "https://huggingface.co/tester/m/resolve/checkpoints/last-checkpoint/ftjob-checkpoint.json"
+
+
+def _hub_error(status: int, url: str = MARKER, code: str | None = None, **headers: str) -> Exception:
+    if code:
+        headers["X-Error-Code"] = code
+    response = httpx2.Response(status, headers=headers, request=httpx2.Request("GET", url))
+    with pytest.raises(Exception) as caught:
+        hf_raise_for_status(response)
+    return caught.value
+
+
+def _cannot_reach_hub() -> LocalEntryNotFoundError:
+    """As `hf_hub_download` raises it after a failed HEAD with an empty cache (a subclass of EntryNotFound)."""
+    try:
+        raise _hub_error(503)
+    except Exception as cause:
+        try:
+            raise LocalEntryNotFoundError("cannot find the requested files in the local cache") from cause
+        except LocalEntryNotFoundError as exc:
+            return exc
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (_hub_error(404, REFS, "RepoNotFound"), ReadFailure.ABSENT),
+        (_hub_error(401, REFS, "RepoNotFound"), ReadFailure.ABSENT),  # anonymous: missing or private
+        (_hub_error(404, MARKER, "RevisionNotFound"), ReadFailure.ABSENT),
+        (_hub_error(404, MARKER, "EntryNotFound"), ReadFailure.ABSENT),
+        (_cannot_reach_hub(), ReadFailure.UNAVAILABLE),
+        (_hub_error(503), ReadFailure.UNAVAILABLE),
+        (_hub_error(500, REFS), ReadFailure.UNAVAILABLE),
+        (_hub_error(429, REFS, **{"Retry-After": "3"}), ReadFailure.UNAVAILABLE),
+        (httpx2.ConnectError("connection refused"), ReadFailure.UNAVAILABLE),
+        (httpx2.ReadTimeout("timed out"), ReadFailure.UNAVAILABLE),
+        (_hub_error(403, REFS), ReadFailure.FORBIDDEN),
+        (_hub_error(403, MARKER, "GatedRepo"), ReadFailure.FORBIDDEN),
+        (ValueError("not a Hub error"), None),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, Exception) else str(v),
+)
+def test_only_a_not_found_answer_means_absent(error: Exception, expected: ReadFailure | None) -> None:
+    assert read_failure(error) == expected
+
+
+def _no_sleep(seconds: float) -> None:
+    raise AssertionError(f"waited {seconds}s where no retry was due")
+
+
+def _reads(*outcomes: object) -> tuple[list[int], Callable[[], object]]:
+    calls: list[int] = []
+
+    def read() -> object:
+        calls.append(1)
+        outcome = outcomes[len(calls) - 1]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    return calls, read
+
+
+def test_a_read_that_cannot_be_answered_now_is_retried_with_backoff() -> None:
+    waits: list[float] = []
+    calls, read = _reads(_cannot_reach_hub(), _hub_error(503, REFS), "marker")
+    assert read_with_retries("x", read, backoff_seconds=1, sleep=waits.append) == "marker"
+    assert len(calls) == 3 and waits == [1, 2]
+
+
+def test_retry_after_is_honoured_when_longer_than_the_backoff() -> None:
+    waits: list[float] = []
+    _, read = _reads(_hub_error(429, REFS, **{"Retry-After": "7"}), "ok")
+    read_with_retries("x", read, backoff_seconds=1, sleep=waits.append)
+    assert waits == [7]
+
+
+def test_absent_is_none_at_once() -> None:
+    calls, read = _reads(_hub_error(404, REFS, "RepoNotFound"))
+    assert read_with_retries("x", read, sleep=_no_sleep) is None
+    assert len(calls) == 1
+
+
+def test_a_hub_that_keeps_failing_is_unreadable_not_absent() -> None:
+    calls, read = _reads(*[_hub_error(403, REFS)] * 3)
+    with pytest.raises(HubUnreadable) as caught:
+        read_with_retries("the checkpoint", read, attempts=3, backoff_seconds=0, sleep=lambda s: None)
+    assert len(calls) == 3 and caught.value.failure == ReadFailure.FORBIDDEN
+    assert "cannot read the checkpoint from the Hub (forbidden)" in str(caught.value)
+
+
+def test_other_errors_are_not_retried() -> None:
+    calls, read = _reads(KeyError("step"))
+    with pytest.raises(KeyError):
+        read_with_retries("x", read, sleep=_no_sleep)
+    assert len(calls) == 1
+
+
+def test_sigterm_is_recorded_not_fatal_and_the_handler_restored() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    with StopRequest().installed() as stop:
+        assert not stop.requested
+        signal.raise_signal(signal.SIGTERM)
+        signal.raise_signal(signal.SIGTERM)  # `timeout` and a group kill deliver it more than once
+        assert stop.requested and stop.agreed()
+    assert signal.getsignal(signal.SIGTERM) is before
