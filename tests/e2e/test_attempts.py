@@ -17,7 +17,7 @@ from tests.hub import HubServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow, pytest.mark.hub]
 
-TRAINING = {"maxSteps": 12, "maxLength": 128, "perDeviceBatchSize": 2, "gradientAccumulationSteps": 1,
+TRAINING = {"maxSteps": 40, "maxLength": 128, "perDeviceBatchSize": 2, "gradientAccumulationSteps": 1,
             "loggingSteps": 1, "saveSteps": 3}  # fmt: skip
 
 
@@ -55,5 +55,5 @@ def test_a_killed_local_run_resumes_from_its_checkpoint_as_attempt_two(
     assert second != first
     starts = [json.loads(line[line.index("{") :]) for line in (second / "train.log").read_text().splitlines()
               if '"ftjob":"start"' in line]  # fmt: skip
-    assert starts and starts[0].get("resumedFromStep", 0) >= 3, starts
-    assert status["progress"]["step"] == 12
+    assert starts and 3 <= starts[0].get("resumedFromStep", 0) < 40, starts
+    assert status["progress"]["step"] == 40
