@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import kubectl
 from tests.e2e.conftest import TINY_REPO
 from tests.e2e.support import apply, events_for, ftj, phase_is, wait_for
 from tests.hub import HubServer
@@ -57,3 +58,44 @@ def test_a_killed_local_run_resumes_from_its_checkpoint_as_attempt_two(
               if '"ftjob":"start"' in line]  # fmt: skip
     assert starts and 3 <= starts[0].get("resumedFromStep", 0) < 40, starts
     assert status["progress"]["step"] == 40
+
+
+def test_suspending_a_running_job_checkpoints_and_resuming_continues_from_there(
+    namespace: str, run_operator: Any, alpaca_dataset: dict[str, Any], token_secret: str, hub: HubServer
+) -> None:
+    repo = f"tester/{namespace}-pause"
+    manifest = ftj(
+        "pause",
+        model=TINY_REPO,
+        dataset=alpaca_dataset,
+        backend="Local",
+        peft="LoRA",
+        hyperparameters=TRAINING,
+        output={"repo": repo},
+        tokenSecretRef={"name": token_secret},
+    )
+    with run_operator():
+        apply(namespace, manifest)
+        obj = wait_for(
+            namespace,
+            "pause",
+            lambda o: (o.get("status", {}).get("progress") or {}).get("step", 0) >= 3,
+            timeout=300,
+        )
+        first = Path(obj["status"]["backendRef"]["url"].removeprefix("file://")).parent
+        kubectl("patch", "ftj", "pause", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspend":true}}')
+        obj = wait_for(namespace, "pause", phase_is("Suspended"), timeout=60)
+        # The runtime saw SIGTERM, saved and pushed a checkpoint at the step it reached, and stopped.
+        wait_for(namespace, "pause", lambda o: (first / "exit_code").exists(), timeout=120)
+        stopped = [json.loads(line[line.index("{") :]) for line in (first / "train.log").read_text().splitlines()
+                   if '"ftjob":"stopped"' in line]  # fmt: skip
+        assert stopped and stopped[0]["step"] >= 3, (first / "train.log").read_text()[-3000:]
+        kubectl("patch", "ftj", "pause", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspend":false}}')
+        obj = wait_for(namespace, "pause", phase_is("Succeeded", "Failed"), timeout=600)
+    status = obj["status"]
+    assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
+    assert status["attempts"] == 2
+    second = Path(status["backendRef"]["url"].removeprefix("file://")).parent
+    starts = [json.loads(line[line.index("{") :]) for line in (second / "train.log").read_text().splitlines()
+              if '"ftjob":"start"' in line]  # fmt: skip
+    assert starts[0].get("resumedFromStep") == stopped[0]["step"]
