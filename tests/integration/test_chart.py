@@ -101,8 +101,9 @@ def test_schema_refuses_bad_values(value: str, complaint: str) -> None:
 def test_schema_config_lists_every_operator_config_field() -> None:
     schema = json.loads((CHART / "values.schema.json").read_text())
     in_schema = set(schema["properties"]["config"]["properties"])
-    # metrics_port is set from metrics.port so the Service and the operator agree.
-    assert in_schema | {"metrics_port"} == set(OperatorConfig.model_fields)
+    # metrics_port is set from metrics.port so the Service and the operator agree; operator_namespace is
+    # the pod's own (POD_NAMESPACE from the downward API).
+    assert in_schema | {"metrics_port", "operator_namespace"} == set(OperatorConfig.model_fields)
     price = schema["properties"]["config"]["properties"]["gpu_prices"]["items"]
     assert set(price["properties"]) == {f.alias or n for n, f in GpuPrice.model_fields.items()}
 

@@ -181,7 +181,7 @@ def test_a_resume_that_cannot_read_the_checkpoint_retries_and_never_starts_over(
     make_plan: Callable[..., TrainingPlan], tmp_path: Path, hub: HubServer
 ) -> None:
     repo = "tester/flaky-hub"
-    plan = make_plan("SFT", "c4_demo.jsonl", hyperparameters={"maxSteps": 2}, output={"repo": repo})
+    plan = make_plan("SFT", "text.jsonl", hyperparameters={"maxSteps": 2}, output={"repo": repo})
     plan.model = BASE
     code, _, stderr = _run(plan, tmp_path, hub)
     assert code == 0, stderr[-3000:]
