@@ -118,7 +118,7 @@ def test_deleting_an_hf_job_cancels_it(
         job_id = obj["status"]["backendRef"]["id"]
         kubectl("delete", "ftj", "hf-cancel", "-n", namespace, "--timeout=60s")
     assert kubectl("get", "ftj", "hf-cancel", "-n", namespace, check=False).returncode != 0
-    job = hub.jobs.get("tester", job_id)
+    job = hub.jobs.wait_ended("tester", job_id)
     assert job is not None and job.stage == "CANCELED"
 
 

@@ -169,6 +169,16 @@ class JobRunner:
             job = self._jobs.get(job_id)
         return job if job is not None and job.namespace == namespace else None
 
+    def wait_ended(self, namespace: str, job_id: str, timeout: float = 60.0) -> Job | None:
+        """The job once it has ended (a cancel takes effect when the run has exited, as on HF Jobs), or
+        as it is after `timeout` seconds; None when there is no such job."""
+        deadline = time.monotonic() + timeout
+        while (job := self.get(namespace, job_id)) is not None and not job.terminal:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        return job
+
     def list(self, namespace: str, stages: list[str], labels: dict[str, str]) -> list[Job]:
         """Jobs of ``namespace``, newest first, with any of ``stages`` (if given) and all ``labels``."""
         with self._lock:

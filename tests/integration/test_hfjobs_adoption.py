@@ -77,4 +77,5 @@ def test_each_attempt_is_found_by_its_labels_across_listing_pages(
         hub.jobs.page_size = 50
         for ref in (first, second):
             backend.cancel(target(ref.attempt or 1), ref)
-    assert backend.poll(target(1), first).state in {WorkState.CANCELLED, WorkState.FAILED}
+    hub.jobs.wait_ended("tester", first.id)
+    assert backend.poll(target(1), first).state == WorkState.CANCELLED
