@@ -113,7 +113,7 @@ def test_sigterm_pushes_a_checkpoint_at_the_step_reached_and_the_next_run_resume
     # No periodic checkpoint before the end: the one on the Hub can only come from the stop.
     plan = make_plan(
         "SFT",
-        "alpaca_en_demo.json",
+        "alpaca.json",
         "Alpaca",
         hyperparameters={"maxSteps": 40, "saveSteps": 1000},
         output={"repo": repo},
@@ -152,8 +152,8 @@ def test_sigterm_pushes_a_checkpoint_at_the_step_reached_and_the_next_run_resume
 @pytest.mark.parametrize(
     ("method", "dataset", "conversion", "hyperparameters"),
     [
-        ("DPO", "dpo_en_demo.json", "ShareGPTPreference", {}),
-        ("GRPO", "gsm8k_test.jsonl", "QuestionAnswer", {"numGenerations": 2, "maxCompletionLength": 8}),
+        ("DPO", "sharegpt_preference.json", "ShareGPTPreference", {}),
+        ("GRPO", "question_answer.jsonl", "QuestionAnswer", {"numGenerations": 2, "maxCompletionLength": 8}),
     ],
 )
 def test_sigterm_saves_a_checkpoint_for_every_method(
