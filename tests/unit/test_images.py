@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from finetune_operator.config import OperatorConfig
+
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ("operator", "trainer")
 EXTRA = {"operator": {"operator"}, "trainer": {"training", "gpu"}}
@@ -204,10 +206,19 @@ def test_operator_uid_matches_the_charts_security_context() -> None:
     assert values["podSecurityContext"]["runAsUser"] == int(user)
 
 
-def test_trainer_entrypoint_is_ftjob() -> None:
-    entry = [i.args for i in dockerfile("trainer") if i.keyword == "ENTRYPOINT"]
-    assert entry and exec_form(entry[-1])[0] == "ftjob"
-    assert "ftjob" in PYPROJECT["project"]["scripts"]
+def test_the_trainer_command_runs_as_sent_whether_it_replaces_entrypoint_or_cmd() -> None:
+    """Kubernetes' `command` replaces the image's ENTRYPOINT; an API with `docker run` semantics (HF Jobs
+    may be one) keeps the ENTRYPOINT and replaces CMD. Either way the run must be `ftjob train …` once."""
+    instructions = dockerfile("trainer")
+    entry = [exec_form(i.args) for i in instructions if i.keyword == "ENTRYPOINT"]
+    entrypoint = entry[-1] if entry else []
+    sent = [*OperatorConfig().trainer_command, "--plan", "/plan/plan.json"]
+    as_kubernetes = sent
+    as_docker_run = [*entrypoint, *sent]
+    assert as_kubernetes == as_docker_run, f"ENTRYPOINT {entrypoint} would run {as_docker_run}"
+    assert sent[:2] == ["ftjob", "train"] and "ftjob" in PYPROJECT["project"]["scripts"]
+    cmd = [exec_form(i.args) for i in instructions if i.keyword == "CMD"]
+    assert cmd and cmd[-1][0] == "ftjob", "the image's default command runs the CLI"
 
 
 def test_operator_entrypoint_runs_kopf_on_the_operator_module() -> None:
