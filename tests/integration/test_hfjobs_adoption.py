@@ -79,3 +79,16 @@ def test_each_attempt_is_found_by_its_labels_across_listing_pages(
             backend.cancel(target(ref.attempt or 1), ref)
     hub.jobs.wait_ended("tester", first.id)
     assert backend.poll(target(1), first).state == WorkState.CANCELLED
+
+
+def test_the_tokens_account_is_looked_up_once_not_on_every_call(
+    hub: HubServer, backend: HFJobsBackend, tmp_path: Path
+) -> None:
+    """The Hub rate-limits `whoami`; finds and submits of many jobs must not each call it."""
+    counter = hub.faults.delay(r"^/api/whoami", 0, times=10_000)
+    try:
+        for attempt in range(1, 6):
+            backend.find(target(attempt, uid="uid-whoami"))
+        assert counter.hits == 1
+    finally:
+        hub.faults.clear()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import threading
+import time
 from collections.abc import Iterator
 
 from huggingface_hub import HfApi
@@ -22,6 +25,10 @@ from finetune_operator.identity import (
 from finetune_training.plan import TrainingPlan
 
 PLAN_ENV = "FTJOB_PLAN"
+ACCOUNT_TTL_SECONDS = 600.0
+"""How long a token's account name is reused: the Hub rate-limits `whoami`, and every find and submit
+needs the namespace."""
+ACCOUNT_CACHE_SIZE = 1024
 
 STAGES = {
     "SCHEDULING": WorkState.QUEUED,
@@ -42,6 +49,9 @@ class HFJobsBackend:
 
     def __init__(self, config: OperatorConfig) -> None:
         self.config = config
+        # sha256(token) -> (looked up at, account name): the token itself is never kept as a key.
+        self._accounts: dict[str, tuple[float, str]] = {}
+        self._accounts_lock = threading.Lock()
 
     def _api(self, target: JobTarget) -> HfApi:
         if not target.token:
@@ -55,10 +65,21 @@ class HFJobsBackend:
     def _namespace(self, api: HfApi) -> str:
         if self.config.hf_namespace:
             return self.config.hf_namespace
+        key = hashlib.sha256(str(api.token).encode()).hexdigest()
+        now = time.monotonic()
+        with self._accounts_lock:
+            cached = self._accounts.get(key)
+        if cached and now - cached[0] < ACCOUNT_TTL_SECONDS:
+            return cached[1]
         try:
-            return str(api.whoami()["name"])
+            name = str(api.whoami()["name"])
         except Exception as exc:
             raise hub_error(exc, "looking up the token's account") from None
+        with self._accounts_lock:
+            if len(self._accounts) >= ACCOUNT_CACHE_SIZE:
+                del self._accounts[min(self._accounts, key=lambda k: self._accounts[k][0])]
+            self._accounts[key] = (now, name)
+        return name
 
     def find(self, target: JobTarget) -> WorkRef | None:
         """The HF Job labelled with this FineTuneJob's UID (the newest, if several)."""
