@@ -25,6 +25,7 @@ WAITING_REASONS = frozenset(
         "HubNotFound",
         "HubForbidden",
         "HubOffline",
+        "HubPaymentRequired",  # credits or a payment method can be added
         # the world: GPUs free up, a backend is enabled, a budget is raised, RBAC is granted
         "NoHardwareFits",
         "BackendDisabled",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from huggingface_hub import HfApi
 from huggingface_hub.errors import (
@@ -25,7 +26,7 @@ def hub_error(exc: Exception, what: str) -> SpecError | RetryLater:
     if isinstance(exc, HfHubHTTPError) and exc.response is not None:
         code = exc.response.status_code
         if code in TRANSIENT_STATUS:
-            delay = float(exc.response.headers.get("Retry-After", 30) or 30)
+            delay = retry_delay(exc.response.headers)
             return RetryLater(f"{what}: HTTP {code} from the Hub; retrying", delay=min(delay, 300))
         if code == 401:
             return SpecError(
@@ -33,7 +34,13 @@ def hub_error(exc: Exception, what: str) -> SpecError | RetryLater:
                 f"{what}: the Hub refused the token (HTTP 401): put a valid token in the Secret named by "
                 "`spec.tokenSecretRef`",
             )
-        if code in (402, 403):
+        if code == 402:
+            return SpecError(
+                "HubPaymentRequired",
+                f"{what}: HTTP 402: {_server_message(exc)} (the account running the job has no credits or "
+                "payment method: add them in the Hub's billing settings; the job retries by itself)",
+            )
+        if code == 403:
             return SpecError(
                 "HubForbidden",
                 f"{what}: HTTP {code}: {_server_message(exc)} (check the token's rights, the account's "
@@ -43,6 +50,21 @@ def hub_error(exc: Exception, what: str) -> SpecError | RetryLater:
     if isinstance(exc, (OSError, TimeoutError)) or "Timeout" in type(exc).__name__:
         return RetryLater(f"{what}: {type(exc).__name__}; retrying")
     return RetryLater(f"{what}: {type(exc).__name__}: {exc}")
+
+
+_RATELIMIT_RESET = re.compile(r"(?:^|;)\s*t\s*=\s*(\d+)")
+
+
+def retry_delay(headers: Mapping[str, str], default: float = 30.0) -> float:
+    """Seconds to wait before the next call: the Hub's `RateLimit` header (`"api";r=0;t=55`, the IETF
+    draft's reset time `t`) or `Retry-After`, else `default`."""
+    reset = _RATELIMIT_RESET.search(headers.get("RateLimit", "") or "")
+    if reset:
+        return max(float(reset.group(1)), 1.0)
+    try:
+        return float(headers.get("Retry-After") or default)
+    except ValueError:  # an HTTP date: rare from the Hub; the default is safe
+        return default
 
 
 def _server_message(exc: HfHubHTTPError) -> str:

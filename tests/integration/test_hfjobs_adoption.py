@@ -12,6 +12,7 @@ import pytest
 from finetune_operator.backends.base import JobTarget, WorkState
 from finetune_operator.backends.hfjobs import HFJobsBackend
 from finetune_operator.config import OperatorConfig
+from finetune_operator.errors import SpecError
 from finetune_training.plan import TrainingPlan
 from tests.hub import DEFAULT_TOKEN, HubServer, start_hub
 from tests.hub.client import client_config
@@ -92,3 +93,18 @@ def test_the_tokens_account_is_looked_up_once_not_on_every_call(
         assert counter.hits == 1
     finally:
         hub.faults.clear()
+
+
+def test_an_account_without_credits_gets_a_reason_to_fix_and_no_job(
+    hub: HubServer, backend: HFJobsBackend, tmp_path: Path
+) -> None:
+    before = len(hub.jobs.list("tester", [], {}))
+    refused = hub.faults.add(r"^/api/jobs/tester$", status=402, method="POST")
+    try:
+        with pytest.raises(SpecError) as caught:
+            backend.submit(target(1, uid="uid-broke"), plan(1, tmp_path), timeout_seconds=120)
+    finally:
+        hub.faults.clear()
+    assert refused.hits == 1
+    assert caught.value.reason == "HubPaymentRequired" and caught.value.fixable
+    assert len(hub.jobs.list("tester", [], {})) == before

@@ -1,4 +1,5 @@
-"""What a failed Hub read means for a resume: only the Hub saying "not found" is "no checkpoint".
+"""What a failed Hub call means: for a resume, only the Hub saying "not found" is "no checkpoint"; for the
+operator, a rate limit waits as long as the Hub says and no credits is a reason of its own.
 
 The errors are raised the way the client raises them: `hf_raise_for_status` on the Hub's own responses
 (status and `X-Error-Code`), and the `LocalEntryNotFoundError` `hf_hub_download` raises when its HEAD call
@@ -15,6 +16,8 @@ import pytest
 from huggingface_hub.errors import LocalEntryNotFoundError
 from huggingface_hub.utils import hf_raise_for_status
 
+from finetune_operator.errors import RetryLater, SpecError
+from finetune_operator.hub import hub_error
 from finetune_training.hubrepo import HubUnreadable, ReadFailure, read_failure, read_with_retries
 from finetune_training.stop import StopRequest
 
@@ -125,3 +128,17 @@ def test_sigterm_is_recorded_not_fatal_and_the_handler_restored() -> None:
         signal.raise_signal(signal.SIGTERM)  # `timeout` and a group kill deliver it more than once
         assert stop.requested and stop.agreed()
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_the_operator_waits_as_long_as_the_hubs_ratelimit_header_says() -> None:
+    """The Hub sends `RateLimit: "api";r=0;t=55` with a 429: the retry waits for the reset, not 30 s."""
+    error = hub_error(_hub_error(429, REFS, RateLimit='"api";r=0;t=55'), "listing HF Jobs")
+    assert isinstance(error, RetryLater) and error.delay == 55
+    error = hub_error(_hub_error(429, REFS, **{"Retry-After": "7"}), "listing HF Jobs")
+    assert isinstance(error, RetryLater) and error.delay == 7
+
+
+def test_no_credits_is_its_own_reason_and_the_job_waits_for_them() -> None:
+    error = hub_error(_hub_error(402, "https://huggingface.co/api/jobs/tester"), "submitting the HF Job")
+    assert isinstance(error, SpecError) and error.reason == "HubPaymentRequired" and error.fixable
+    assert "credits" in error.message
