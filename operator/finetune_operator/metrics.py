@@ -139,6 +139,15 @@ class OperatorMetrics:
             API_BUCKETS,
         )
         self.job_training_loss = gauge("job_training_loss", "Latest training loss of a job.", JOB_LABELS)
+        self.job_reward = gauge("job_reward", "Latest mean reward of a GRPO job's completions.", JOB_LABELS)
+        self.job_reward_accuracy = gauge(
+            "job_reward_accuracy",
+            "Latest share of a DPO job's pairs where the chosen answer is preferred (0 to 1).",
+            JOB_LABELS,
+        )
+        self.job_reward_margin = gauge(
+            "job_reward_margin", "Latest mean reward margin (chosen minus rejected) of a DPO job.", JOB_LABELS
+        )
         self.job_step = gauge("job_step", "Latest training step of a job.", JOB_LABELS)
         self.job_total_steps = gauge("job_total_steps", "Training steps a job will take.", JOB_LABELS)
         self.job_progress_ratio = gauge(
@@ -158,6 +167,9 @@ class OperatorMetrics:
         )
         self._job_gauges = (
             self.job_training_loss,
+            self.job_reward,
+            self.job_reward_accuracy,
+            self.job_reward_margin,
             self.job_step,
             self.job_total_steps,
             self.job_progress_ratio,
@@ -269,6 +281,9 @@ class OperatorMetrics:
             ratio = min(1.0, p.step / p.total_steps)
         values = {
             self.job_training_loss: p.loss,
+            self.job_reward: p.reward,
+            self.job_reward_accuracy: p.reward_accuracy,
+            self.job_reward_margin: p.reward_margin,
             self.job_step: p.step if progress is not None else None,
             self.job_total_steps: p.total_steps,
             self.job_progress_ratio: ratio,

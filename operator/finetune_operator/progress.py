@@ -55,6 +55,13 @@ THROUGHPUT_WINDOW = 3
 SLOW_RATIO = 0.25
 """Fraction of the plan's tokens/s below which throughput is too slow."""
 
+# TRL's logged metric names (GRPOTrainer and DPOTrainer `_metrics`).
+REWARD = "reward"
+REWARDS_PREFIX = "rewards/"
+MEAN_SUFFIX = "/mean"
+DPO_ACCURACY = "rewards/accuracies"
+DPO_MARGIN = "rewards/margins"
+
 
 class WarningReason(StrEnum):
     """Reasons of the warnings a tracker raises (used as Kubernetes Event reasons)."""
@@ -97,6 +104,10 @@ class TrackerState(CamelModel):
     """tokens/s readings seen."""
     running: bool = False
     finished: bool = False
+    attempt_started: float | None = None
+    """Runtime wall time of the current attempt's `start` event."""
+    elapsed_before: float = 0.0
+    """Training seconds of the earlier attempts."""
 
 
 def _rfc3339(epoch_seconds: float) -> str:
@@ -291,7 +302,11 @@ class ProgressTracker:
         if event.trackio_url:
             p.trackio_url = event.trackio_url
             self.outputs.trackio = event.trackio_url
+        self._elapsed(event)
+        if kind == EventKind.START and event.rows is not None:
+            p.rows = event.rows
         if kind == EventKind.PROGRESS:
+            self._method_metrics(event.metrics or {})
             if event.loss is not None:
                 self._loss(event.loss, event.step)
             if event.tokens_per_second is not None:
@@ -312,6 +327,38 @@ class ProgressTracker:
         self._dirty = True
         if first or kind in (EventKind.START, EventKind.DONE):
             self._forced = True
+
+    def _elapsed(self, event: RuntimeEvent) -> None:
+        # Each attempt's `start` opens a span; earlier spans are summed so a resume keeps the total.
+        s, p = self._state, self.progress
+        if event.ftjob == EventKind.START:
+            if s.attempt_started is not None:
+                s.elapsed_before = p.elapsed_seconds or s.elapsed_before
+            s.attempt_started = event.time
+        if s.attempt_started is not None:
+            p.elapsed_seconds = round(s.elapsed_before + max(0.0, event.time - s.attempt_started), 1)
+
+    def _method_metrics(self, metrics: dict[str, float]) -> None:
+        """What tells how DPO and GRPO are doing (their loss alone does not): TRL's logged rewards."""
+        p = self.progress
+        reward = _finite(metrics.get(REWARD))
+        if reward is not None:
+            p.reward = round(reward, 6)
+            if p.first_reward is None:
+                p.first_reward = p.reward
+        per_function = {
+            key[len(REWARDS_PREFIX) : -len(MEAN_SUFFIX)]: round(value, 6)
+            for key, value in metrics.items()
+            if key.startswith(REWARDS_PREFIX) and key.endswith(MEAN_SUFFIX) and _finite(value) is not None
+        }
+        if per_function:
+            p.rewards = per_function
+        accuracy = _finite(metrics.get(DPO_ACCURACY))
+        if accuracy is not None:
+            p.reward_accuracy = round(accuracy, 6)
+        margin = _finite(metrics.get(DPO_MARGIN))
+        if margin is not None:
+            p.reward_margin = round(margin, 6)
 
     def _published(self, event: RuntimeEvent) -> None:
         if not event.url:
@@ -334,6 +381,8 @@ class ProgressTracker:
             )
             return
         self.progress.loss = round(loss, 6)
+        if self.progress.first_loss is None:
+            self.progress.first_loss = self.progress.loss
         self._clear(WarningReason.LOSS_NAN)
         s.losses += 1
         if s.loss_min is None or loss < s.loss_min:

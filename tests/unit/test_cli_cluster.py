@@ -200,13 +200,14 @@ def test_watch_plain_lines_exit_codes() -> None:
     code = watch(lambda: next(seq), out, tty=False, interval=0, sleep=lambda _: None)
     assert code == 0
     lines = out.getvalue().splitlines()
-    assert [line.split()[0] for line in lines] == ["Queued", "Queued", "Running", "Succeeded"]
+    assert [line.split()[0] for line in lines[:-1]] == ["Queued", "Queued", "Running", "Succeeded"]
+    assert lines[-1].startswith("Job succeeded")
     assert "\r" not in out.getvalue()
 
     failed = statuses(Phase.RUNNING, Phase.FAILED, message="CUDA out of memory")
     out = io.StringIO()
     assert watch(lambda: next(failed), out, tty=False, interval=0, sleep=lambda _: None) == 1
-    assert out.getvalue().splitlines()[-1] == "Failed: CUDA out of memory"
+    assert out.getvalue().splitlines()[-1].startswith("Job failed: CUDA out of memory")
     cancelled = statuses(Phase.CANCELLED)
     assert watch(lambda: next(cancelled), io.StringIO(), tty=False, sleep=lambda _: None) == 1
 
@@ -215,7 +216,7 @@ def test_watch_unchanged_lines_printed_once_and_tty_redraws() -> None:
     same = iter([FineTuneJobStatus(phase=Phase.QUEUED)] * 3 + [FineTuneJobStatus(phase=Phase.SUCCEEDED)])
     out = io.StringIO()
     watch(lambda: next(same), out, tty=False, sleep=lambda _: None)
-    assert out.getvalue().splitlines() == ["Queued", "Succeeded"]
+    assert out.getvalue().splitlines() == ["Queued", "Succeeded", "Job succeeded"]
     seq = statuses(Phase.RUNNING, Phase.RUNNING, Phase.SUCCEEDED)
     out = io.StringIO()
     watch(lambda: next(seq), out, tty=True, sleep=lambda _: None)

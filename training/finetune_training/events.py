@@ -37,6 +37,33 @@ class EventKind(StrEnum):
     """The run failed; `reason` (CamelCase) and `message` say why."""
 
 
+class DataRows(CamelModel):
+    """How the dataset's rows became training steps, so epochs and steps add up (in the `start` event).
+
+    An epoch is ``examples / examplesPerStep`` steps: with packing, several rows share one example, so an
+    epoch takes fewer steps than ``datasetRows / examplesPerStep``.
+    """
+
+    model_config = CamelModel.model_config | {"extra": "ignore"}
+
+    dataset_rows: int
+    """Rows of the split after mapping (every one is trained on: none is held out for evaluation)."""
+    examples: int
+    """Training examples the trainer built from them: packed sequences when packing, else one per row."""
+    packed: bool = False
+    """Rows were packed into sequences of up to `maxLength` tokens."""
+    examples_per_step: int
+    """Examples one optimizer step consumes: per-device batch x gradient accumulation x processes."""
+    truncated_rows: int | None = None
+    """Rows longer than `maxLength` tokens, cut to fit (their tails are not trained on); None when not
+    counted (packing cuts sequences, not rows)."""
+    max_length: int | None = None
+    """The token limit per example."""
+    generations_per_prompt: int | None = None
+    """GRPO: completions sampled per prompt; a step consumes ``examplesPerStep / generationsPerPrompt``
+    prompts."""
+
+
 class RuntimeEvent(CamelModel):
     """One structured line from `ftjob train`."""
 
@@ -58,6 +85,8 @@ class RuntimeEvent(CamelModel):
     reason: str | None = None
     message: str | None = None
     metrics: dict[str, float] | None = None
+    rows: DataRows | None = None
+    """How rows became steps (the `start` event)."""
 
 
 def emit(event: RuntimeEvent, stream: TextIO | None = None) -> None:

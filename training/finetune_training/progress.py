@@ -12,7 +12,7 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from finetune_training.events import EventKind, RuntimeEvent, emit
+from finetune_training.events import DataRows, EventKind, RuntimeEvent, emit
 from finetune_training.plan import Tracking
 
 
@@ -31,6 +31,40 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def data_rows(dataset_rows: int, trainer: Any) -> DataRows:
+    """How the trainer turned `dataset_rows` rows into examples and steps (see :class:`DataRows`).
+
+    Parameters
+    ----------
+    dataset_rows
+        Rows handed to the trainer.
+    trainer
+        The built trainer (its `train_dataset` is the processed one: packed, tokenized).
+    """
+    args = trainer.args
+    packed = bool(getattr(args, "packing", False))
+    max_length = getattr(args, "max_length", None)
+    train = trainer.train_dataset
+    truncated = None
+    if not packed and max_length and "input_ids" in getattr(train, "column_names", []):
+        import pyarrow.compute as pc
+
+        # Arrow list lengths: no Python lists for a large dataset. A row at the limit was cut to fit.
+        lengths = pc.list_value_length(train.data.column("input_ids"))
+        truncated = int(pc.sum(pc.greater_equal(lengths, max_length)).as_py() or 0)
+    return DataRows(
+        dataset_rows=dataset_rows,
+        examples=len(train),
+        packed=packed,
+        examples_per_step=args.per_device_train_batch_size
+        * args.gradient_accumulation_steps
+        * args.world_size,
+        truncated_rows=truncated,
+        max_length=max_length,
+        generations_per_prompt=getattr(args, "num_generations", None),
+    )
+
+
 class EventsCallback(TrainerCallback):
     """Emits `start` and `progress` events from the Trainer's state and logs.
 
@@ -40,11 +74,19 @@ class EventsCallback(TrainerCallback):
         The global step the run resumed from (None when it starts at step 0).
     trackio_url
         The trackio location, reported in the `start` event.
+    rows
+        How rows became steps, reported in the `start` event (set once the trainer is built).
     """
 
-    def __init__(self, resumed_from_step: int | None = None, trackio_url: str | None = None) -> None:
+    def __init__(
+        self,
+        resumed_from_step: int | None = None,
+        trackio_url: str | None = None,
+        rows: DataRows | None = None,
+    ) -> None:
         self.resumed_from_step = resumed_from_step
         self.trackio_url = trackio_url
+        self.rows = rows
         self._started = 0.0
         self._first_step = 0
         self._last_time = 0.0
@@ -65,6 +107,7 @@ class EventsCallback(TrainerCallback):
                     total_steps=state.max_steps,
                     resumed_from_step=self.resumed_from_step,
                     trackio_url=self.trackio_url,
+                    rows=self.rows,
                 )
             )
 

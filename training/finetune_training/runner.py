@@ -104,7 +104,7 @@ def train(plan: TrainingPlan, stop: StopRequest | None = None) -> dict[str, Any]
     )
     from finetune_training.data import prepare_dataset
     from finetune_training.methods import build_trainer, load_tokenizer
-    from finetune_training.progress import EventsCallback, trackio_location
+    from finetune_training.progress import EventsCallback, data_rows, trackio_location
     from finetune_training.publish import publish
 
     stop = stop or StopRequest()
@@ -128,13 +128,15 @@ def train(plan: TrainingPlan, stop: StopRequest | None = None) -> dict[str, Any]
     trackio_url = trackio_location(plan.tracking)
     tokenizer = load_tokenizer(plan)
     pushes = CheckpointPushCallback(hub)
+    events = EventsCallback(resumed_step, trackio_url)
     trainer = build_trainer(
         plan,
         dataset,
         checkpoints_dir,
-        callbacks=[EventsCallback(resumed_step, trackio_url), pushes, StopOnSignalCallback(stop)],
+        callbacks=[events, pushes, StopOnSignalCallback(stop)],
         tokenizer=tokenizer,
     )
+    events.rows = data_rows(len(dataset), trainer)
     # Our events replace the Trainer's printed log dicts on stdout.
     trainer.remove_callback(PrinterCallback)
     if stop.agreed(state.device):

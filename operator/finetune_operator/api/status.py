@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field
 
 from finetune_training.camel import CamelModel
+from finetune_training.events import DataRows
 from finetune_training.plan import ColumnMapping, Conversion, Hyperparameters, PeftMode
 
 
@@ -111,10 +112,13 @@ class PlanSummary(CamelModel):
     gpu_count: int = 0
     gpu_product: str | None = None
     gpu_memory_gib: float | None = None
+    """Memory of each GPU (None on a CPU target: see `ramGib`)."""
+    ram_gib: float | None = None
+    """A CPU target's memory (RAM) the plan counted on."""
     peft: PeftMode
     parameters_billions: float | None = None
     memory_gib: float
-    """Estimated peak memory per GPU."""
+    """Estimated peak memory per GPU (of RAM on a CPU target)."""
     estimated_hours: float
     estimated_cost_usd: float = Field(alias="estimatedCostUSD")
     suggested_timeout: str
@@ -131,7 +135,25 @@ class Progress(CamelModel):
     step: int = 0
     total_steps: int | None = None
     epoch: float | None = None
+    """Passes over the training examples (see `rows`: with packing an epoch is fewer steps than rows)."""
     loss: float | None = None
+    """Latest training loss. For GRPO it stays near 0 and means little: read `reward`."""
+    first_loss: float | None = None
+    """The first loss logged (DPO starts at ln 2 = 0.693), to compare the latest one with."""
+    reward: float | None = None
+    """GRPO: mean reward of the latest logged step's completions (weighted sum over the functions)."""
+    first_reward: float | None = None
+    """GRPO: the first mean reward logged."""
+    rewards: dict[str, float] | None = None
+    """GRPO: mean reward per reward function, by function name."""
+    reward_accuracy: float | None = None
+    """DPO: share of pairs where the model prefers the chosen answer (0.5 is chance; rises with training)."""
+    reward_margin: float | None = None
+    """DPO: mean reward of chosen minus rejected answers (rises from 0 with training)."""
+    elapsed_seconds: float | None = None
+    """Training time so far, summed over attempts (from the runtime's clock: start to latest event)."""
+    rows: DataRows | None = None
+    """How the dataset's rows became examples and steps."""
     learning_rate: float | None = None
     tokens_per_second: float | None = None
     eta_seconds: float | None = None

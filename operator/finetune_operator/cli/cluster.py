@@ -21,7 +21,13 @@ from urllib.parse import unquote, urlparse
 
 from finetune_operator import GROUP, PLURAL, VERSION
 from finetune_operator.api.status import TERMINAL_PHASES, BackendRef, FineTuneJobStatus, Phase
-from finetune_operator.cli.status_view import OUTPUTS, parse_status, render_output, watch_line
+from finetune_operator.cli.status_view import (
+    OUTPUTS,
+    parse_status,
+    render_output,
+    summary_line,
+    watch_line,
+)
 
 SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
@@ -289,8 +295,8 @@ def watch(
         if status.phase in TERMINAL_PHASES:
             if tty:
                 out.write("\n")
-            if status.message and status.phase != Phase.SUCCEEDED:
-                out.write(f"{status.phase.value}: {status.message}\n")
+            # The line an agent relays: outcome, training time, the metric that matters, cost.
+            out.write(summary_line(status) + "\n")
             out.flush()
             return exit_code(status.phase)
         if timeout is not None and clock() - start >= timeout:
@@ -345,7 +351,13 @@ def register(subparsers: Any, name: str) -> None:
     p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
     p.add_argument("--context", help="kubeconfig context (default: the current context)")
     if name == "status":
-        p.add_argument("-o", "--output", choices=OUTPUTS, default="text", help="output format")
+        p.add_argument(
+            "-o",
+            "--output",
+            choices=OUTPUTS,
+            default="text",
+            help="output format (summary: one line to relay)",
+        )
         p.set_defaults(func=_guarded(run_status))
     elif name == "logs":
         p.add_argument(

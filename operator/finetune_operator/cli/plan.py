@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from finetune_operator import KIND
 from finetune_operator.api.spec import Backend, FineTuneJobSpec
+from finetune_operator.cli.status_view import usd
 from finetune_operator.errors import RetryLater, SpecError
 from finetune_operator.planning.catalog import HFJobsCatalog, default_catalog, load_catalog
 from finetune_operator.planning.config import PlannerConfig
@@ -200,9 +201,10 @@ def render_text(
     if rows is not None:
         data = f"{rows:,} rows x {mean or hp.max_length / 2:.0f} tokens"
     tokens = f"{d.summary.tokens:,} training tokens" if d.summary.tokens is not None else "tokens unknown"
-    hardware = f"{d.summary.gpu_count}x {d.summary.gpu_product}, {d.summary.gpu_memory_gib:.1f} GiB each"
-    if not d.summary.gpu_count:
-        hardware = f"CPU, {d.summary.gpu_memory_gib:.1f} GiB"
+    cpu = not d.summary.gpu_count
+    hardware = f"{d.summary.gpu_count}x {d.summary.gpu_product}, {d.summary.gpu_memory_gib or 0:.1f} GiB each"
+    if cpu:
+        hardware = f"CPU, {d.summary.ram_gib or 0:.1f} GiB RAM"
     settings = (
         f"lr {hp.learning_rate:g}, epochs {hp.epochs:g}, maxLength {hp.max_length}, batch "
         f"{hp.per_device_batch_size} x {hp.gradient_accumulation_steps} accumulation, gradient checkpointing "
@@ -220,11 +222,11 @@ def render_text(
         f"  Dataset    {spec.dataset.name}: {data}; {tokens}",
         f"  Target     {d.summary.target} ({hardware}{', ' + d.sharding.value if d.gpu_count > 1 else ''})",
         f"  PEFT       {d.peft.value}",
-        f"  Memory     {m.total_gib:.1f} GiB per GPU: weights {m.weights_gib:.1f}, "
+        f"  Memory     {m.total_gib:.1f} GiB {'of RAM' if cpu else 'per GPU'}: weights {m.weights_gib:.1f}, "
         f"gradients {m.gradients_gib:.1f}, "
         f"optimizer {m.optimizer_gib:.1f}, reference {m.reference_model_gib:.1f}, activations "
         f"{m.activations_gib:.1f}, overhead {m.overhead_gib:.1f}",
-        f"  Estimate   {d.estimated_hours:.2f} h, ${d.estimated_cost_usd:.2f}; "
+        f"  Estimate   {d.estimated_hours:.2f} h, {usd(d.estimated_cost_usd)}; "
         f"suggested timeout {d.suggested_timeout}",
         f"  Settings   {settings}",
         f"  Why        {d.reason}",
@@ -233,7 +235,7 @@ def render_text(
     if d.alternatives:
         lines.append("  Also fits")
         for alt in d.alternatives:
-            cost = f"${alt.estimated_cost_usd:.2f}" if alt.estimated_cost_usd is not None else "?"
+            cost = usd(alt.estimated_cost_usd) if alt.estimated_cost_usd is not None else "?"
             lines.append(f"    {alt.target:<28} {alt.peft.value:<6} {alt.memory_gib:>7.1f} GiB  {cost}")
     lines += [f"  Note       {n}" for n in notes]
     return "\n".join(lines)

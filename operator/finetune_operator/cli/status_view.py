@@ -11,7 +11,7 @@ import yaml
 
 from finetune_operator.api.status import FineTuneJobStatus, Phase, Progress
 
-OUTPUTS = ("text", "json", "yaml")
+OUTPUTS = ("text", "summary", "json", "yaml")
 
 
 def parse_status(obj: dict[str, Any]) -> FineTuneJobStatus:
@@ -93,6 +93,118 @@ def progress_summary(progress: Progress | None) -> str:
     return f"{progress.step}{total}{percent}"
 
 
+SEPARATOR = " \u00b7 "
+
+_PHASE_WORDS = {
+    Phase.PENDING: "is pending",
+    Phase.VALIDATING: "is validating its dataset",
+    Phase.BLOCKED: "is blocked",
+    Phase.PLANNED: "is planned",
+    Phase.SUSPENDED: "is suspended",
+    Phase.QUEUED: "is queued",
+    Phase.RUNNING: "is running",
+    Phase.PUBLISHING: "is publishing",
+    Phase.SUCCEEDED: "succeeded",
+    Phase.FAILED: "failed",
+    Phase.CANCELLED: "was cancelled",
+}
+
+
+def usd(value: float) -> str:
+    """Dollars with cents, and enough digits for an amount below a cent (`$0.0042`)."""
+    if value != 0 and abs(value) < 0.01:
+        return f"${value:.2g}" if abs(value) >= 0.001 else f"${value:.1e}"
+    return f"${value:,.2f}"
+
+
+def _trend(name: str, latest: float, first: float | None, higher_is_better: bool = False) -> str:
+    text = f"{name} {latest:.3g}"
+    if first is None or f"{first:.3g}" == f"{latest:.3g}":
+        return text
+    direction = "up" if latest > first else "down"
+    return f"{text} ({direction} from {first:.3g} at start)"
+
+
+def summary_line(status: FineTuneJobStatus, name: str | None = None, method: str | None = None) -> str:
+    """The one line an agent relays: phase, elapsed time, steps, the metric that matters, time left, cost.
+
+    `Job support-bot is running (45m00s elapsed) · step 850/1200 · training loss 1.23 (down from 2.41 at
+    start) · learning rate 1.2e-05 · ~20m00s left · estimated cost $0.42`. GRPO shows its mean reward
+    (its loss says little), DPO its reward accuracy and margin beside the loss.
+
+    Parameters
+    ----------
+    status
+        The job's status.
+    name
+        The job's name (`namespace/name` or `name`); omitted when None.
+    method
+        `spec.method` (SFT, DPO, GRPO); None reads whichever metrics are there.
+    """
+    p = status.progress
+    head = ("Job " + name + " " if name else "Job ") + _PHASE_WORDS.get(status.phase, status.phase.value)
+    if p is not None and p.elapsed_seconds is not None:
+        head += f" ({format_duration(p.elapsed_seconds)} elapsed)"
+    if status.phase in (Phase.BLOCKED, Phase.FAILED, Phase.PENDING) and status.message:
+        head += f": {status.message}"
+    parts = [head]
+    if p is not None and (p.step or p.total_steps):
+        parts.append(f"step {p.step}/{p.total_steps}" if p.total_steps else f"step {p.step}")
+        grpo = method == "GRPO" or (method is None and p.reward is not None)
+        if grpo and p.reward is not None:
+            parts.append(_trend("mean reward", p.reward, p.first_reward))
+            if p.rewards and len(p.rewards) > 1:
+                parts.append(", ".join(f"{k} {v:.3g}" for k, v in p.rewards.items()))
+        elif p.loss is not None:
+            parts.append(_trend("training loss", p.loss, p.first_loss))
+        if p.reward_accuracy is not None:
+            margin = "" if p.reward_margin is None else f", margin {p.reward_margin:.3g}"
+            parts.append(f"reward accuracy {p.reward_accuracy:.0%}{margin}")
+        if p.learning_rate is not None and status.phase == Phase.RUNNING:
+            parts.append(f"learning rate {p.learning_rate:.2g}")
+        if p.eta_seconds and status.phase == Phase.RUNNING:
+            parts.append(f"~{format_duration(p.eta_seconds)} left")
+    cost = cost_summary(status)
+    if cost:
+        parts.append(cost)
+    return SEPARATOR.join(parts)
+
+
+def cost_summary(status: FineTuneJobStatus) -> str | None:
+    """`estimated cost $0.42`, or None before a plan."""
+    if status.plan is None:
+        return None
+    return f"estimated cost {usd(status.plan.estimated_cost_usd)}"
+
+
+def _job_name(obj: dict[str, Any]) -> str | None:
+    name = (obj.get("metadata") or {}).get("name")
+    return str(name) if name else None
+
+
+def _method(obj: dict[str, Any]) -> str | None:
+    method = (obj.get("spec") or {}).get("method")
+    return str(method) if method else None
+
+
+def rows_summary(progress: Progress) -> str | None:
+    """Why steps and epochs are what they are: rows, examples built from them, examples per step."""
+    r = progress.rows
+    if r is None:
+        return None
+    made = f"{r.examples:,} packed sequences" if r.packed else f"{r.examples:,} examples"
+    text = f"{r.dataset_rows:,} rows (all trained on, none held out) -> {made}"
+    if r.truncated_rows:
+        text += f" ({r.truncated_rows:,} rows cut at maxLength {r.max_length})"
+    text += f"; {r.examples_per_step:,} examples per step"
+    if r.generations_per_prompt:
+        prompts = r.examples_per_step // max(1, r.generations_per_prompt)
+        text += f" ({prompts} prompts x {r.generations_per_prompt} generations)"
+    elif r.examples_per_step:
+        text += f", so an epoch is {r.examples / r.examples_per_step:.3g} steps"
+    return text
+
+
 def render_status(obj: dict[str, Any], now: datetime | None = None) -> str:
     """`ftjob status` text: phase, conditions, validation verdicts, plan, progress and outputs.
 
@@ -115,6 +227,7 @@ def render_status(obj: dict[str, Any], now: datetime | None = None) -> str:
             ("Name", meta.get("name")),
             ("Namespace", meta.get("namespace")),
             ("Phase", status.phase.value),
+            ("Summary", summary_line(status, _job_name(obj), _method(obj))),
             *_spec_pairs(obj.get("spec") or {}),
             ("Message", status.message),
             ("Started", status.start_time),
@@ -158,6 +271,9 @@ def render_status(obj: dict[str, Any], now: datetime | None = None) -> str:
         gpus = f"{plan.gpu_count}x {plan.gpu_product or 'GPU'}" if plan.gpu_count else "CPU"
         if plan.gpu_memory_gib:
             gpus += f" ({plan.gpu_memory_gib:g} GiB)"
+        elif plan.ram_gib:
+            gpus += f" ({plan.ram_gib:g} GiB RAM)"
+        cpu = not plan.gpu_count
         lines += ["", "Plan:"]
         lines += _fields(
             [
@@ -168,9 +284,9 @@ def render_status(obj: dict[str, Any], now: datetime | None = None) -> str:
                     "Parameters",
                     None if plan.parameters_billions is None else f"{plan.parameters_billions:g}B",
                 ),
-                ("Memory", f"{plan.memory_gib:.1f} GiB per GPU"),
+                ("Memory", f"{plan.memory_gib:.1f} GiB {'of RAM' if cpu else 'per GPU'}"),
                 ("Tokens", None if plan.tokens is None else f"{plan.tokens:,}"),
-                ("Estimate", f"{plan.estimated_hours:.2f} h, ${plan.estimated_cost_usd:.2f}"),
+                ("Estimate", f"{plan.estimated_hours:.2f} h, {usd(plan.estimated_cost_usd)}"),
                 ("Timeout", plan.suggested_timeout),
                 ("Reason", plan.reason),
             ],
@@ -183,7 +299,18 @@ def render_status(obj: dict[str, Any], now: datetime | None = None) -> str:
             [
                 ("Step", progress_summary(p)),
                 ("Epoch", None if p.epoch is None else f"{p.epoch:.2f}"),
+                ("Data", rows_summary(p)),
+                ("Elapsed", None if p.elapsed_seconds is None else format_duration(p.elapsed_seconds)),
                 ("Loss", format_number(p.loss)),
+                ("First loss", None if p.first_loss is None else format_number(p.first_loss)),
+                ("Reward", None if p.reward is None else format_number(p.reward)),
+                ("First reward", None if p.first_reward is None else format_number(p.first_reward)),
+                *((f"Reward {k}", format_number(v)) for k, v in (p.rewards or {}).items()),
+                (
+                    "Reward accuracy",
+                    None if p.reward_accuracy is None else f"{p.reward_accuracy:.0%}",
+                ),
+                ("Reward margin", None if p.reward_margin is None else format_number(p.reward_margin)),
                 ("Learning rate", None if p.learning_rate is None else f"{p.learning_rate:.3g}"),
                 ("Tokens/s", None if p.tokens_per_second is None else f"{p.tokens_per_second:,.0f}"),
                 ("ETA", None if p.eta_seconds is None else format_duration(p.eta_seconds)),
@@ -205,7 +332,7 @@ def render_status(obj: dict[str, Any], now: datetime | None = None) -> str:
 
 
 def render_output(obj: dict[str, Any], output: str, now: datetime | None = None) -> str:
-    """The resource as `text` (:func:`render_status`), `json` or `yaml`.
+    """The resource as `text` (:func:`render_status`), `summary` (:func:`summary_line`), `json` or `yaml`.
 
     Raises
     ------
@@ -218,6 +345,8 @@ def render_output(obj: dict[str, Any], output: str, now: datetime | None = None)
         return str(yaml.safe_dump(obj, sort_keys=False))
     if output == "text":
         return render_status(obj, now)
+    if output == "summary":
+        return summary_line(parse_status(obj), _job_name(obj), _method(obj)) + "\n"
     raise ValueError(f"unknown output format {output!r}: use one of {', '.join(OUTPUTS)}")
 
 
@@ -244,7 +373,12 @@ def watch_line(status: FineTuneJobStatus, bar_width: int = 0) -> str:
         if bar_width and p.total_steps:
             parts.append(bar(p.step / p.total_steps, bar_width))
         parts.append(f"step {progress_summary(p)}")
-        parts.append(f"loss {format_number(p.loss)}")
+        if p.reward is not None:
+            parts.append(f"reward {format_number(p.reward)}")
+        else:
+            parts.append(f"loss {format_number(p.loss)}")
+        if p.reward_accuracy is not None:
+            parts.append(f"acc {p.reward_accuracy:.0%}")
         if p.tokens_per_second is not None:
             parts.append(f"{p.tokens_per_second:,.0f} tok/s")
         if p.eta_seconds is not None and status.phase == Phase.RUNNING:

@@ -43,6 +43,8 @@ from finetune_operator.planning.throughput import BUILTIN_MEASUREMENTS
 from finetune_training.camel import CamelModel
 from finetune_training.plan import Hyperparameters, LoraSettings, Method, PeftMode
 
+CPU = "CPU"
+"""The name of the CPU "accelerator" (a Local run without a GPU): its memory is RAM."""
 FSDP_ARGS = {"fsdp": "full_shard auto_wrap"}
 
 
@@ -139,7 +141,7 @@ class _Inputs:
 
 
 def _cpu(memory_gib: float, tflops: float) -> GpuType:
-    return GpuType(name="CPU", memory_gib=memory_gib, peak_tflops=tflops, bandwidth_gbs=50, bf16=False)
+    return GpuType(name=CPU, memory_gib=memory_gib, peak_tflops=tflops, bandwidth_gbs=50, bf16=False)
 
 
 def _gpu_for(product: str, memory_gib: float | None) -> GpuType:
@@ -382,7 +384,7 @@ def _search(spec: FineTuneJobSpec, inp: _Inputs) -> _Search:
             if spec.peft == PeftMode.AUTO and peft == PeftMode.NONE and not explicit:
                 cands = [c for c in tier if c.gpu_count <= inp.config.auto_full_max_gpus]
             if peft == PeftMode.QLORA:  # bitsandbytes' 4-bit kernels need a GPU
-                cands = [c for c in cands if c.gpu.name != "CPU"]
+                cands = [c for c in cands if c.gpu.name != CPU]
             fits = [_fit(spec, inp, c, peft) for c in cands]
             weighed.extend(fits)
             good = sorted((f for f in fits if f.fits), key=_Fit.key)
@@ -470,13 +472,18 @@ def _suggestions(spec: FineTuneJobSpec, inp: _Inputs, limit: int = 2) -> list[st
     return out
 
 
+def per_device(gpu: GpuType) -> str:
+    """How a memory need is spoken of on this hardware: `per GPU`, or `of RAM` on a CPU."""
+    return "of RAM" if gpu.name == CPU else "per GPU"
+
+
 def _no_fit(spec: FineTuneJobSpec, inp: _Inputs, search: _Search) -> SpecError:
     model = inp.model
     if search.weighed:
         closest = min(search.weighed, key=lambda f: f.memory.total_gib / f.cand.gpu.memory_gib)
         detail = (
             f"{spec.method.value} of `{spec.model.name}` ({model.billions:.2f}B parameters) with peft "
-            f"{closest.peft.value} needs {closest.memory.total_gib:.1f} GiB per GPU; "
+            f"{closest.peft.value} needs {closest.memory.total_gib:.1f} GiB {per_device(closest.cand.gpu)}; "
             f"{closest.cand.target} has "
             f"{closest.cand.gpu.memory_gib * (1 - inp.config.headroom):.1f} GiB usable "
             f"({inp.config.headroom:.0%} headroom kept)"
@@ -495,7 +502,8 @@ def _reason(spec: FineTuneJobSpec, inp: _Inputs, fit: _Fit, search: _Search) -> 
         full = [f for f in search.weighed if f.peft == PeftMode.NONE]
         need = min((f.memory.total_gib for f in full), default=0.0)
         parts.append(
-            f"full fine-tuning needs {need:.0f} GiB per GPU, more than any allowed option holds"
+            f"full fine-tuning needs {need:.0f} GiB {per_device(fit.cand.gpu)}, more than any allowed "
+            "option holds"
             + ("; LoRA too" if fit.peft == PeftMode.QLORA else "")
             + f", so peft {fit.peft.value}"
         )
@@ -514,8 +522,8 @@ def _reason(spec: FineTuneJobSpec, inp: _Inputs, fit: _Fit, search: _Search) -> 
         )
     )
     parts.append(
-        f"needs {fit.memory.total_gib:.1f} GiB per GPU, {fit.cand.target} gives {capacity:.1f} GiB usable "
-        f"({where})"
+        f"needs {fit.memory.total_gib:.1f} GiB {per_device(fit.cand.gpu)}, {fit.cand.target} gives "
+        f"{capacity:.1f} GiB usable ({where})"
     )
     if fit.sharding != Sharding.NONE:
         parts.append(f"{fit.cand.gpu_count} GPUs with {fit.sharding.value}")
@@ -619,7 +627,8 @@ def make_plan(
         raise _no_fit(spec, inp, search)
     assert fit.hp is not None and fit.time is not None
     hours = round(fit.time.hours, 3)
-    cost = round(fit.cost, 2)
+    # Kept to a millionth of a dollar: a smoke test costs well under a cent and must not read $0.
+    cost = round(fit.cost, 6)
     timeout_h = suggested_timeout_hours(fit.time.hours, config.timeout_margin)
     if spec.budget and spec.budget.timeout and fit.time.tokens is not None:
         limit = parse_duration_seconds(spec.budget.timeout)
@@ -632,13 +641,16 @@ def make_plan(
                 f"{format_duration(timeout_h)} or train on less data",
             )
     reason = _reason(spec, inp, fit, search)
+    cpu = fit.cand.gpu.name == CPU
+    memory = fit.memory.model_copy(update={"gpu_count": 0}) if cpu else fit.memory
     summary = PlanSummary(
         backend=fit.cand.backend.value,
         target=fit.cand.target,
         flavor=fit.cand.flavor,
-        gpu_count=fit.cand.gpu_count if fit.cand.gpu.name != "CPU" else 0,
-        gpu_product=fit.cand.gpu_product or fit.cand.gpu.name if fit.cand.gpu.name != "CPU" else None,
-        gpu_memory_gib=round(fit.cand.gpu.memory_gib, 2),
+        gpu_count=0 if cpu else fit.cand.gpu_count,
+        gpu_product=None if cpu else fit.cand.gpu_product or fit.cand.gpu.name,
+        gpu_memory_gib=None if cpu else round(fit.cand.gpu.memory_gib, 2),
+        ram_gib=round(fit.cand.gpu.memory_gib, 2) if cpu else None,
         peft=fit.peft,
         parameters_billions=round(model.billions, 3),
         memory_gib=round(fit.memory.total_gib, 2),
@@ -659,7 +671,7 @@ def make_plan(
         gpu_count=summary.gpu_count,
         gpu_product=fit.cand.gpu_product,
         sharding=fit.sharding,
-        memory=fit.memory,
+        memory=memory,
         estimated_hours=hours,
         estimated_cost_usd=cost,
         suggested_timeout=summary.suggested_timeout,
