@@ -27,11 +27,14 @@ from finetune_operator.api.status import (
 from finetune_operator.cli.cluster import CliError, connect, file_logs, lines_of, watch
 from finetune_operator.cli.main import main
 from finetune_operator.cli.status_view import (
+    summary_line,
+    usd,
     format_duration,
     render_output,
     render_status,
     watch_line,
 )
+from finetune_training.events import DataRows
 from finetune_training.plan import PeftMode
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -313,3 +316,67 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["watch", "bot", "--kubeconfig", str(path), "--timeout", "1"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: cannot reach the Kubernetes API") and "Traceback" not in err
+
+
+def test_summary_line_is_what_an_agent_relays() -> None:
+    status = running_status()
+    assert status.progress is not None
+    status.progress.first_loss = 2.41
+    status.progress.elapsed_seconds = 2700
+    line = summary_line(status, "bot", "SFT")
+    assert line == (
+        "Job bot is running (45m00s elapsed) · step 42/100 · training loss 1.23 (down from 2.41 at start)"
+        " · learning rate 2e-05 · ~5m12s left · estimated cost $0.75"
+    )
+    assert render_output(resource(status), "summary") == (
+        "Job bot is running (45m00s elapsed) · step 42/100 · training loss 1.23 (down from 2.41 at start)"
+        " · learning rate 2e-05 · ~5m12s left · estimated cost $0.75\n"
+    )
+
+    grpo = FineTuneJobStatus(
+        phase=Phase.SUCCEEDED,
+        progress=Progress(
+            step=50, total_steps=50, loss=0.0001, reward=0.62, first_reward=0.1,
+            rewards={"format": 0.9, "accuracy": 0.34}, elapsed_seconds=600,
+        ),
+    )  # fmt: skip
+    line = summary_line(grpo, "math", "GRPO")
+    assert line.startswith("Job math succeeded (10m00s elapsed) · step 50/50 · mean reward 0.62 (up from 0.1")
+    assert "format 0.9, accuracy 0.34" in line and "loss" not in line and "left" not in line
+
+    dpo = FineTuneJobStatus(
+        phase=Phase.RUNNING,
+        progress=Progress(
+            step=3, total_steps=9, loss=0.61, first_loss=0.6931, reward_accuracy=0.75, reward_margin=0.2
+        ),
+    )
+    assert "training loss 0.61 (down from 0.693 at start) · reward accuracy 75%, margin 0.2" in summary_line(
+        dpo
+    )
+
+    blocked = FineTuneJobStatus(phase=Phase.BLOCKED, message="Secret `hf-token` not found")
+    assert summary_line(blocked, "bot") == "Job bot is blocked: Secret `hf-token` not found"
+
+
+def test_costs_below_a_cent_keep_their_digits() -> None:
+    assert [usd(v) for v in (0.75, 0.0042, 0.00004, 0.0, 1234.5)] == [
+        "$0.75", "$0.0042", "$4.0e-05", "$0.00", "$1,234.50"
+    ]  # fmt: skip
+
+
+def test_status_explains_rows_and_a_cpu_plan() -> None:
+    status = FineTuneJobStatus(
+        phase=Phase.RUNNING,
+        plan=PlanSummary(
+            backend="Local", target="Local/cpu", peft=PeftMode.NONE, memory_gib=1.3, ram_gib=16,
+            estimated_hours=0.01, estimated_cost_usd=0.0, suggested_timeout="1h", reason="tiny",
+        ),
+        progress=Progress(
+            step=20, total_steps=40, epoch=1.82,
+            rows=DataRows(dataset_rows=300, examples=176, packed=True, examples_per_step=16, max_length=1024),
+        ),
+    )  # fmt: skip
+    text = render_status(resource(status), now=NOW)
+    assert "Hardware:  CPU (16 GiB RAM)" in text and "1.3 GiB of RAM" in text and "per GPU" not in text
+    assert "300 rows (all trained on, none held out) -> 176 packed sequences; 16 examples per step" in text
+    assert "so an epoch is 11 steps" in text

@@ -96,3 +96,17 @@ def test_errors_go_to_stderr_with_exit_2(
 def test_hub_name_offline_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "someone/some-dataset")
     assert code == 2 and "someone/some-dataset" in err and "HF_HUB_OFFLINE" in err
+
+
+def test_a_dataset_with_only_a_test_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    turns = [[{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}] for i in range(5)]
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps({"messages": t}) + "\n" for t in turns))
+    code, _, err = run(capsys, str(tmp_path))
+    assert code == 2 and "has no split `train`; it has `test`" in err and "--split" in err
+    code, out, _ = run(capsys, str(tmp_path), "--split", "test", "-o", "json")
+    assert code == 0
+    warning = next(w for w in json.loads(out)["warnings"] if "split `test`" in w)
+    assert "held out for evaluation" in warning and "no other split" in warning
+    (tmp_path / "train.jsonl").write_text((tmp_path / "test.jsonl").read_text())
+    code, out, _ = run(capsys, str(tmp_path), "--split", "test", "-o", "json")
+    assert any("train on `train` instead" in w for w in json.loads(out)["warnings"])

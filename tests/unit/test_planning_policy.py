@@ -281,8 +281,12 @@ def test_local_cpu_and_local_gpu() -> None:
     cpu = plan(spec(backend="Local"), 0.1e9)
     assert (cpu.summary.target, cpu.estimated_cost_usd, cpu.gpu_count) == ("Local/cpu", 0.0, 0)
     assert cpu.hyperparameters.bf16 is False
+    # A CPU plan speaks of RAM, never of GPUs.
+    assert (cpu.summary.gpu_memory_gib, cpu.memory.gpu_count) == (None, 0)
+    assert cpu.summary.ram_gib and "GiB of RAM" in cpu.reason and "GPU" not in cpu.reason
     gpu = plan(spec(backend="Local"), 7e9, local_gpus=1, local_gpu_product="NVIDIA-A10G")
     assert gpu.summary.target == "Local/1xNVIDIA-A10G" and gpu.peft == PeftMode.LORA
+    assert gpu.summary.gpu_memory_gib and gpu.memory.gpu_count == 1 and "GiB per GPU" in gpu.reason
 
 
 @pytest.mark.parametrize(

@@ -295,3 +295,62 @@ def test_from_empty_state_is_fresh() -> None:
     tracker = ProgressTracker.from_state({}, clock=FakeClock())
     assert tracker.state() == ProgressTracker(clock=FakeClock()).state()
     assert tracker.progress == Progress()
+
+
+def test_grpo_and_dpo_report_the_metrics_that_say_how_training_goes() -> None:
+    rt = Runtime()
+    grpo = ProgressTracker(clock=FakeClock())
+    metrics = {
+        "reward": 0.1,
+        "rewards/format/mean": 0.2,
+        "rewards/accuracy/mean": 0.0,
+        "rewards/format/std": 1,
+    }
+    grpo.feed(rt.line(EventKind.PROGRESS, step=5, total_steps=50, loss=0.0001, metrics=metrics))
+    metrics = {"reward": 0.6, "rewards/format/mean": 0.9, "rewards/accuracy/mean": 0.3}
+    grpo.feed(rt.line(EventKind.PROGRESS, step=10, total_steps=50, loss=0.0002, metrics=metrics))
+    p = grpo.progress
+    assert (p.reward, p.first_reward) == (0.6, 0.1)
+    assert p.rewards == {"format": 0.9, "accuracy": 0.3}
+    assert p.reward_accuracy is None
+
+    dpo = ProgressTracker(clock=FakeClock())
+    first = {"rewards/accuracies": 0.5, "rewards/margins": 0.0, "rewards/chosen": 0.0}
+    dpo.feed(rt.line(EventKind.PROGRESS, step=1, total_steps=20, loss=0.6931, metrics=first))
+    later = {"rewards/accuracies": 0.875, "rewards/margins": 0.42, "rewards/chosen": 0.3}
+    dpo.feed(rt.line(EventKind.PROGRESS, step=2, total_steps=20, loss=0.55, metrics=later))
+    p = dpo.progress
+    assert (p.loss, p.first_loss) == (0.55, 0.6931)
+    assert (p.reward_accuracy, p.reward_margin, p.reward, p.rewards) == (0.875, 0.42, None, None)
+
+
+def test_elapsed_training_time_adds_up_over_attempts_and_survives_a_restart() -> None:
+    rt = Runtime()
+    tracker = ProgressTracker(clock=FakeClock())
+    tracker.feed(rt.line(EventKind.START, step=0, total_steps=100))  # t0
+    rt.t += 99  # 100 s of training
+    tracker.feed(rt.line(EventKind.PROGRESS, step=10, total_steps=100, loss=2.0))
+    assert tracker.progress.elapsed_seconds == 100.0
+    # The operator restarts, then a second attempt resumes an hour later and trains 50 s more.
+    again = ProgressTracker.from_state(tracker.state(), progress=tracker.progress, clock=FakeClock())
+    rt.t += 3600
+    again.feed(rt.line(EventKind.START, step=10, total_steps=100, resumed_from_step=10))
+    rt.t += 49
+    again.feed(rt.line(EventKind.PROGRESS, step=20, total_steps=100, loss=1.5))
+    assert again.progress.elapsed_seconds == 150.0
+    assert again.progress.first_loss == 2.0  # the first attempt's first loss is kept
+
+
+def test_start_event_says_how_rows_became_steps() -> None:
+    rt = Runtime()
+    tracker = ProgressTracker(clock=FakeClock())
+    rows = {"datasetRows": 300, "examples": 176, "packed": True, "examplesPerStep": 16, "maxLength": 1024}
+    tracker.feed(rt.line(EventKind.START, step=0, total_steps=22, rows=rows))
+    r = tracker.progress.rows
+    assert r is not None and (r.dataset_rows, r.examples, r.packed, r.examples_per_step) == (
+        300,
+        176,
+        True,
+        16,
+    )
+    assert tracker.progress.wire()["rows"]["datasetRows"] == 300

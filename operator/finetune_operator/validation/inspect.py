@@ -12,7 +12,7 @@ from typing import Any
 
 from finetune_operator.api.status import Verdict
 from finetune_operator.validation.checks import CHECKS, is_fatal
-from finetune_operator.validation.errors import not_found
+from finetune_operator.validation.errors import names, not_found
 from finetune_operator.validation.formats import RowMapping, detect, shape
 from finetune_operator.validation.lengths import length_stats
 from finetune_operator.validation.local import sample_local
@@ -178,7 +178,7 @@ def inspect_dataset(
         findings=findings,
         duplicate_share=duplicate,
         lengths=lengths,
-        warnings=_warnings(findings, sample, lengths.note),
+        warnings=_split_warnings(layout.split, layout.splits) + _warnings(findings, sample, lengths.note),
         elapsed_seconds=round(time.perf_counter() - started, 4),
     )
 
@@ -242,6 +242,22 @@ def _raw_findings(rows: list[dict[str, Any]], total: int | None) -> list[Finding
                 _finding("MixedTypes", None, odd / len(rows), len(rows), total, f"`{column}` holds {kinds}")
             )
     return out
+
+
+HELD_OUT_SPLITS = ("test", "validation", "valid", "eval", "dev")
+"""Split names that by convention hold data kept out of training, to measure a model on."""
+
+
+def _split_warnings(split: str, splits: list[str]) -> list[str]:
+    """A warning when training on a split meant for evaluation (allowed: some datasets have no other)."""
+    if split.lower() not in HELD_OUT_SPLITS:
+        return []
+    others = [s for s in splits if s != split and s.lower() not in HELD_OUT_SPLITS]
+    fix = f"train on {names(others)} instead" if others else "the dataset has no other split"
+    return [
+        f"training on split `{split}`, which by convention is held out for evaluation: {fix}; a model "
+        "judged on rows it trained on looks better than it is"
+    ]
 
 
 def _warnings(findings: list[Finding], sample: Sample, tokenizer_note: str | None) -> list[str]:

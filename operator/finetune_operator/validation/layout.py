@@ -249,7 +249,12 @@ def resolve(
         raise not_found(f"{where} has no config `{config}`; it has {names(configs)}")
     splits = per_config[config]
     if split not in splits or not splits[split]:
-        raise not_found(f"{where} (config `{config}`) has no split `{split}`; it has {names(list(splits))}")
+        available = [k for k, v in splits.items() if v]
+        hint = f"`{available[0]}`" if len(available) == 1 else "one of them"
+        raise not_found(
+            f"{where} (config `{config}`) has no split `{split}`; it has {names(available)}: set "
+            f"`dataset.split` (`ftjob validate --split`) to {hint}"
+        )
     chosen = sorted(splits[split], key=lambda f: f.path)
     formats_found = {file_format(f.path) for f in chosen}
     if len(formats_found) > 1:
