@@ -10,7 +10,7 @@ import pytest
 
 from finetune_training.events import EventKind
 from finetune_training.plan import TrainingPlan
-from tests.integration.training_support import run_in_process
+from tests.integration.training_support import operator_progress, run_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -26,6 +26,10 @@ def test_dpo_on_sharegpt_preferences(
     assert [e.step for e in progress] == [1, 2]
     assert all(e.loss is not None and math.isfinite(e.loss) for e in progress)
     assert progress[0].metrics and "rewards/margins" in progress[0].metrics
+    status = operator_progress(events)
+    assert status.reward_accuracy is not None and 0 <= status.reward_accuracy <= 1
+    assert status.reward_margin is not None and status.first_loss == round(progress[0].loss or 0, 6)
+    assert status.first_loss == pytest.approx(math.log(2), abs=0.01)  # DPO starts at ln 2
     final = Path(plan.output.local_dir) / "final"
     weights = "adapter_model.safetensors" if peft == "LoRA" else "model.safetensors"
     assert (final / weights).is_file()

@@ -9,7 +9,7 @@ import pytest
 
 from finetune_training.events import EventKind
 from finetune_training.plan import TrainingPlan
-from tests.integration.training_support import run_in_process
+from tests.integration.training_support import operator_progress, run_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -26,6 +26,11 @@ def test_grpo_on_gsm8k_with_the_default_accuracy_reward(
     progress = [e for e in events if e.ftjob == EventKind.PROGRESS]
     assert [e.step for e in progress] == [1, 2]
     assert progress[0].metrics and "rewards/accuracy/mean" in progress[0].metrics
+    status = operator_progress(events)
+    assert status.reward is not None and status.first_reward is not None
+    assert status.rewards is not None and set(status.rewards) == {"accuracy"}
+    rows = events[0].rows  # 2 prompts x 2 generations per step
+    assert rows is not None and rows.examples_per_step == 2 and rows.generations_per_prompt == 2
     assert (Path(plan.output.local_dir) / "final" / "adapter_config.json").is_file()
 
 

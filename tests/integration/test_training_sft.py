@@ -23,13 +23,17 @@ def test_sft_lora_on_alpaca_reports_progress_and_saves_an_adapter(
     capsys: pytest.CaptureFixture[str],
     trackio_dir: Path,
 ) -> None:
-    plan = make_plan("SFT", "alpaca.json", "Alpaca", hyperparameters={"maxSteps": 3})
+    # maxLength 512: several ~90-token rows share one packed example.
+    plan = make_plan("SFT", "alpaca.json", "Alpaca", hyperparameters={"maxSteps": 3, "maxLength": 512})
     code, events = run_in_process(plan, tmp_path, capsys)
     assert code == 0, events
     kinds = [e.ftjob for e in events]
     assert kinds[0] == EventKind.START and kinds[-1] == EventKind.DONE
     assert events[0].total_steps == 3 and events[0].resumed_from_step is None
     assert events[0].trackio_url and events[0].trackio_url.endswith("ftjob-tests.db")
+    rows = events[0].rows  # how the 60 rows became steps: packed into fewer, longer examples
+    assert rows is not None and rows.dataset_rows == 60 and rows.packed
+    assert 0 < rows.examples < 60 and rows.examples_per_step > 0
     progress = [e for e in events if e.ftjob == EventKind.PROGRESS]
     assert [e.step for e in progress] == [1, 2, 3]
     for e in progress:

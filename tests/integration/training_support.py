@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -9,13 +10,25 @@ from pathlib import Path
 
 import pytest
 
-from finetune_training.events import RuntimeEvent, parse_line
+from finetune_operator.api.status import Progress
+from finetune_operator.progress import ProgressTracker
+from finetune_training.events import RuntimeEvent, emit, parse_line
 from finetune_training.plan import TrainingPlan
 
 
 def events_of(text: str) -> list[RuntimeEvent]:
     """The runtime events among the lines of a log."""
     return [e for e in (parse_line(line) for line in text.splitlines()) if e is not None]
+
+
+def operator_progress(events: list[RuntimeEvent]) -> Progress:
+    """`status.progress` as the operator's parser makes it from the runtime's lines."""
+    tracker = ProgressTracker()
+    out = io.StringIO()
+    for event in events:
+        emit(event, out)
+    tracker.feed(out.getvalue())
+    return tracker.progress
 
 
 def run_in_process(

@@ -27,11 +27,11 @@ from finetune_operator.api.status import (
 from finetune_operator.cli.cluster import CliError, connect, file_logs, lines_of, watch
 from finetune_operator.cli.main import main
 from finetune_operator.cli.status_view import (
-    summary_line,
-    usd,
     format_duration,
     render_output,
     render_status,
+    summary_line,
+    usd,
     watch_line,
 )
 from finetune_training.events import DataRows
