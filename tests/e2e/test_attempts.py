@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import kubectl
 from tests.e2e.conftest import TINY_REPO
-from tests.e2e.support import apply, events_for, ftj, phase_is, wait_for
+from tests.e2e.support import apply, events_for, ftj, get_ftj, phase_is, wait_for
 from tests.hub import HubServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow, pytest.mark.hub]
@@ -99,3 +99,58 @@ def test_suspending_a_running_job_checkpoints_and_resuming_continues_from_there(
     starts = [json.loads(line[line.index("{") :]) for line in (second / "train.log").read_text().splitlines()
               if '"ftjob":"start"' in line]  # fmt: skip
     assert starts[0].get("resumedFromStep") == stopped[0]["step"]
+
+
+def test_a_run_about_to_pass_its_budget_stops_at_a_checkpoint_and_resumes_when_the_budget_is_raised(
+    namespace: str, run_operator: Any, alpaca_dataset: dict[str, Any], token_secret: str, hub: HubServer
+) -> None:
+    repo = f"tester/{namespace}-budget"
+    manifest = ftj(
+        "budget",
+        model=TINY_REPO,
+        dataset=alpaca_dataset,
+        backend="Local",
+        peft="LoRA",
+        hyperparameters=TRAINING,
+        output={"repo": repo},
+        tokenSecretRef={"name": token_secret},
+        budget={"maxCostUSD": 1000},
+    )
+    # The host costs a cent a second; the guard keeps one poll (1 s) + 3 s for the stop in hand.
+    with run_operator(FTJOB_LOCAL_USD_PER_HOUR="36", FTJOB_BUDGET_STOP_MARGIN_SECONDS="3"):
+        apply(namespace, manifest)
+        obj = wait_for(
+            namespace,
+            "budget",
+            lambda o: (o.get("status", {}).get("progress") or {}).get("step", 0) >= 3,
+            timeout=300,
+        )
+        first = Path(obj["status"]["backendRef"]["url"].removeprefix("file://")).parent
+        spent = obj["status"]["cost"]["actualUSD"]
+        assert spent > 0 and obj["status"]["cost"]["hourlyPriceUSD"] == 36
+        # The user lowers the budget to just above what is spent: the run must stop before passing it.
+        cap = round(spent + 0.02, 2)
+        patch = json.dumps({"spec": {"budget": {"maxCostUSD": cap}}})
+        kubectl("patch", "ftj", "budget", "-n", namespace, "--type=merge", "-p", patch)
+        obj = wait_for(namespace, "budget", phase_is("Blocked"), timeout=60)
+        blocked = next(c for c in obj["status"]["conditions"] if c["type"] == "Blocked")
+        assert blocked["reason"] == "BudgetExceeded" and "maxCostUSD" in blocked["message"], blocked
+        wait_for(namespace, "budget", lambda o: (first / "exit_code").exists(), timeout=120)
+        stopped = [json.loads(line[line.index("{") :]) for line in (first / "train.log").read_text().splitlines()
+                   if '"ftjob":"stopped"' in line]  # fmt: skip
+        assert stopped and stopped[0]["step"] >= 3, (first / "train.log").read_text()[-3000:]
+        assert get_ftj(namespace, "budget")["status"]["phase"] == "Blocked", "no new attempt on that budget"
+        patch = json.dumps({"spec": {"budget": {"maxCostUSD": 1000}}})
+        kubectl("patch", "ftj", "budget", "-n", namespace, "--type=merge", "-p", patch)
+        obj = wait_for(namespace, "budget", phase_is("Succeeded", "Failed"), timeout=600)
+    status = obj["status"]
+    assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
+    assert status["attempts"] == 2
+    assert "BudgetExceeded" in {e["reason"] for e in events_for(namespace, "budget")}
+    second = Path(status["backendRef"]["url"].removeprefix("file://")).parent
+    starts = [json.loads(line[line.index("{") :]) for line in (second / "train.log").read_text().splitlines()
+              if '"ftjob":"start"' in line]  # fmt: skip
+    assert starts[0].get("resumedFromStep") == stopped[0]["step"]
+    cost = status["cost"]
+    assert cost["earlierSeconds"] > 0 and cost["runningSeconds"] > cost["earlierSeconds"]
+    assert cost["actualUSD"] == pytest.approx(cost["runningSeconds"] / 100, abs=0.01)
