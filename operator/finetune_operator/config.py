@@ -65,6 +65,11 @@ class OperatorConfig(BaseSettings):
     """Least time between two progress updates of one job's status."""
     poll_interval_seconds: float = 15.0
     """How often running jobs are polled."""
+    budget_stop_margin_seconds: float = Field(default=120.0, ge=0)
+    """The budget guard stops a run this long (plus one poll interval) before it would pass
+    `spec.budget.maxCostUSD`: the time the runtime takes to save and push its checkpoint after SIGTERM."""
+    local_usd_per_hour: float = Field(default=0.0, ge=0)
+    """What an hour of the operator's host costs, for `backend: Local` estimates and the budget guard."""
     stall_minutes: float = 30.0
     """Warn (Event `NoProgress`) when a running job reports nothing for this long."""
     metrics_port: int = 9464

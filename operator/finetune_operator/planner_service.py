@@ -27,6 +27,7 @@ def planner_config(cfg: OperatorConfig) -> PlannerConfig:
         prefer_cluster=cfg.prefer_cluster,
         hf_jobs_enabled=Backend.HF_JOBS in cfg.enabled_backends,
         local_gpus=cfg.local_gpus,
+        local_usd_per_hour=cfg.local_usd_per_hour,
         local_gpu_product=cfg.local_gpu_product,
         cluster_gpu_prices=list(cfg.gpu_prices),
     )

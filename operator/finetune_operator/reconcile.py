@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from finetune_operator.api.resource import FineTuneJob
@@ -27,13 +28,21 @@ from finetune_operator.api.spec import FineTuneJobSpec, parse_duration_seconds
 from finetune_operator.api.status import (
     TERMINAL_PHASES,
     ConditionType,
+    CostReport,
     FineTuneJobStatus,
     Outputs,
     Phase,
     Verdict,
     now,
 )
-from finetune_operator.backends.base import TERMINAL_STATES, Backend, JobTarget, WorkRef, WorkState
+from finetune_operator.backends.base import (
+    TERMINAL_STATES,
+    Backend,
+    JobTarget,
+    WorkRef,
+    WorkState,
+    WorkStatus,
+)
 from finetune_operator.conditions import (
     get_condition,
     is_true,
@@ -42,6 +51,7 @@ from finetune_operator.conditions import (
     summarise_phase,
 )
 from finetune_operator.config import OperatorConfig
+from finetune_operator.cost import format_usd, observe, over_budget
 from finetune_operator.errors import RetryLater, SpecError
 from finetune_operator.kube import KubeGateway
 from finetune_operator.metrics import JobLabels, OperatorMetrics
@@ -55,7 +65,9 @@ log = logging.getLogger(__name__)
 ATTEMPT_ENDED = "AttemptEnded"
 """`Submitted=False` reason: the last attempt failed for a reason a new attempt can overcome."""
 SUSPENDED = "Suspended"
-ATTEMPT_ENDED_REASONS = frozenset({ATTEMPT_ENDED, SUSPENDED})
+BUDGET_STOPPED = "BudgetStopped"
+"""`Submitted=False` reason: the budget guard stopped the run at a checkpoint; a raised budget resumes it."""
+ATTEMPT_ENDED_REASONS = frozenset({ATTEMPT_ENDED, SUSPENDED, BUDGET_STOPPED})
 MAX_BACKOFF_SECONDS = 120.0
 """Transient errors (API or Hub 5xx, timeouts) retry fast: the same call is likely to work soon."""
 BLOCKED_FIRST_RECHECK_SECONDS = 10.0
@@ -336,20 +348,37 @@ class Reconciler:
         self.event("HardwarePlanned", message)
 
     def check_budget(self) -> None:
+        """Before the first attempt the estimate must fit the budget; after one, what was spent (the
+        estimate has been replaced by the real run, and a raised budget resumes it)."""
         budget = self.job.spec.budget
         plan = self.status.plan
-        if (
-            budget
-            and budget.max_cost_usd is not None
-            and plan
-            and plan.estimated_cost_usd > budget.max_cost_usd
-        ):
+        if budget is None or budget.max_cost_usd is None or plan is None:
+            return
+        cost = self.status.cost
+        if self.status.attempts and cost is not None:
+            if self.over_budget(cost.model_copy(), budget.max_cost_usd):
+                raise SpecError("BudgetExceeded", self.spent_message(budget.max_cost_usd))
+            return
+        if plan.estimated_cost_usd > budget.max_cost_usd:
             raise SpecError(
                 "BudgetExceeded",
                 f"the estimated cost ${plan.estimated_cost_usd:.2f} ({plan.target}, ~{plan.estimated_hours:.2f} h) "
                 f"exceeds `spec.budget.maxCostUSD` ${budget.max_cost_usd:.2f}: raise the budget, use `peft: LoRA`, "
                 "fewer `hyperparameters.epochs`, or a smaller `maxLength`",
             )
+
+    def over_budget(self, cost: CostReport, max_cost_usd: float) -> bool:
+        margin = self.deps.config.poll_interval_seconds + self.deps.config.budget_stop_margin_seconds
+        return over_budget(cost, max_cost_usd, margin)
+
+    def spent_message(self, max_cost_usd: float) -> str:
+        cost = self.status.cost
+        assert cost is not None
+        return (
+            f"spent {format_usd(cost.actual_usd)} of `spec.budget.maxCostUSD` {format_usd(max_cost_usd)} "
+            f"({cost.running_seconds / 60:.1f} min at {format_usd(cost.hourly_price_usd)}/h); the run was "
+            "stopped at a checkpoint: raise `spec.budget.maxCostUSD` to resume from it"
+        )
 
     def hold(self) -> None:
         plan = self.status.plan
@@ -433,7 +462,9 @@ class Reconciler:
         if previous is None:
             return
         target = _target(self.job, self.deps, with_token=backend.needs_token, attempt=previous.attempt or 1)
-        if backend.poll(target, previous).state not in TERMINAL_STATES:
+        work = backend.poll(target, previous)
+        self.observe_cost(previous, work)  # its time until it stopped counts
+        if work.state not in TERMINAL_STATES:
             backend.cancel(target, previous)
             which = f"attempt {previous.attempt or 1} ({previous.kind} `{previous.id}`)"
             raise RetryLater(f"waiting for {which} to stop", delay=5)
@@ -464,9 +495,19 @@ class Reconciler:
         backend = self.backend()
         target = self.target()
         work = backend.poll(target, ref)
+        self.observe_cost(ref, work)
         if self.job.spec.suspend and work.state not in TERMINAL_STATES:
             self.suspend_running(backend, target, ref)
             return
+        budget = self.job.spec.budget
+        if (
+            work.state == WorkState.RUNNING
+            and budget is not None
+            and budget.max_cost_usd is not None
+            and self.status.cost is not None
+            and self.over_budget(self.status.cost, budget.max_cost_usd)
+        ):
+            self.stop_for_budget(backend, target, ref, budget.max_cost_usd)
         tracker = self.tracker()
         if work.state != WorkState.QUEUED:
             for line in backend.logs(target, ref, tail=MONITOR_TAIL_LINES):
@@ -489,6 +530,20 @@ class Reconciler:
         self.absorb(tracker)
         if work.state in TERMINAL_STATES:
             self.finish(work.state, work.reason, work.message, tracker)
+
+    def observe_cost(self, ref: WorkRef, work: WorkStatus) -> None:
+        if self.status.plan is not None:
+            self.status.cost = observe(
+                self.status.cost, self.status.plan, ref.attempt or 1, work, datetime.now(UTC)
+            )
+
+    def stop_for_budget(self, backend: Backend, target: JobTarget, ref: WorkRef, max_cost_usd: float) -> None:
+        """The run would pass `maxCostUSD` before the next poll and its stop: stop it now (the runtime
+        checkpoints on SIGTERM); the job blocks with `BudgetExceeded` until the budget is raised."""
+        backend.cancel(target, ref)
+        message = self.spent_message(max_cost_usd)
+        self.end_attempt(BUDGET_STOPPED, message)
+        raise SpecError("BudgetExceeded", message)
 
     def suspend_running(self, backend: Backend, target: JobTarget, ref: WorkRef) -> None:
         """`suspend: true` on a started run: stop it (the runtime checkpoints on SIGTERM); unsuspending
@@ -526,10 +581,7 @@ class Reconciler:
             )
         if self.deps.metrics and self.status.plan and self.status.progress:
             plan = self.status.plan
-            elapsed_cost = None
-            if self.status.start_time and plan.estimated_hours:
-                hours = _hours_since(self.status.start_time)
-                elapsed_cost = plan.estimated_cost_usd / plan.estimated_hours * hours
+            elapsed_cost = self.status.cost.actual_usd if self.status.cost else None
             self.deps.metrics.update_job(
                 self.labels(), self.status.progress, plan.estimated_cost_usd, elapsed_cost
             )
@@ -599,13 +651,6 @@ def _reference_answer_column(spec: FineTuneJobSpec) -> str | None:
     rewards = spec.rewards or [RewardSpec(type=RewardType.ACCURACY)]
     accuracy = [r for r in rewards if r.type == RewardType.ACCURACY]
     return (accuracy[0].answer_column or "answer") if accuracy else None
-
-
-def _hours_since(timestamp: str) -> float:
-    from datetime import UTC, datetime
-
-    start = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    return max((datetime.now(UTC) - start).total_seconds() / 3600, 0.0)
 
 
 def reconcile(job: FineTuneJob, deps: Deps) -> Outcome:

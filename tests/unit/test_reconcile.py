@@ -11,6 +11,7 @@ import dataclasses
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -43,6 +44,8 @@ class Work:
     reason: str = ""
     lines: list[str] = field(default_factory=list)
     cancelled: bool = False
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
 
 
 class FakeBackend:
@@ -76,7 +79,9 @@ class FakeBackend:
 
     def poll(self, target: JobTarget, ref: WorkRef) -> WorkStatus:
         work = self.work(ref.attempt or 1)
-        return WorkStatus(state=work.state, reason=work.reason)
+        return WorkStatus(
+            state=work.state, reason=work.reason, started_at=work.started_at, ended_at=work.ended_at
+        )
 
     def logs(
         self, target: JobTarget, ref: WorkRef, *, follow: bool = False, tail: int | None = None
@@ -143,8 +148,9 @@ class FakeDecision:
 class FakePlanner:
     """A plan costing `cost` dollars; `error` makes planning raise instead."""
 
-    def __init__(self, cost: float = 1.0) -> None:
+    def __init__(self, cost: float = 1.0, hourly_price: float = 0.0) -> None:
         self.cost = cost
+        self.hourly_price = hourly_price
         self.error: SpecError | None = None
         self.calls = 0
 
@@ -160,6 +166,7 @@ class FakePlanner:
                 memory_gib=1.0,
                 estimated_hours=1.0,
                 estimatedCostUSD=self.cost,
+                hourlyPriceUSD=self.hourly_price,
                 suggested_timeout="1h",
                 reason="test",
             )
@@ -371,6 +378,49 @@ def test_a_budget_below_the_estimate_heals_when_raised(world: World) -> None:
     world.edit(budget={"maxCostUSD": 10.0})
     world.step()
     assert world.phase == Phase.QUEUED and world.backend.submissions == 1
+
+
+def test_a_run_about_to_pass_its_budget_stops_and_resumes_when_the_budget_is_raised(world: World) -> None:
+    # $36/h is a cent a second; the guard keeps one poll (15 s) + the stop margin (120 s) in hand.
+    world.planner.hourly_price = 36.0
+    world.body["spec"]["budget"] = {"maxCostUSD": 2.0}
+    world.step()
+    work = world.backend.work()
+    work.state, work.started_at = WorkState.RUNNING, datetime.now(UTC) - timedelta(seconds=60)
+    world.step()
+    assert world.phase == Phase.RUNNING and not work.cancelled  # $0.60 + $1.35 in hand < $2
+    work.started_at = datetime.now(UTC) - timedelta(seconds=70)
+    world.step()
+    assert work.cancelled, "the run is stopped (the runtime checkpoints on SIGTERM)"
+    assert world.phase == Phase.BLOCKED and world.condition("Blocked").reason == "BudgetExceeded"
+    assert "spent $0.70" in world.condition("Blocked").message
+    world.later()
+    assert world.phase == Phase.BLOCKED and world.backend.submissions == 1, (
+        "no new attempt on the same budget"
+    )
+    world.edit(budget={"maxCostUSD": 10.0})
+    world.step()  # the stopped attempt is still pushing its checkpoint: the next one waits for it
+    assert world.backend.submissions == 1
+    work.state, work.ended_at = WorkState.CANCELLED, work.started_at + timedelta(seconds=75)
+    world.later()
+    assert world.backend.submissions == 2 and world.body["status"]["attempts"] == 2
+    second = world.backend.work(2)
+    second.state, second.started_at = WorkState.RUNNING, datetime.now(UTC) - timedelta(seconds=10)
+    world.step()
+    cost = world.body["status"]["cost"]
+    assert world.phase == Phase.RUNNING
+    assert 84 <= cost["runningSeconds"] <= 90 and cost["earlierSeconds"] == 75  # both attempts count
+    assert cost["actualUSD"] == pytest.approx(cost["runningSeconds"] / 100)
+
+
+def test_free_hardware_never_trips_the_budget_guard(world: World) -> None:
+    world.planner.cost = 0.0
+    world.body["spec"]["budget"] = {"maxCostUSD": 0.01}
+    world.step()
+    work = world.backend.work()
+    work.state, work.started_at = WorkState.RUNNING, datetime.now(UTC) - timedelta(hours=5)
+    world.step()
+    assert world.phase == Phase.RUNNING and not work.cancelled
 
 
 def test_the_world_is_rechecked_with_a_bounded_backoff(world: World) -> None:

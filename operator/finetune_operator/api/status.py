@@ -121,6 +121,8 @@ class PlanSummary(CamelModel):
     """Estimated peak memory per GPU (of RAM on a CPU target)."""
     estimated_hours: float
     estimated_cost_usd: float = Field(alias="estimatedCostUSD")
+    hourly_price_usd: float = Field(default=0.0, alias="hourlyPriceUSD")
+    """What the chosen hardware costs per hour, all its GPUs together (the budget guard's rate)."""
     suggested_timeout: str
     tokens: int | None = None
     reason: str
@@ -183,6 +185,24 @@ class Outputs(CamelModel):
     trackio: str | None = None
 
 
+class CostReport(CamelModel):
+    """What the backend work has cost so far: the plan's hourly price times the time it ran, from the
+    backend's own start and end times, summed over attempts."""
+
+    hourly_price_usd: float = Field(alias="hourlyPriceUSD")
+    attempt: int = 1
+    """The attempt `startedTime`/`endedTime` belong to."""
+    started_time: str | None = None
+    """When this attempt's work began running, as the backend records it."""
+    ended_time: str | None = None
+    earlier_seconds: float = 0.0
+    """Seconds run by earlier attempts."""
+    running_seconds: float = 0.0
+    """Seconds run by all attempts."""
+    actual_usd: float = Field(default=0.0, alias="actualUSD")
+    """Spent so far: `hourlyPriceUSD` x `runningSeconds`."""
+
+
 class FineTuneJobStatus(CamelModel):
     """Observed state of a FineTuneJob."""
 
@@ -196,6 +216,7 @@ class FineTuneJobStatus(CamelModel):
     progress: Progress | None = None
     backend_ref: BackendRef | None = None
     outputs: Outputs | None = None
+    cost: CostReport | None = None
     start_time: str | None = None
     completion_time: str | None = None
     message: str | None = None

@@ -6,6 +6,7 @@ A handle on backend work (`WorkRef`) is the very `status.backendRef` the FineTun
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -51,6 +52,9 @@ class WorkStatus(BaseModel):
     state: WorkState
     message: str = ""
     reason: str = ""
+    started_at: datetime | None = None
+    """When the work began running, by the backend's own record (what it bills from)."""
+    ended_at: datetime | None = None
 
 
 class Backend(Protocol):

@@ -149,7 +149,9 @@ class HFJobsBackend:
         )
         if state == WorkState.FAILED and "timeout" in message.lower():
             reason = "Timeout"
-        return WorkStatus(state=state, reason=reason, message=message)
+        return WorkStatus(
+            state=state, reason=reason, message=message, started_at=job.started_at, ended_at=job.finished_at
+        )
 
     def logs(
         self, target: JobTarget, ref: WorkRef, *, follow: bool = False, tail: int | None = None

@@ -187,18 +187,30 @@ class KubernetesBackend:
                 )
             raise _transient(exc, "reading the Job") from None
         status = job.status or client.V1JobStatus()
+        # The Job's own times: it holds its GPUs from its start until it completes or fails.
+        started = status.start_time
         for cond in status.conditions or []:
             if cond.status != "True":
                 continue
             if cond.type == "Complete":
                 return WorkStatus(
-                    state=WorkState.SUCCEEDED, reason="JobComplete", message="training Job completed"
+                    state=WorkState.SUCCEEDED,
+                    reason="JobComplete",
+                    message="training Job completed",
+                    started_at=started,
+                    ended_at=status.completion_time or cond.last_transition_time,
                 )
             if cond.type == "Failed":
                 reason = "Timeout" if cond.reason == "DeadlineExceeded" else (cond.reason or "JobFailed")
-                return WorkStatus(state=WorkState.FAILED, reason=reason, message=cond.message or "")
+                return WorkStatus(
+                    state=WorkState.FAILED,
+                    reason=reason,
+                    message=cond.message or "",
+                    started_at=started,
+                    ended_at=cond.last_transition_time,
+                )
         if (status.active or 0) > 0 and (status.ready or 0) > 0:
-            return WorkStatus(state=WorkState.RUNNING, reason="PodRunning")
+            return WorkStatus(state=WorkState.RUNNING, reason="PodRunning", started_at=started)
         return WorkStatus(
             state=WorkState.QUEUED, reason="PodPending", message=self._pending_reason(target, ref)
         )

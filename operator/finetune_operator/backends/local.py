@@ -16,9 +16,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
-from finetune_operator.backends.base import JobTarget, WorkRef, WorkState, WorkStatus
+from finetune_operator.backends.base import TERMINAL_STATES, JobTarget, WorkRef, WorkState, WorkStatus
 from finetune_operator.config import OperatorConfig
 from finetune_operator.identity import work_name
 from finetune_training.plan import TrainingPlan
@@ -116,8 +117,15 @@ class LocalBackend:
         return True
 
     def poll(self, target: JobTarget, ref: WorkRef) -> WorkStatus:
-        """Running while the process lives; the exit code says how it ended."""
+        """Running while the process lives; the exit code says how it ended. The times are those of the
+        files the run writes when it starts (`pid`) and ends (`exit_code`)."""
         folder = self._folder(target, ref)
+        status = self._poll(folder)
+        status.started_at = _mtime(folder / "pid")
+        status.ended_at = _mtime(folder / "exit_code") if status.state in TERMINAL_STATES else None
+        return status
+
+    def _poll(self, folder: Path) -> WorkStatus:
         exit_file = folder / "exit_code"
         if exit_file.exists():
             code = int(exit_file.read_text().strip() or 1)
@@ -196,3 +204,10 @@ class LocalBackend:
                 time.sleep(0.2)
             if not self._alive(folder):
                 return
+
+
+def _mtime(path: Path) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    except OSError:
+        return None

@@ -33,6 +33,8 @@ class PlannerConfig(CamelModel):
     """Host memory for CPU training."""
     local_cpu_tflops: float = Field(default=0.2, gt=0)
     """Host CPU fp32 TFLOPs (a 16-core AVX2 server is about 1)."""
+    local_usd_per_hour: float = Field(default=0.0, ge=0)
+    """What an hour of the operator's host costs (estimates and the budget guard; 0: free)."""
     cpu_max_parameters: float = Field(default=2e8, ge=0)
     """HF Jobs CPU flavors are considered only for models this small."""
     cpu_tflops_per_vcpu: float = Field(default=0.05, gt=0)

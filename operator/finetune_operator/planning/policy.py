@@ -215,13 +215,20 @@ def _local_candidates(inp: _Inputs, count: int | None = None) -> list[_Candidate
     cfg = inp.config
     if cfg.local_gpus <= 0:
         return [
-            _Candidate(Backend.LOCAL, "Local/cpu", _cpu(cfg.local_memory_gib, cfg.local_cpu_tflops), 1, 0.0)
+            _Candidate(
+                Backend.LOCAL,
+                "Local/cpu",
+                _cpu(cfg.local_memory_gib, cfg.local_cpu_tflops),
+                1,
+                cfg.local_usd_per_hour,
+            )
         ]
     product = cfg.local_gpu_product or "local-gpu"
     gpu = _gpu_for(product, cfg.local_gpu_memory_gib)
     counts = [count] if count else [c for c in (1, 2, 4, 8, 16, 32, 64) if c <= cfg.local_gpus]
     return [
-        _Candidate(Backend.LOCAL, f"Local/{c}x{product}", gpu, c, 0.0, gpu_product=product) for c in counts
+        _Candidate(Backend.LOCAL, f"Local/{c}x{product}", gpu, c, cfg.local_usd_per_hour, gpu_product=product)
+        for c in counts
     ]
 
 
@@ -656,6 +663,7 @@ def make_plan(
         memory_gib=round(fit.memory.total_gib, 2),
         estimated_hours=hours,
         estimated_cost_usd=cost,
+        hourly_price_usd=round(fit.cand.usd_per_hour, 4),
         suggested_timeout=format_duration(timeout_h),
         tokens=fit.time.tokens,
         reason=reason,
