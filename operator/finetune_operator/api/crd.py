@@ -233,8 +233,20 @@ PRINTER_COLUMNS = [
     {"name": "Hardware", "type": "string", "jsonPath": ".status.plan.target"},
     {"name": "Progress", "type": "string", "jsonPath": ".status.progress.percent"},
     {"name": "Loss", "type": "number", "jsonPath": ".status.progress.loss"},
-    {"name": "Cost", "type": "number", "jsonPath": ".status.plan.estimatedCostUSD", "description": "USD"},
+    {
+        "name": "Cost",
+        "type": "number",
+        "jsonPath": ".status.cost.actualUSD",
+        "description": "USD spent so far",
+    },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {
+        "name": "Estimate",
+        "type": "number",
+        "jsonPath": ".status.plan.estimatedCostUSD",
+        "description": "USD the plan estimates",
+        "priority": 1,
+    },
     {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
 ]
 

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from finetune_operator import KIND
 from finetune_operator.api.spec import Backend, FineTuneJobSpec
-from finetune_operator.cli.status_view import usd
+from finetune_operator.cost import format_usd
 from finetune_operator.errors import RetryLater, SpecError
 from finetune_operator.planning.catalog import HFJobsCatalog, default_catalog, load_catalog
 from finetune_operator.planning.config import PlannerConfig
@@ -202,6 +202,8 @@ def render_text(
         data = f"{rows:,} rows x {mean or hp.max_length / 2:.0f} tokens"
     tokens = f"{d.summary.tokens:,} training tokens" if d.summary.tokens is not None else "tokens unknown"
     cpu = not d.summary.gpu_count
+    hourly = d.summary.hourly_price_usd
+    price = f" at {format_usd(hourly)}/h" if hourly else " (no hourly price)"
     hardware = f"{d.summary.gpu_count}x {d.summary.gpu_product}, {d.summary.gpu_memory_gib or 0:.1f} GiB each"
     if cpu:
         hardware = f"CPU, {d.summary.ram_gib or 0:.1f} GiB RAM"
@@ -226,7 +228,8 @@ def render_text(
         f"gradients {m.gradients_gib:.1f}, "
         f"optimizer {m.optimizer_gib:.1f}, reference {m.reference_model_gib:.1f}, activations "
         f"{m.activations_gib:.1f}, overhead {m.overhead_gib:.1f}",
-        f"  Estimate   {d.estimated_hours:.2f} h, {usd(d.estimated_cost_usd)}; "
+        f"  Estimate   {d.estimated_hours:.2f} h, {format_usd(d.estimated_cost_usd)}"
+        f"{price}; "
         f"suggested timeout {d.suggested_timeout}",
         f"  Settings   {settings}",
         f"  Why        {d.reason}",
@@ -235,7 +238,7 @@ def render_text(
     if d.alternatives:
         lines.append("  Also fits")
         for alt in d.alternatives:
-            cost = usd(alt.estimated_cost_usd) if alt.estimated_cost_usd is not None else "?"
+            cost = format_usd(alt.estimated_cost_usd) if alt.estimated_cost_usd is not None else "?"
             lines.append(f"    {alt.target:<28} {alt.peft.value:<6} {alt.memory_gib:>7.1f} GiB  {cost}")
     lines += [f"  Note       {n}" for n in notes]
     return "\n".join(lines)

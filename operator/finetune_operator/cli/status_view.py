@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 
-from finetune_operator.api.status import FineTuneJobStatus, Phase, Progress
+from finetune_operator.api.status import TERMINAL_PHASES, FineTuneJobStatus, Phase, Progress
+from finetune_operator.cost import format_usd
 
 OUTPUTS = ("text", "summary", "json", "yaml")
 
@@ -110,13 +111,6 @@ _PHASE_WORDS = {
 }
 
 
-def usd(value: float) -> str:
-    """Dollars with cents, and enough digits for an amount below a cent (`$0.0042`)."""
-    if value != 0 and abs(value) < 0.01:
-        return f"${value:.2g}" if abs(value) >= 0.001 else f"${value:.1e}"
-    return f"${value:,.2f}"
-
-
 def _trend(name: str, latest: float, first: float | None, higher_is_better: bool = False) -> str:
     text = f"{name} {latest:.3g}"
     if first is None or f"{first:.3g}" == f"{latest:.3g}":
@@ -171,10 +165,21 @@ def summary_line(status: FineTuneJobStatus, name: str | None = None, method: str
 
 
 def cost_summary(status: FineTuneJobStatus) -> str | None:
-    """`estimated cost $0.42`, or None before a plan."""
-    if status.plan is None:
+    """`cost $0.31 so far at $1.50/h (estimate $0.75)` once the work ran, `estimated cost $0.75` before,
+    or None before a plan."""
+    plan, cost = status.plan, status.cost
+    if cost is not None and cost.running_seconds > 0:
+        ended = status.phase in TERMINAL_PHASES
+        text = f"cost {format_usd(cost.actual_usd)}" + ("" if ended else " so far")
+        if cost.hourly_price_usd:
+            text += f" at {format_usd(cost.hourly_price_usd)}/h"
+        if plan is not None:
+            text += f" (estimate {format_usd(plan.estimated_cost_usd)})"
+        return text
+    if plan is None:
         return None
-    return f"estimated cost {usd(status.plan.estimated_cost_usd)}"
+    hourly = f" at {format_usd(plan.hourly_price_usd)}/h" if plan.hourly_price_usd else ""
+    return f"estimated cost {format_usd(plan.estimated_cost_usd)}{hourly}"
 
 
 def _job_name(obj: dict[str, Any]) -> str | None:
@@ -286,7 +291,8 @@ def render_status(obj: dict[str, Any], now: datetime | None = None) -> str:
                 ),
                 ("Memory", f"{plan.memory_gib:.1f} GiB {'of RAM' if cpu else 'per GPU'}"),
                 ("Tokens", None if plan.tokens is None else f"{plan.tokens:,}"),
-                ("Estimate", f"{plan.estimated_hours:.2f} h, {usd(plan.estimated_cost_usd)}"),
+                ("Price", f"{format_usd(plan.hourly_price_usd)}/h" if plan.hourly_price_usd else "free"),
+                ("Estimate", f"{plan.estimated_hours:.2f} h, {format_usd(plan.estimated_cost_usd)}"),
                 ("Timeout", plan.suggested_timeout),
                 ("Reason", plan.reason),
             ],
@@ -316,6 +322,19 @@ def render_status(obj: dict[str, Any], now: datetime | None = None) -> str:
                 ("ETA", None if p.eta_seconds is None else format_duration(p.eta_seconds)),
                 ("Trackio", p.trackio_url),
                 ("Updated", p.updated_time),
+            ],
+            indent="  ",
+        )
+    if status.cost:
+        c = status.cost
+        lines += ["", "Cost:"]
+        lines += _fields(
+            [
+                ("Spent", format_usd(c.actual_usd) + (" (all attempts)" if c.earlier_seconds else "")),
+                ("Ran", format_duration(c.running_seconds)),
+                ("Price", f"{format_usd(c.hourly_price_usd)}/h"),
+                ("Started", c.started_time),
+                ("Ended", c.ended_time),
             ],
             indent="  ",
         )
