@@ -55,7 +55,9 @@ def test_printer_columns_cover_the_table_users_read() -> None:
     by_name = {c["name"]: c for c in build_crd()["spec"]["versions"][0]["additionalPrinterColumns"]}
     # Cost is what was spent; the plan's estimate shows with `kubectl get -o wide`.
     assert by_name["Cost"]["jsonPath"] == ".status.cost.actualUSD"
-    assert by_name["Estimate"]["jsonPath"] == ".status.plan.estimatedCostUSD" and by_name["Estimate"]["priority"]
+    assert (
+        by_name["Estimate"]["jsonPath"] == ".status.plan.estimatedCostUSD" and by_name["Estimate"]["priority"]
+    )
 
 
 def test_generated_yaml_round_trips() -> None:
