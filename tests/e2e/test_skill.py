@@ -146,8 +146,29 @@ def test_the_skill_walks_the_whole_flow() -> None:
         "--for=jsonpath='{.status.completionTime}' ftj/<JOB_NAME> --timeout=<TIMEOUT>",
         "kubectl wait -n <NAMESPACE> --for=condition=Complete ftj/<JOB_NAME>",
         "{.status.outputs}",
+        "ftjob status <JOB_NAME> -n <NAMESPACE> -o summary",
     ):
         assert step in commands, step
+
+
+def test_the_template_sets_only_what_the_user_asked_for_and_the_table_says_the_rest() -> None:
+    heredoc = next(
+        doc
+        for b in blocks("bash")
+        for doc in re.findall(r"<<'EOF'\n(.*?)\nEOF", b.text, re.S)
+        if "kind: FineTuneJob" in doc
+    )
+    spec = yaml.safe_load(substitute(heredoc, SAMPLE_VALUES))["spec"]
+    assert "budget" not in spec and "private" not in spec["output"], "defaults the user did not ask for"
+    table = skill_text().split("| The user asks for", 1)[1].split("\n\n", 1)[0]
+    for field in ("maxSteps", "maxCostUSD", "output.gguf", "output.private", "maxLength", "dataset.split"):
+        assert field in table, field
+
+
+def test_the_token_secret_is_created_only_when_missing_and_never_empty() -> None:
+    block = next(b.text for b in blocks("bash") if "create secret" in b.text)
+    assert "kubectl get secret hf-token" in block and "kubectl apply" not in block
+    assert '-n "${HF_TOKEN:-}"' in block and "exit 1" in block
 
 
 # --- against the local control plane ---------------------------------------------------------------
@@ -191,6 +212,8 @@ def running_operator(
                 "PATH": os.environ["PATH"],
                 "HOME": os.environ.get("HOME", "/tmp"),
                 "HF_HUB_DISABLE_TELEMETRY": "1",
+                # `ftjob` runs this checkout's code when the tests do (a worktree beside an install).
+                **({"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}),
             },
             "dataset_path": str(DATASETS / "alpaca.json"),
             "model": TINY_REPO,
@@ -246,5 +269,10 @@ def test_every_command_in_the_skill_runs(running_operator: dict[str, Any], tmp_p
     sft = next(v for v in first["verdicts"] if v["method"] == "SFT")
     assert sft["verdict"] == "NeedsMapping" and sft["conversion"] == "Alpaca"
     assert next(v for v in mapped["verdicts"] if v["method"] == "SFT")["verdict"] == "Ready"
+    summaries = [out for text, out in zip(texts, outputs, strict=True) if "-o summary" in text]
+    assert summaries and all(
+        re.match(rf"Job {values['JOB_NAME']} succeeded \(\d+s elapsed\) · step \d+/\d+ · training loss", out)
+        for out in summaries
+    ), summaries
     report = outputs[-1].strip()
     assert report.startswith("{"), f"status.outputs is empty: {report!r}"
