@@ -371,5 +371,21 @@ def test_status_explains_rows_and_a_cpu_plan() -> None:
     )  # fmt: skip
     text = render_status(resource(status), now=NOW)
     assert "Hardware:  CPU (16 GiB RAM)" in text and "1.3 GiB of RAM" in text and "per GPU" not in text
-    assert "300 rows (all trained on, none held out) -> 176 packed sequences; 16 examples per step" in text
+    assert "300 rows (none held out) -> 176 packed sequences; 16 examples per step" in text
     assert "so an epoch is 11 steps" in text
+
+
+def test_rows_the_trainer_dropped_are_counted_with_the_reason() -> None:
+    rows = DataRows(
+        dataset_rows=40,
+        examples=39,
+        examples_per_step=2,
+        dropped_rows=1,
+        dropped_reason="the prompt alone fills maxLength 128",
+        max_length=128,
+    )
+    text = render_status(resource(FineTuneJobStatus(progress=Progress(step=1, rows=rows))), now=NOW)
+    assert (
+        "40 rows (none held out) -> 39 examples (1 rows dropped: the prompt alone fills maxLength 128)"
+        in text
+    )

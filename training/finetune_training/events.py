@@ -52,6 +52,10 @@ class DataRows(CamelModel):
     """Training examples the trainer built from them: packed sequences when packing, else one per row."""
     packed: bool = False
     """Rows were packed into sequences of up to `maxLength` tokens."""
+    dropped_rows: int = 0
+    """Rows the trainer left out (unpacked runs): DPO drops a row whose prompt alone fills `maxLength`."""
+    dropped_reason: str | None = None
+    """Why they were left out."""
     examples_per_step: int
     """Examples one optimizer step consumes: per-device batch x gradient accumulation x processes."""
     truncated_rows: int | None = None

@@ -52,10 +52,18 @@ def data_rows(dataset_rows: int, trainer: Any) -> DataRows:
         # Arrow list lengths: no Python lists for a large dataset. A row at the limit was cut to fit.
         lengths = pc.list_value_length(train.data.column("input_ids"))
         truncated = int(pc.sum(pc.greater_equal(lengths, max_length)).as_py() or 0)
+    dropped = 0 if packed else max(0, dataset_rows - len(train))
+    reason = None
+    if dropped:
+        # TRL's DPOTrainer filters rows whose prompt is truncated away entirely; other trainers keep rows.
+        fills = "prompt_ids" in getattr(train, "column_names", [])
+        reason = f"the prompt alone fills maxLength {max_length}" if fills else "left out by the trainer"
     return DataRows(
         dataset_rows=dataset_rows,
         examples=len(train),
         packed=packed,
+        dropped_rows=dropped,
+        dropped_reason=reason,
         examples_per_step=args.per_device_train_batch_size
         * args.gradient_accumulation_steps
         * args.world_size,

@@ -198,7 +198,9 @@ def rows_summary(progress: Progress) -> str | None:
     if r is None:
         return None
     made = f"{r.examples:,} packed sequences" if r.packed else f"{r.examples:,} examples"
-    text = f"{r.dataset_rows:,} rows (all trained on, none held out) -> {made}"
+    text = f"{r.dataset_rows:,} rows (none held out) -> {made}"
+    if r.dropped_rows:
+        text += f" ({r.dropped_rows:,} rows dropped: {r.dropped_reason or 'left out by the trainer'})"
     if r.truncated_rows:
         text += f" ({r.truncated_rows:,} rows cut at maxLength {r.max_length})"
     text += f"; {r.examples_per_step:,} examples per step"
