@@ -10,18 +10,14 @@ from kubernetes.client.exceptions import ApiException
 
 from finetune_operator.backends.base import JobTarget, WorkRef, WorkState, WorkStatus
 from finetune_operator.config import OperatorConfig
-from finetune_operator.errors import RetryLater
 from finetune_operator.identity import ATTEMPT_LABEL, UID_LABEL, is_attempt, labels_for, work_name
+from finetune_operator.rbac import api_error
 from finetune_training.plan import TrainingPlan
 
 PLAN_KEY = "plan.json"
 PLAN_MOUNT = "/etc/ftjob"
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
-
-
-def _transient(exc: ApiException, what: str) -> RetryLater:
-    return RetryLater(f"{what}: HTTP {exc.status} {exc.reason}")
 
 
 def _lines(chunks: Iterator[bytes]) -> Iterator[str]:
@@ -54,7 +50,7 @@ class KubernetesBackend:
                 target.namespace, label_selector=f"{UID_LABEL}={target.uid}"
             )
         except ApiException as exc:
-            raise _transient(exc, "listing Jobs") from None
+            raise api_error(exc, "list", "jobs", target.namespace) from None
         mine = [
             j
             for j in jobs.items
@@ -84,19 +80,23 @@ class KubernetesBackend:
             data={PLAN_KEY: plan_json},
         )
         self._create(
-            lambda: self.core.create_namespaced_config_map(target.namespace, config_map), "ConfigMap"
+            lambda: self.core.create_namespaced_config_map(target.namespace, config_map),
+            "configmaps",
+            target.namespace,
         )
         job = self._job(name, labels, owner, target, plan, timeout_seconds)
-        self._create(lambda: self.batch.create_namespaced_job(target.namespace, job), "Job")
+        self._create(
+            lambda: self.batch.create_namespaced_job(target.namespace, job), "jobs", target.namespace
+        )
         return WorkRef(kind=self.kind, id=name, namespace=target.namespace, attempt=target.attempt)
 
     @staticmethod
-    def _create(call: Any, what: str) -> None:
+    def _create(call: Any, resource: str, namespace: str) -> None:
         try:
             call()
         except ApiException as exc:
             if exc.status != 409:  # already exists: an earlier attempt got this far
-                raise _transient(exc, f"creating the {what}") from None
+                raise api_error(exc, "create", resource, namespace) from None
 
     def _job(
         self,
@@ -177,7 +177,8 @@ class KubernetesBackend:
     def poll(self, target: JobTarget, ref: WorkRef) -> WorkStatus:
         """Map the Job's conditions and pods onto a WorkState."""
         try:
-            job = self.batch.read_namespaced_job_status(ref.id, target.namespace)
+            # The object, not the `jobs/status` subresource: it carries the same status and needs only `get jobs`.
+            job = self.batch.read_namespaced_job(ref.id, target.namespace)
         except ApiException as exc:
             if exc.status == 404:
                 return WorkStatus(
@@ -185,7 +186,7 @@ class KubernetesBackend:
                     reason="BackendWorkLost",
                     message=f"Job `{ref.id}` no longer exists (deleted outside the operator)",
                 )
-            raise _transient(exc, "reading the Job") from None
+            raise api_error(exc, "get", "jobs", target.namespace) from None
         status = job.status or client.V1JobStatus()
         for cond in status.conditions or []:
             if cond.status != "True":
@@ -216,7 +217,7 @@ class KubernetesBackend:
         try:
             pods = self.core.list_namespaced_pod(target.namespace, label_selector=f"job-name={ref.id}")
         except ApiException as exc:
-            raise _transient(exc, "listing pods") from None
+            raise api_error(exc, "list", "pods", target.namespace) from None
         return sorted(pods.items, key=lambda p: str(p.metadata.creation_timestamp if p.metadata else ""))
 
     def logs(
@@ -239,7 +240,7 @@ class KubernetesBackend:
         except ApiException as exc:
             if exc.status in (400, 404):  # container not started yet, or pod gone
                 return iter(())
-            raise _transient(exc, "reading pod logs") from None
+            raise api_error(exc, "get", "pods/log", target.namespace) from None
         return iter(text.splitlines())
 
     def cancel(self, target: JobTarget, ref: WorkRef) -> None:
@@ -248,4 +249,4 @@ class KubernetesBackend:
             self.batch.delete_namespaced_job(ref.id, target.namespace, propagation_policy="Background")
         except ApiException as exc:
             if exc.status != 404:
-                raise _transient(exc, "deleting the Job") from None
+                raise api_error(exc, "delete", "jobs", target.namespace) from None
