@@ -18,6 +18,7 @@ PLAN_KEY = "plan.json"
 PLAN_MOUNT = "/etc/ftjob"
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+TRAINER_UID = 10001  # the `ftjob` user of images/trainer/Dockerfile: the pod runs as the image's own user
 
 
 def _lines(chunks: Iterator[bytes]) -> Iterator[str]:
@@ -128,7 +129,12 @@ class KubernetesBackend:
                 )
             )
         gpus = plan.resources.gpu_count
+        # GPUs are requested as limits (extended resources); CPU and memory as requests, and as limits too
+        # when the installation wants QoS Guaranteed (see `OperatorConfig.trainer_guaranteed`).
+        requests = {"cpu": str(cfg.trainer_cpu), "memory": cfg.trainer_memory}
         limits = {GPU_RESOURCE: str(gpus)} if gpus else {}
+        if cfg.trainer_guaranteed:
+            limits = {**requests, **limits}
         node_selector = dict(cfg.node_selector)
         if gpus and plan.resources.gpu_product:
             node_selector[GPU_PRODUCT_LABEL] = plan.resources.gpu_product
@@ -137,7 +143,7 @@ class KubernetesBackend:
             image=cfg.trainer_image,
             command=[*cfg.trainer_command, "--plan", f"{PLAN_MOUNT}/{PLAN_KEY}"],
             env=env,
-            resources=client.V1ResourceRequirements(limits=limits or None, requests=limits or None),
+            resources=client.V1ResourceRequirements(limits=limits or None, requests={**requests, **limits}),
             volume_mounts=[
                 client.V1VolumeMount(name="plan", mount_path=PLAN_MOUNT, read_only=True),
                 client.V1VolumeMount(name="workspace", mount_path="/workspace"),
@@ -145,11 +151,21 @@ class KubernetesBackend:
             ],
             working_dir="/workspace",
             security_context=client.V1SecurityContext(
-                allow_privilege_escalation=False, run_as_non_root=True, run_as_user=1000
+                allow_privilege_escalation=False,
+                run_as_non_root=True,
+                run_as_user=TRAINER_UID,
+                run_as_group=TRAINER_UID,
             ),
         )
         pod = client.V1PodSpec(
             restart_policy="Never",
+            # The deadline is the pod's, not the Job's: a pod's deadline counts from when it starts on a
+            # node, so time spent Pending for free GPUs is not training time. (Each retried pod gets it anew;
+            # the operator's own timeout bounds the whole run.)
+            active_deadline_seconds=timeout_seconds,
+            # A stopped pod saves and pushes its last checkpoint before SIGKILL (finetune_training.stop).
+            termination_grace_period_seconds=cfg.termination_grace_period_seconds,
+            security_context=client.V1PodSecurityContext(fs_group=TRAINER_UID),
             containers=[container],
             node_selector=node_selector or None,
             tolerations=[client.V1Toleration(**t) for t in cfg.tolerations] or None,
@@ -157,7 +173,11 @@ class KubernetesBackend:
                 client.V1Volume(name="plan", config_map=client.V1ConfigMapVolumeSource(name=f"{name}-plan")),
                 client.V1Volume(name="workspace", empty_dir=client.V1EmptyDirVolumeSource()),
                 # PyTorch data loaders share tensors through /dev/shm; the default 64 MiB is too small.
-                client.V1Volume(name="dshm", empty_dir=client.V1EmptyDirVolumeSource(medium="Memory")),
+                # Memory-backed, so bounded: it counts against the pod's memory.
+                client.V1Volume(
+                    name="dshm",
+                    empty_dir=client.V1EmptyDirVolumeSource(medium="Memory", size_limit=cfg.shm_size_limit),
+                ),
             ],
             automount_service_account_token=False,
         )
@@ -165,7 +185,6 @@ class KubernetesBackend:
             metadata=client.V1ObjectMeta(name=name, labels=labels, owner_references=[owner]),
             spec=client.V1JobSpec(
                 backoff_limit=cfg.job_backoff_limit,
-                active_deadline_seconds=timeout_seconds,
                 ttl_seconds_after_finished=cfg.job_ttl_seconds_after_finished,
                 template=client.V1PodTemplateSpec(
                     metadata=client.V1ObjectMeta(labels=labels, annotations=cfg.pod_annotations or None),
@@ -197,6 +216,11 @@ class KubernetesBackend:
                 )
             if cond.type == "Failed":
                 reason = "Timeout" if cond.reason == "DeadlineExceeded" else (cond.reason or "JobFailed")
+                if (
+                    reason == "BackoffLimitExceeded"
+                    and self._last_pod_reason(target, ref) == "DeadlineExceeded"
+                ):
+                    reason = "Timeout"  # the pod's own activeDeadlineSeconds ran out (see `_job`)
                 return WorkStatus(state=WorkState.FAILED, reason=reason, message=cond.message or "")
         if (status.active or 0) > 0 and (status.ready or 0) > 0:
             return WorkStatus(state=WorkState.RUNNING, reason="PodRunning")
@@ -212,6 +236,10 @@ class KubernetesBackend:
                 if cond.type == "PodScheduled" and cond.status == "False" and cond.message:
                     return f"waiting for GPUs: {cond.message}"
         return "waiting for the training pod to start"
+
+    def _last_pod_reason(self, target: JobTarget, ref: WorkRef) -> str | None:
+        pods = self._pods(target, ref)
+        return pods[-1].status.reason if pods and pods[-1].status else None
 
     def _pods(self, target: JobTarget, ref: WorkRef) -> list[client.V1Pod]:
         try:
