@@ -29,6 +29,7 @@ from finetune_operator.backends.base import JobTarget, WorkRef, WorkState, WorkS
 from finetune_operator.conditions import get_condition
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import RetryLater, SpecError
+from finetune_operator.rbac import forbidden
 from finetune_operator.reconcile import Deps, Outcome, cancel_work, reconcile
 from finetune_training.events import EventKind, RuntimeEvent, emit
 from finetune_training.plan import Conversion, PeftMode, TrainingPlan
@@ -59,7 +60,7 @@ class FakeBackend:
         self.retries_itself = retries_itself
         self.works: dict[tuple[str, int], Work] = {}
         self.submissions = 0
-        self.fail_submit: RetryLater | None = None
+        self.fail_submit: Exception | None = None
 
     def find(self, target: JobTarget) -> WorkRef | None:
         work = self.works.get((target.uid, target.attempt))
@@ -356,6 +357,18 @@ def test_a_missing_secret_blocks_until_it_appears(world: World) -> None:
     world.later()
     assert world.phase == Phase.QUEUED
     assert world.condition("Blocked").status == "False"
+
+
+def test_a_forbidden_api_call_blocks_naming_the_grant_and_heals_once_granted(world: World) -> None:
+    world.backend.fail_submit = forbidden("create", "jobs", "ns")  # what rbac.api_error makes of a 403
+    world.step()
+    run_to(world, Phase.BLOCKED)
+    blocked = world.condition("Blocked")
+    assert blocked.reason == "Forbidden" and world.condition("Failed") is None
+    assert "`create` `jobs` in namespace `ns`" in blocked.message and "watchNamespaces" in blocked.message
+    world.backend.fail_submit = None  # the RBAC is granted
+    world.later()
+    assert world.phase == Phase.QUEUED and world.backend.submissions == 1
 
 
 def test_a_dataset_that_needs_a_mapping_heals_when_the_next_commit_adds_it(world: World) -> None:
