@@ -47,6 +47,18 @@ class OperatorConfig(BaseSettings):
     """Extra node selector for training pods (the GPU product label is added from the plan)."""
     pod_annotations: dict[str, str] = Field(default_factory=dict)
     """Annotations added to training pods."""
+    trainer_cpu: str = "4"
+    """CPU request of a training pod (data loading and tokenization run on it)."""
+    trainer_memory: str = "32Gi"
+    """Memory request of a training pod (host RAM: model loading, data loaders, /dev/shm)."""
+    trainer_guaranteed: bool = False
+    """Also set CPU and memory limits equal to the requests: the pod's QoS becomes Guaranteed (evicted last,
+    never squeezed by neighbours, but killed when it exceeds them). False leaves it Burstable (may use a
+    node's idle CPU and memory)."""
+    shm_size_limit: str = "8Gi"
+    """Size limit of the memory-backed /dev/shm of a training pod (it counts against the pod's memory)."""
+    termination_grace_period_seconds: int = Field(default=900, ge=30)
+    """How long a stopped training pod has to save and push its last checkpoint before SIGKILL."""
     job_backoff_limit: int = 2
     """Pod retries of a training Job (the runtime resumes from the last checkpoint)."""
     max_attempts: int = Field(default=3, ge=1, le=20)

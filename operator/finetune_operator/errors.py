@@ -15,7 +15,6 @@ WAITING_REASONS = frozenset(
         # credentials: the Secret, its key or a valid token may be created later
         "TokenSecretNotFound",
         "TokenSecretKeyMissing",
-        "TokenSecretForbidden",
         "TokenMissing",
         "TokenInvalid",
         # the Hub: a repo may be created, made public or shared later; an outage ends
@@ -26,7 +25,8 @@ WAITING_REASONS = frozenset(
         "HubForbidden",
         "HubOffline",
         "HubPaymentRequired",  # credits or a payment method can be added
-        # the world: GPUs free up, a backend is enabled, a budget is raised, RBAC is granted
+        # the world: GPUs free up, a backend is enabled, a budget is raised, RBAC is granted (any 403: see
+        # `finetune_operator.rbac.api_error`)
         "NoHardwareFits",
         "BackendDisabled",
         "BudgetExceeded",

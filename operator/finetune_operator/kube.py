@@ -8,8 +8,9 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from finetune_operator.errors import RetryLater, SpecError
+from finetune_operator.errors import SpecError
 from finetune_operator.identity import MANAGED_BY, UID_LABEL
+from finetune_operator.rbac import Scope, api_error
 
 
 def cancel_secret_name(uid: str) -> str:
@@ -36,13 +37,7 @@ class KubeGateway:
                     f"Secret `{name}` (from `spec.tokenSecretRef`) does not exist in namespace `{namespace}`: "
                     f"create it with `kubectl create secret generic {name} --from-literal={key}=hf_...`",
                 ) from None
-            if exc.status == 403:
-                raise SpecError(
-                    "TokenSecretForbidden",
-                    f"the operator may not read Secret `{name}` in namespace `{namespace}`: "
-                    "add this namespace to the chart's `watchNamespaces` (or use cluster-wide mode)",
-                ) from None
-            raise RetryLater(f"reading Secret {namespace}/{name}: HTTP {exc.status}") from None
+            raise api_error(exc, "get", "secrets", namespace) from None
         data = (secret.data or {}).get(key)
         if not data:
             raise SpecError(
@@ -65,19 +60,21 @@ class KubeGateway:
         try:
             self.core.create_namespaced_secret(namespace, body)
         except ApiException as exc:
-            if exc.status == 409:
+            if exc.status != 409:
+                raise api_error(exc, "create", "secrets", namespace, Scope.OPERATOR) from None
+            try:
                 self.core.replace_namespaced_secret(cancel_secret_name(uid), namespace, body)
-            else:
-                raise RetryLater(f"keeping the cancel token in {namespace}: HTTP {exc.status}") from None
+            except ApiException as again:
+                raise api_error(again, "update", "secrets", namespace, Scope.OPERATOR) from None
 
     def read_cancel_token(self, namespace: str, uid: str) -> str | None:
         """The kept token, if any."""
         try:
             secret = self.core.read_namespaced_secret(cancel_secret_name(uid), namespace)
         except ApiException as exc:
-            if exc.status in (403, 404):
+            if exc.status == 404:
                 return None
-            raise RetryLater(f"reading the cancel token in {namespace}: HTTP {exc.status}") from None
+            raise api_error(exc, "get", "secrets", namespace, Scope.OPERATOR) from None
         data = (secret.data or {}).get("token")
         return base64.b64decode(data).decode() if data else None
 
@@ -86,8 +83,8 @@ class KubeGateway:
         try:
             self.core.delete_namespaced_secret(cancel_secret_name(uid), namespace)
         except ApiException as exc:
-            if exc.status not in (403, 404):
-                raise RetryLater(f"removing the cancel token in {namespace}: HTTP {exc.status}") from None
+            if exc.status != 404:
+                raise api_error(exc, "delete", "secrets", namespace, Scope.OPERATOR) from None
 
     def list_nodes_and_pods(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Nodes and non-terminal pods as API JSON dicts, for GPU discovery."""
@@ -97,12 +94,12 @@ class KubeGateway:
         except ApiException as exc:
             if exc.status == 403:
                 return [], []  # without rights to see nodes, plan without in-cluster GPUs
-            raise RetryLater(f"listing nodes: HTTP {exc.status}") from None
+            raise api_error(exc, "list", "nodes", None, Scope.CLUSTER) from None
         try:
             live = "status.phase!=Succeeded,status.phase!=Failed"
             pods = [sanitize(p) for p in self.core.list_pod_for_all_namespaces(field_selector=live).items]
         except ApiException as exc:
             if exc.status != 403:
-                raise RetryLater(f"listing pods: HTTP {exc.status}") from None
+                raise api_error(exc, "list", "pods", None, Scope.CLUSTER) from None
             pods = []  # namespaced RBAC: GPUs used by other namespaces cannot be seen
         return nodes, pods

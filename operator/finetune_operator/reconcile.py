@@ -452,7 +452,7 @@ class Reconciler:
         if where and self.deps.kube is not None:
             try:
                 self.deps.kube.drop_cancel_token(where, self.job.metadata.uid)
-            except RetryLater as err:
+            except (RetryLater, SpecError) as err:  # clean-up never changes the job's outcome
                 log.warning("%s (left for the next clean-up)", err.message)
 
     def wait_for_previous_attempt(self, backend: Backend) -> None:

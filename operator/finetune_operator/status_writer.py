@@ -8,7 +8,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from finetune_operator import GROUP, PLURAL, VERSION
-from finetune_operator.errors import RetryLater
+from finetune_operator.rbac import api_error
 
 
 class StatusWriter:
@@ -27,7 +27,7 @@ class StatusWriter:
         except ApiException as exc:
             if exc.status == 404:
                 return None
-            raise RetryLater(f"reading FineTuneJob {namespace}/{name}: HTTP {exc.status}") from None
+            raise api_error(exc, "get", "finetunejobs", namespace) from None
 
     def patch_status(self, namespace: str, name: str, old: dict[str, Any], new: dict[str, Any]) -> None:
         """Merge-patch the status from `old` to `new` (keys that disappeared are removed with null)."""
@@ -39,4 +39,4 @@ class StatusWriter:
         except ApiException as exc:
             if exc.status == 404:
                 return
-            raise RetryLater(f"writing the status of {namespace}/{name}: HTTP {exc.status}") from None
+            raise api_error(exc, "patch", "finetunejobs/status", namespace) from None

@@ -5,18 +5,22 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from tests.conftest import ROOT, kubectl
+from tests.conftest import KUBECONFIG, ROOT, kubectl
 from tests.example_data import DATASETS
 from tests.hub import DEFAULT_TOKEN, HubServer, client_config, start_hub
 
 TINY_REPO = "tester/tiny-chat"
+KUBE_VERSION = "1.36.3"  # what the local control plane runs (the testbin helm would assume v1.20)
 
 
 def free_port() -> int:
@@ -78,12 +82,71 @@ class OperatorHandle:
         return str(self.runner.output or "")
 
 
+RBAC_KINDS = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+
+
+@dataclass
+class ChartIdentity:
+    """The chart's ServiceAccount and RBAC, applied for one test; the operator runs with its token."""
+
+    release_namespace: str
+    service_account: str
+    kubeconfig: Path
+    manifest: str
+    """The applied RBAC objects (YAML), to delete or re-apply."""
+
+
+def chart_identity(namespace: str, tmp_dir: Path, *, namespaced: bool) -> ChartIdentity:
+    """Render the chart, apply its ServiceAccount and RBAC with admin credentials, and write a kubeconfig that
+    authenticates as that ServiceAccount: the operator gets exactly the chart's permissions, no more."""
+    release_ns = f"{namespace}-op"
+    name = f"fto-{namespace}"
+    args = ["helm", "template", "e2e", str(ROOT / "charts" / "finetune-operator"), "-n", release_ns]
+    args += ["--kube-version", KUBE_VERSION, "--set", f"fullnameOverride={name}"]
+    args += ["--set", f"watchNamespaces={{{namespace}}}"] if namespaced else []
+    rendered = subprocess.run(args, capture_output=True, text=True, check=True, timeout=120).stdout
+    docs = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] in RBAC_KINDS]
+    manifest = yaml.safe_dump_all(docs)
+    kubectl("create", "namespace", release_ns)
+    kubectl("apply", "-f", "-", input=manifest)
+    token = kubectl("create", "token", name, "-n", release_ns, "--duration=2h").stdout.strip()
+    admin = yaml.safe_load(KUBECONFIG.read_text())
+    cluster = admin["clusters"][0]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster],
+        "users": [{"name": name, "user": {"token": token}}],
+        "contexts": [{"name": name, "context": {"cluster": cluster["name"], "user": name}}],
+        "current-context": name,
+    }
+    path = tmp_dir / "operator-kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return ChartIdentity(release_ns, f"system:serviceaccount:{release_ns}:{name}", path, manifest)
+
+
+@pytest.fixture
+def chart_rbac(namespace: str, kubeconfig: Path, tmp_path: Path) -> Iterator[ChartIdentity]:
+    """The chart's identity for this test: cluster-wide RBAC, or `watchNamespaces` with
+    `FTJOB_E2E_RBAC=namespaced`."""
+    identity = chart_identity(
+        namespace, tmp_path, namespaced=os.environ.get("FTJOB_E2E_RBAC") == "namespaced"
+    )
+    yield identity
+    kubectl("delete", "--ignore-not-found", "--wait=false", "-f", "-", input=identity.manifest, check=False)
+    kubectl("delete", "namespace", identity.release_namespace, "--wait=false", check=False)
+
+
 @pytest.fixture
 def run_operator(
-    kubeconfig: Path, operator_env: dict[str, str], hub: HubServer, namespace: str
+    kubeconfig: Path, operator_env: dict[str, str], hub: HubServer, namespace: str, chart_rbac: ChartIdentity
 ) -> Callable[..., Any]:
     """A factory: `with run_operator(**env) as op:` runs kopf in-process for the block, watching only the
-    test's namespace (so concurrent test runs on the shared control plane never touch each other's jobs)."""
+    test's namespace (so concurrent test runs on the shared control plane never touch each other's jobs).
+
+    The operator authenticates as the chart's ServiceAccount (see :func:`chart_identity`), in the chart's
+    release namespace (POD_NAMESPACE): a call the chart does not permit fails the e2e suite."""
     from kopf.testing import KopfRunner
 
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
@@ -91,7 +154,8 @@ def run_operator(
 
     @contextmanager
     def run(**overrides: str) -> Iterator[OperatorHandle]:
-        env = {**operator_env, **overrides}
+        identity = {"KUBECONFIG": str(chart_rbac.kubeconfig), "POD_NAMESPACE": chart_rbac.release_namespace}
+        env = {**operator_env, **identity, **overrides}
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
         args = ["run", "--standalone", "--namespace", namespace, "-m", "finetune_operator.main", "--verbose"]

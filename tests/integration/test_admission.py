@@ -73,6 +73,10 @@ BAD: list[tuple[str, dict[str, Any], list[str]]] = [
     ("invalid secret name", _with(tokenSecretRef={"name": "Not_A_Name"}), ["spec.tokenSecretRef.name"]),
     ("unknown field", _with(epochs=3), ["unknown field", "spec.epochs"]),
     ("empty model name", _with(model={"name": ""}), ["spec.model.name"]),
+    ("blank model name", _with(model={"name": " "}), ["spec.model.name", "owner/name"]),
+    ("model name with a space", _with(model={"name": "Qwen/Qwen3 0.6B"}), ["spec.model.name"]),
+    ("blank dataset name", _with(dataset={"name": "  "}), ["spec.dataset.name", "owner/name"]),
+    ("dataset name with two slashes", _with(dataset={"name": "a//b"}), ["spec.dataset.name"]),
 ]
 
 

@@ -17,6 +17,7 @@ import yaml
 
 from finetune_operator.api.spec import FineTuneJobSpec
 from finetune_operator.config import GpuPrice, OperatorConfig
+from finetune_operator.rbac import PERMISSIONS, Scope
 from tests.conftest import ROOT, kubectl
 
 CHART = ROOT / "charts" / "finetune-operator"
@@ -102,7 +103,7 @@ def test_schema_config_lists_every_operator_config_field() -> None:
     schema = json.loads((CHART / "values.schema.json").read_text())
     in_schema = set(schema["properties"]["config"]["properties"])
     # metrics_port is set from metrics.port so the Service and the operator agree; operator_namespace is
-    # the pod's own (POD_NAMESPACE from the downward API).
+    # the pod's own namespace (POD_NAMESPACE, from the Deployment), where the `-self` Role grants Secrets.
     assert in_schema | {"metrics_port", "operator_namespace"} == set(OperatorConfig.model_fields)
     price = schema["properties"]["config"]["properties"]["gpu_prices"]["items"]
     assert set(price["properties"]) == {f.alias or n for n, f in GpuPrice.model_fields.items()}
@@ -155,9 +156,9 @@ def test_namespaced_mode_watches_each_namespace_with_a_role_in_each() -> None:
     command = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["command"]
     assert "--all-namespaces" not in command
     assert [c for c in command if c.startswith("--namespace")] == ["--namespace=ml", "--namespace=team-a"]
-    roles = find(docs, "Role")
+    roles = find(docs, "Role", "-jobs")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["ml", "team-a"]
-    assert sorted(b["metadata"]["namespace"] for b in find(docs, "RoleBinding")) == ["ml", "team-a"]
+    assert sorted(b["metadata"]["namespace"] for b in find(docs, "RoleBinding", "-jobs")) == ["ml", "team-a"]
     # Namespaced resources are granted by the Roles only; the ClusterRole covers nodes and CRDs.
     assert [c["metadata"]["name"] for c in find(docs, "ClusterRole")] == ["t-finetune-operator-cluster"]
     cluster_rules = rules_of(one(docs, "ClusterRole"))
@@ -166,9 +167,7 @@ def test_namespaced_mode_watches_each_namespace_with_a_role_in_each() -> None:
 
 def test_cluster_wide_mode_uses_cluster_roles_and_no_roles() -> None:
     docs = render()
-    assert find(docs, "Role") == [] and find(docs, "RoleBinding") == []
-    cluster = rules_of(one(docs, "ClusterRole", "-cluster"))
-    assert cluster[("", "namespaces")] == {"list", "watch"}
+    assert find(docs, "Role", "-jobs") == [] and find(docs, "RoleBinding", "-jobs") == []
     jobs = rules_of(one(docs, "ClusterRole", "-jobs"))
     assert jobs[("finetune.dev", "finetunejobs/status")] >= {"patch"}
     binding = one(docs, "ClusterRoleBinding", "-jobs")
@@ -177,28 +176,25 @@ def test_cluster_wide_mode_uses_cluster_roles_and_no_roles() -> None:
     ]
 
 
+def needed(scope: Scope) -> dict[tuple[str, str], set[str]]:
+    """What the operator's code uses (finetune_operator.rbac), as (apiGroup, resource) -> verbs."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for p in PERMISSIONS:
+        if p.scope == scope:
+            out.setdefault((p.group, p.resource), set()).add(p.verb)
+    return out
+
+
 @pytest.mark.parametrize("sets", [[], ["watchNamespaces={ml}"]], ids=["cluster-wide", "namespaced"])
-def test_rbac_is_least_privilege(sets: list[str]) -> None:
+def test_rbac_grants_exactly_what_the_code_uses(sets: list[str]) -> None:
+    """Each role holds what `rbac.PERMISSIONS` lists for its scope: a call the code makes that the chart
+    does not grant fails here, and so does a grant nothing uses."""
     docs = render(*sets)
-    rules: dict[tuple[str, str], set[str]] = {}
-    for role in find(docs, "ClusterRole") + find(docs, "Role"):
-        for key, verbs in rules_of(role).items():
-            rules.setdefault(key, set()).update(verbs)
-    assert not any("*" in k[0] or "*" in k[1] or "*" in v for k, v in rules.items()), rules
-    assert rules == {
-        ("finetune.dev", "finetunejobs"): {"get", "list", "watch", "patch"},
-        ("finetune.dev", "finetunejobs/status"): {"get", "patch", "update"},
-        ("batch", "jobs"): {"create", "get", "list", "watch", "delete"},
-        ("", "pods"): {"get", "list", "watch"},
-        ("", "pods/log"): {"get"},
-        ("", "configmaps"): {"create", "get", "list", "delete"},
-        ("", "events"): {"create", "patch"},
-        ("events.k8s.io", "events"): {"create", "patch"},
-        ("", "secrets"): {"get"},
-        ("", "nodes"): {"list", "watch"},
-        ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
-        **({} if sets else {("", "namespaces"): {"list", "watch"}}),
-    }
+    jobs_role = one(docs, "Role" if sets else "ClusterRole", "-jobs")
+    assert rules_of(jobs_role) == needed(Scope.WATCHED)
+    assert rules_of(one(docs, "ClusterRole", "-cluster")) == needed(Scope.CLUSTER)
+    own = one(docs, "Role", "-self")
+    assert own["metadata"]["namespace"] == "ftop" and rules_of(own) == needed(Scope.OPERATOR)
 
 
 def test_service_monitor_selects_the_metrics_service() -> None:
@@ -360,17 +356,12 @@ def test_install_rbac_and_uninstall(
         assert pods == ["Running"]
         sa = f"{namespace}:{release}-finetune-operator"
 
-        # What the operator needs, where it works.
-        assert can_i(sa, "watch", "finetunejobs.finetune.dev", watched)
-        assert can_i(sa, "patch", "finetunejobs.finetune.dev", watched, subresource="status")
-        assert can_i(sa, "create", "jobs.batch", watched)
-        assert can_i(sa, "delete", "jobs.batch", watched)
-        assert can_i(sa, "get", "pods", watched, subresource="log")
-        assert can_i(sa, "create", "configmaps", watched)
-        assert can_i(sa, "create", "events", watched)
-        assert can_i(sa, "get", "secrets", watched)
-        assert can_i(sa, "list", "nodes")
-        assert can_i(sa, "watch", "customresourcedefinitions.apiextensions.k8s.io")
+        # Everything the operator's code uses, where it uses it, as the API server decides.
+        where = {Scope.CLUSTER: None, Scope.WATCHED: watched, Scope.OPERATOR: namespace}
+        for p in PERMISSIONS:
+            resource, _, sub = p.resource.partition("/")
+            full = f"{resource}.{p.group}" if p.group else resource
+            assert can_i(sa, p.verb, full, where[p.scope], subresource=sub), p
         # And no more.
         assert not can_i(sa, "list", "secrets", watched)
         assert not can_i(sa, "update", "finetunejobs.finetune.dev", watched)
@@ -388,11 +379,9 @@ def test_install_rbac_and_uninstall(
             assert not can_i(sa, "get", "secrets", other_namespace)
             assert not can_i(sa, "create", "jobs.batch", other_namespace)
             assert not can_i(sa, "list", "finetunejobs.finetune.dev", other_namespace)
-            assert not can_i(sa, "get", "secrets", namespace)
-            assert not can_i(sa, "list", "namespaces")
+            assert not can_i(sa, "list", "secrets", namespace)
         else:
             assert can_i(sa, "create", "jobs.batch", other_namespace)
-            assert can_i(sa, "list", "namespaces")
 
         uninstalled = helm("uninstall", release, "-n", namespace, "--wait", "--timeout", "2m", check=False)
         assert uninstalled.returncode == 0, uninstalled.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from finetune_operator.backends.base import JobTarget, WorkRef, WorkState, WorkS
 from finetune_operator.conditions import get_condition
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import RetryLater, SpecError
+from finetune_operator.rbac import forbidden
 from finetune_operator.reconcile import Deps, Outcome, cancel_work, reconcile
 from finetune_training.events import EventKind, RuntimeEvent, emit
 from finetune_training.plan import Conversion, PeftMode, TrainingPlan
@@ -58,7 +60,7 @@ class FakeBackend:
         self.retries_itself = retries_itself
         self.works: dict[tuple[str, int], Work] = {}
         self.submissions = 0
-        self.fail_submit: RetryLater | None = None
+        self.fail_submit: Exception | None = None
 
     def find(self, target: JobTarget) -> WorkRef | None:
         work = self.works.get((target.uid, target.attempt))
@@ -357,6 +359,18 @@ def test_a_missing_secret_blocks_until_it_appears(world: World) -> None:
     assert world.condition("Blocked").status == "False"
 
 
+def test_a_forbidden_api_call_blocks_naming_the_grant_and_heals_once_granted(world: World) -> None:
+    world.backend.fail_submit = forbidden("create", "jobs", "ns")  # what rbac.api_error makes of a 403
+    world.step()
+    run_to(world, Phase.BLOCKED)
+    blocked = world.condition("Blocked")
+    assert blocked.reason == "Forbidden" and world.condition("Failed") is None
+    assert "`create` `jobs` in namespace `ns`" in blocked.message and "watchNamespaces" in blocked.message
+    world.backend.fail_submit = None  # the RBAC is granted
+    world.later()
+    assert world.phase == Phase.QUEUED and world.backend.submissions == 1
+
+
 def test_a_dataset_that_needs_a_mapping_heals_when_the_next_commit_adds_it(world: World) -> None:
     world.validator.needs = Conversion.ALPACA
     world.step()
@@ -393,7 +407,10 @@ def test_a_run_about_to_pass_its_budget_stops_and_resumes_when_the_budget_is_rai
     world.step()
     assert work.cancelled, "the run is stopped (the runtime checkpoints on SIGTERM)"
     assert world.phase == Phase.BLOCKED and world.condition("Blocked").reason == "BudgetExceeded"
-    assert "spent $0.70" in world.condition("Blocked").message
+    # Timestamps are whole seconds, as Kubernetes writes them: 70-71 s at a cent a second.
+    assert re.search(
+        r"spent \$0\.7[01] of `spec.budget.maxCostUSD` \$2\.00", world.condition("Blocked").message
+    )
     world.later()
     assert world.phase == Phase.BLOCKED and world.backend.submissions == 1, (
         "no new attempt on the same budget"

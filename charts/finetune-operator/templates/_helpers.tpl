@@ -58,36 +58,34 @@ Rules on namespaced resources: what reconciling a FineTuneJob needs, no more. Us
 (cluster-wide mode) or by each watched namespace's Role.
 */}}
 {{- define "finetune-operator.namespacedRules" -}}
-# The resource: kopf watches it, and patches metadata (finalizer, its progress annotations).
+# The resource: kopf watches it and patches metadata (finalizer, progress annotations); the status
+# writer reads it fresh before each write.
 - apiGroups: [finetune.dev]
   resources: [finetunejobs]
   verbs: [get, list, watch, patch]
 # The operator writes status only, never spec, so GitOps diffs stay clean.
 - apiGroups: [finetune.dev]
   resources: [finetunejobs/status]
-  verbs: [get, patch, update]
-# Kubernetes backend: one batch Job per training attempt; deleted on cancel.
+  verbs: [patch]
+# Kubernetes backend: one batch Job per training attempt (polled with get), deleted on cancel.
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [create, get, list, watch, delete]
-# Training pods' state and their log stream (progress lines).
+  verbs: [create, get, list, delete]
+# Why a training pod waits (the scheduler's message), and its log stream (progress lines).
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list, watch]
+  verbs: [list]
 - apiGroups: [""]
   resources: [pods/log]
   verbs: [get]
-# The rendered training plan, mounted into the training pod.
+# The rendered training plan, mounted into the training pod (garbage-collected with its owner).
 - apiGroups: [""]
   resources: [configmaps]
-  verbs: [create, get, list, delete]
-# Events on FineTuneJobs (kopf posts core events; the events.k8s.io API for newer clients).
+  verbs: [create]
+# Events on FineTuneJobs (kopf posts core v1 events).
 - apiGroups: [""]
   resources: [events]
-  verbs: [create, patch]
-- apiGroups: [events.k8s.io]
-  resources: [events]
-  verbs: [create, patch]
+  verbs: [create]
 # The Hugging Face token named by a job's tokenSecretRef (or the default Secret): read, never listed.
 - apiGroups: [""]
   resources: [secrets]

@@ -93,8 +93,24 @@ SPEC_RULES: list[dict[str, str]] = [
     },
 ]
 
+# A Hub id (`owner/name`, or a legacy bare `name`) or a local path (`/…`, `./…`): anything else (blank, spaces,
+# `a//b`) passed admission before, and then the Hub client's HFValidationError failed every reconcile.
+HUB_ID_OR_PATH_CEL = "^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$|^[.]{0,2}/.*[^ ]$"
+
+
+def _name_rule(field: str) -> dict[str, str]:
+    return {
+        "rule": f"self.name.matches('{HUB_ID_OR_PATH_CEL}')",
+        "message": f"`spec.{field}.name` must be a Hub repo id `owner/name` (letters, digits, `.`, `_`, `-`) "
+        "or a local path starting with `/` or `./`",
+        "fieldPath": ".name",
+    }
+
+
 # Rules placed on sub-schemas, by path of property names below spec.
 NESTED_RULES: dict[tuple[str, ...], list[dict[str, str]]] = {
+    ("model",): [_name_rule("model")],
+    ("dataset",): [_name_rule("dataset")],
     ("output",): [
         {
             "rule": f"!has(self.repo) || self.repo.matches('{REPO_ID_CEL}')",

@@ -10,18 +10,15 @@ from kubernetes.client.exceptions import ApiException
 
 from finetune_operator.backends.base import JobTarget, WorkRef, WorkState, WorkStatus
 from finetune_operator.config import OperatorConfig
-from finetune_operator.errors import RetryLater
 from finetune_operator.identity import ATTEMPT_LABEL, UID_LABEL, is_attempt, labels_for, work_name
+from finetune_operator.rbac import api_error
 from finetune_training.plan import TrainingPlan
 
 PLAN_KEY = "plan.json"
 PLAN_MOUNT = "/etc/ftjob"
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
-
-
-def _transient(exc: ApiException, what: str) -> RetryLater:
-    return RetryLater(f"{what}: HTTP {exc.status} {exc.reason}")
+TRAINER_UID = 10001  # the `ftjob` user of images/trainer/Dockerfile: the pod runs as the image's own user
 
 
 def _lines(chunks: Iterator[bytes]) -> Iterator[str]:
@@ -54,7 +51,7 @@ class KubernetesBackend:
                 target.namespace, label_selector=f"{UID_LABEL}={target.uid}"
             )
         except ApiException as exc:
-            raise _transient(exc, "listing Jobs") from None
+            raise api_error(exc, "list", "jobs", target.namespace) from None
         mine = [
             j
             for j in jobs.items
@@ -84,19 +81,23 @@ class KubernetesBackend:
             data={PLAN_KEY: plan_json},
         )
         self._create(
-            lambda: self.core.create_namespaced_config_map(target.namespace, config_map), "ConfigMap"
+            lambda: self.core.create_namespaced_config_map(target.namespace, config_map),
+            "configmaps",
+            target.namespace,
         )
         job = self._job(name, labels, owner, target, plan, timeout_seconds)
-        self._create(lambda: self.batch.create_namespaced_job(target.namespace, job), "Job")
+        self._create(
+            lambda: self.batch.create_namespaced_job(target.namespace, job), "jobs", target.namespace
+        )
         return WorkRef(kind=self.kind, id=name, namespace=target.namespace, attempt=target.attempt)
 
     @staticmethod
-    def _create(call: Any, what: str) -> None:
+    def _create(call: Any, resource: str, namespace: str) -> None:
         try:
             call()
         except ApiException as exc:
             if exc.status != 409:  # already exists: an earlier attempt got this far
-                raise _transient(exc, f"creating the {what}") from None
+                raise api_error(exc, "create", resource, namespace) from None
 
     def _job(
         self,
@@ -128,7 +129,12 @@ class KubernetesBackend:
                 )
             )
         gpus = plan.resources.gpu_count
+        # GPUs are requested as limits (extended resources); CPU and memory as requests, and as limits too
+        # when the installation wants QoS Guaranteed (see `OperatorConfig.trainer_guaranteed`).
+        requests = {"cpu": str(cfg.trainer_cpu), "memory": cfg.trainer_memory}
         limits = {GPU_RESOURCE: str(gpus)} if gpus else {}
+        if cfg.trainer_guaranteed:
+            limits = {**requests, **limits}
         node_selector = dict(cfg.node_selector)
         if gpus and plan.resources.gpu_product:
             node_selector[GPU_PRODUCT_LABEL] = plan.resources.gpu_product
@@ -137,7 +143,7 @@ class KubernetesBackend:
             image=cfg.trainer_image,
             command=[*cfg.trainer_command, "--plan", f"{PLAN_MOUNT}/{PLAN_KEY}"],
             env=env,
-            resources=client.V1ResourceRequirements(limits=limits or None, requests=limits or None),
+            resources=client.V1ResourceRequirements(limits=limits or None, requests={**requests, **limits}),
             volume_mounts=[
                 client.V1VolumeMount(name="plan", mount_path=PLAN_MOUNT, read_only=True),
                 client.V1VolumeMount(name="workspace", mount_path="/workspace"),
@@ -145,11 +151,21 @@ class KubernetesBackend:
             ],
             working_dir="/workspace",
             security_context=client.V1SecurityContext(
-                allow_privilege_escalation=False, run_as_non_root=True, run_as_user=1000
+                allow_privilege_escalation=False,
+                run_as_non_root=True,
+                run_as_user=TRAINER_UID,
+                run_as_group=TRAINER_UID,
             ),
         )
         pod = client.V1PodSpec(
             restart_policy="Never",
+            # The deadline is the pod's, not the Job's: a pod's deadline counts from when it starts on a
+            # node, so time spent Pending for free GPUs is not training time. (Each retried pod gets it anew;
+            # the operator's own timeout bounds the whole run.)
+            active_deadline_seconds=timeout_seconds,
+            # A stopped pod saves and pushes its last checkpoint before SIGKILL (finetune_training.stop).
+            termination_grace_period_seconds=cfg.termination_grace_period_seconds,
+            security_context=client.V1PodSecurityContext(fs_group=TRAINER_UID),
             containers=[container],
             node_selector=node_selector or None,
             tolerations=[client.V1Toleration(**t) for t in cfg.tolerations] or None,
@@ -157,7 +173,11 @@ class KubernetesBackend:
                 client.V1Volume(name="plan", config_map=client.V1ConfigMapVolumeSource(name=f"{name}-plan")),
                 client.V1Volume(name="workspace", empty_dir=client.V1EmptyDirVolumeSource()),
                 # PyTorch data loaders share tensors through /dev/shm; the default 64 MiB is too small.
-                client.V1Volume(name="dshm", empty_dir=client.V1EmptyDirVolumeSource(medium="Memory")),
+                # Memory-backed, so bounded: it counts against the pod's memory.
+                client.V1Volume(
+                    name="dshm",
+                    empty_dir=client.V1EmptyDirVolumeSource(medium="Memory", size_limit=cfg.shm_size_limit),
+                ),
             ],
             automount_service_account_token=False,
         )
@@ -165,7 +185,6 @@ class KubernetesBackend:
             metadata=client.V1ObjectMeta(name=name, labels=labels, owner_references=[owner]),
             spec=client.V1JobSpec(
                 backoff_limit=cfg.job_backoff_limit,
-                active_deadline_seconds=timeout_seconds,
                 ttl_seconds_after_finished=cfg.job_ttl_seconds_after_finished,
                 template=client.V1PodTemplateSpec(
                     metadata=client.V1ObjectMeta(labels=labels, annotations=cfg.pod_annotations or None),
@@ -177,7 +196,8 @@ class KubernetesBackend:
     def poll(self, target: JobTarget, ref: WorkRef) -> WorkStatus:
         """Map the Job's conditions and pods onto a WorkState."""
         try:
-            job = self.batch.read_namespaced_job_status(ref.id, target.namespace)
+            # The object, not the `jobs/status` subresource: it carries the same status and needs only `get jobs`.
+            job = self.batch.read_namespaced_job(ref.id, target.namespace)
         except ApiException as exc:
             if exc.status == 404:
                 return WorkStatus(
@@ -185,7 +205,7 @@ class KubernetesBackend:
                     reason="BackendWorkLost",
                     message=f"Job `{ref.id}` no longer exists (deleted outside the operator)",
                 )
-            raise _transient(exc, "reading the Job") from None
+            raise api_error(exc, "get", "jobs", target.namespace) from None
         status = job.status or client.V1JobStatus()
         # The Job's own times: it holds its GPUs from its start until it completes or fails.
         started = status.start_time
@@ -202,6 +222,11 @@ class KubernetesBackend:
                 )
             if cond.type == "Failed":
                 reason = "Timeout" if cond.reason == "DeadlineExceeded" else (cond.reason or "JobFailed")
+                if (
+                    reason == "BackoffLimitExceeded"
+                    and self._last_pod_reason(target, ref) == "DeadlineExceeded"
+                ):
+                    reason = "Timeout"  # the pod's own activeDeadlineSeconds ran out (see `_job`)
                 return WorkStatus(
                     state=WorkState.FAILED,
                     reason=reason,
@@ -224,11 +249,15 @@ class KubernetesBackend:
                     return f"waiting for GPUs: {cond.message}"
         return "waiting for the training pod to start"
 
+    def _last_pod_reason(self, target: JobTarget, ref: WorkRef) -> str | None:
+        pods = self._pods(target, ref)
+        return pods[-1].status.reason if pods and pods[-1].status else None
+
     def _pods(self, target: JobTarget, ref: WorkRef) -> list[client.V1Pod]:
         try:
             pods = self.core.list_namespaced_pod(target.namespace, label_selector=f"job-name={ref.id}")
         except ApiException as exc:
-            raise _transient(exc, "listing pods") from None
+            raise api_error(exc, "list", "pods", target.namespace) from None
         return sorted(pods.items, key=lambda p: str(p.metadata.creation_timestamp if p.metadata else ""))
 
     def logs(
@@ -251,7 +280,7 @@ class KubernetesBackend:
         except ApiException as exc:
             if exc.status in (400, 404):  # container not started yet, or pod gone
                 return iter(())
-            raise _transient(exc, "reading pod logs") from None
+            raise api_error(exc, "get", "pods/log", target.namespace) from None
         return iter(text.splitlines())
 
     def cancel(self, target: JobTarget, ref: WorkRef) -> None:
@@ -260,4 +289,4 @@ class KubernetesBackend:
             self.batch.delete_namespaced_job(ref.id, target.namespace, propagation_policy="Background")
         except ApiException as exc:
             if exc.status != 404:
-                raise _transient(exc, "deleting the Job") from None
+                raise api_error(exc, "delete", "jobs", target.namespace) from None

@@ -10,7 +10,7 @@ from finetune_operator import GROUP, PLURAL, VERSION
 from finetune_operator.api.resource import FineTuneJob
 from finetune_operator.api.status import TERMINAL_PHASES
 from finetune_operator.config import OperatorConfig
-from finetune_operator.errors import RetryLater
+from finetune_operator.errors import RetryLater, SpecError
 from finetune_operator.handlers.errors import kopf_errors
 from finetune_operator.reconcile import Deps, cancel_work, reconcile
 
@@ -77,7 +77,7 @@ def on_delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -
         if deps.status_writer:
             try:
                 fresh = deps.status_writer.read(body["metadata"]["namespace"], body["metadata"]["name"])
-            except RetryLater:
+            except (RetryLater, SpecError):
                 fresh = None  # the body we were given is the best we have
         job = FineTuneJob.from_body(fresh or body)
         try:

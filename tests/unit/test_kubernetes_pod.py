@@ -1,0 +1,80 @@
+"""The training pod the Kubernetes backend renders fits a real cluster: sized, bounded, non-root, stoppable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from finetune_operator.api.resource import FineTuneJob
+from finetune_operator.api.status import PlanSummary
+from finetune_operator.backends.base import JobTarget
+from finetune_operator.backends.kubernetes import KubernetesBackend
+from finetune_operator.config import OperatorConfig
+from finetune_operator.render import render_plan
+
+ROOT = Path(__file__).resolve().parents[2]
+JOB = FineTuneJob.model_validate(
+    {
+        "metadata": {"name": "bot", "namespace": "ml", "uid": "abcdef12-0000", "generation": 1},
+        "spec": {"model": {"name": "Qwen/Qwen3-0.6B"}, "dataset": {"name": "org/data"}, "method": "SFT"},
+    }
+)
+SUMMARY = PlanSummary.model_validate(
+    {
+        "backend": "Kubernetes", "target": "Kubernetes/L40S", "gpuCount": 2, "gpuProduct": "NVIDIA-L40S",
+        "peft": "LoRA", "memoryGib": 20, "estimatedHours": 1, "estimatedCostUSD": 1.5,
+        "suggestedTimeout": "2h", "reason": "fits",
+    }
+)  # fmt: skip
+
+
+def rendered(**config: Any) -> dict[str, Any]:
+    cfg = OperatorConfig(enabled_backends=[], metrics_port=0, **config)
+    backend = KubernetesBackend(client.ApiClient(), cfg)
+    target = JobTarget(namespace="ml", name="bot", uid="abcdef12-0000")
+    owner = client.V1OwnerReference(api_version="v1", kind="FineTuneJob", name="bot", uid="abcdef12-0000")
+    job = backend._job("bot-1", {}, owner, target, render_plan(JOB, SUMMARY, cfg, attempt=1), 7200)
+    out: dict[str, Any] = client.ApiClient().sanitize_for_serialization(job)
+    return out
+
+
+def test_the_pod_requests_cpu_and_memory_and_is_burstable_by_default() -> None:
+    (container,) = rendered()["spec"]["template"]["spec"]["containers"]
+    resources = container["resources"]
+    assert resources["requests"] == {"cpu": "4", "memory": "32Gi", "nvidia.com/gpu": "2"}
+    assert resources["limits"] == {"nvidia.com/gpu": "2"}  # no CPU/memory limit: QoS Burstable
+
+
+def test_guaranteed_sets_limits_equal_to_requests() -> None:
+    (container,) = rendered(trainer_guaranteed=True, trainer_cpu="8", trainer_memory="64Gi")["spec"][
+        "template"
+    ]["spec"]["containers"]
+    assert container["resources"]["limits"] == container["resources"]["requests"]
+    assert container["resources"]["limits"] == {"cpu": "8", "memory": "64Gi", "nvidia.com/gpu": "2"}
+
+
+def test_shared_memory_is_bounded() -> None:
+    volumes = {v["name"]: v for v in rendered(shm_size_limit="4Gi")["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "4Gi"}
+
+
+def test_the_pod_runs_as_the_trainer_images_user() -> None:
+    dockerfile = (ROOT / "images" / "trainer" / "Dockerfile").read_text()
+    (user,) = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("USER ")]
+    uid = int(user.split(":")[0])
+    pod = rendered()["spec"]["template"]["spec"]
+    ctx = pod["containers"][0]["securityContext"]
+    assert (
+        ctx["runAsNonRoot"] is True and ctx["runAsUser"] == uid and ctx["allowPrivilegeEscalation"] is False
+    )
+
+
+def test_the_deadline_counts_training_time_and_the_grace_covers_the_checkpoint_push() -> None:
+    job = rendered(termination_grace_period_seconds=1200)
+    assert "activeDeadlineSeconds" not in job["spec"]  # a Job's deadline would count time queued for GPUs
+    pod = job["spec"]["template"]["spec"]
+    assert pod["activeDeadlineSeconds"] == 7200
+    assert pod["terminationGracePeriodSeconds"] == 1200
+    assert OperatorConfig(enabled_backends=[], metrics_port=0).termination_grace_period_seconds >= 600
