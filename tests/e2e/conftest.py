@@ -121,3 +121,15 @@ def token_secret(namespace: str) -> str:
 def alpaca_dataset() -> dict[str, Any]:
     """Alpaca data (instruction/input/output), mapped with the Alpaca conversion."""
     return {"name": str(DATASETS / "alpaca.json"), "conversion": "Alpaca"}
+
+
+@pytest.fixture
+def pod_runner(kubeconfig: Path, namespace: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Runs the test namespace's training pods as local processes (tests/cluster/podrunner.py); yields the
+    operator env that marks its pods for the runner: `with run_operator(**pod_runner):`."""
+    from tests.cluster.podrunner import RUNNER_ANNOTATION, PodRunner
+
+    runner = PodRunner(kubeconfig, namespace, tmp_path).start()
+    yield {"FTJOB_POD_ANNOTATIONS": json.dumps({RUNNER_ANNOTATION: "true"})}
+    runner.stop()
+    runner.cleanup()
