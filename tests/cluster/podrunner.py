@@ -29,6 +29,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 RUNNER_ANNOTATION = "podrunner.finetune.dev/run"
+# What the trainer image's own environment would set; the tests' process sets these for everything.
+IMAGE_ENV = ("HF_HUB_DISABLE_XET", "TOKENIZERS_PARALLELISM", "DO_NOT_TRACK")
 
 
 @dataclass
@@ -148,6 +150,7 @@ class PodRunner:
             "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
             "HOME": str(root),
             "PYTHONUNBUFFERED": "1",
+            **{k: os.environ[k] for k in IMAGE_ENV if k in os.environ},
         }
         for var in container.env or []:
             env[var.name] = local(self._env_value(pod, var))
