@@ -21,7 +21,9 @@ TRAINING = {"maxSteps": 6, "maxLength": 128, "perDeviceBatchSize": 2, "gradientA
 
 
 def _pods(namespace: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = json.loads(kubectl("get", "pods", "-n", namespace, "-o", "json").stdout)["items"]
+    items: list[dict[str, Any]] = json.loads(kubectl("get", "pods", "-n", namespace, "-o", "json").stdout)[
+        "items"
+    ]
     return sorted(items, key=lambda p: p["metadata"]["creationTimestamp"])
 
 
@@ -47,7 +49,9 @@ def test_pod_trains_reports_progress_from_its_log_and_pushes_model_and_gguf(
     with run_operator(**pod_runner):
         apply(namespace, manifest)
         running = wait_for(
-            namespace, "k8s-sft", lambda o: (o.get("status", {}).get("progress") or {}).get("step", 0) > 0,
+            namespace,
+            "k8s-sft",
+            lambda o: (o.get("status", {}).get("progress") or {}).get("step", 0) > 0,
             timeout=300,
         )
         obj = wait_for(namespace, "k8s-sft", phase_is("Succeeded", "Failed"), timeout=600)
