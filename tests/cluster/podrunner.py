@@ -12,6 +12,7 @@ period.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import signal
@@ -76,6 +77,11 @@ class PodRunner:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="podrunner", daemon=True)
 
+    @property
+    def operator_env(self) -> dict[str, str]:
+        """Operator settings that mark its training pods for this runner."""
+        return {"FTJOB_POD_ANNOTATIONS": json.dumps({RUNNER_ANNOTATION: "true"})}
+
     def start(self) -> PodRunner:
         self._thread.start()
         return self
@@ -125,7 +131,8 @@ class PodRunner:
                 continue
             run.done = True
             if not gone:
-                self._finish(run, code)
+                # A signal's death reads as 128 + the signal, as a container runtime reports it.
+                self._finish(run, 128 - code if code < 0 else code)
 
     def _launch(self, pod: Any) -> _Run:
         name = pod.metadata.name

@@ -124,12 +124,12 @@ def alpaca_dataset() -> dict[str, Any]:
 
 
 @pytest.fixture
-def pod_runner(kubeconfig: Path, namespace: str, tmp_path: Path) -> Iterator[dict[str, str]]:
-    """Runs the test namespace's training pods as local processes (tests/cluster/podrunner.py); yields the
-    operator env that marks its pods for the runner: `with run_operator(**pod_runner):`."""
-    from tests.cluster.podrunner import RUNNER_ANNOTATION, PodRunner
+def pod_runner(kubeconfig: Path, namespace: str, tmp_path: Path) -> Iterator[Any]:
+    """Runs the test namespace's training pods as local processes (tests/cluster/podrunner.py):
+    `with run_operator(**pod_runner.operator_env):`."""
+    from tests.cluster.podrunner import PodRunner
 
     runner = PodRunner(kubeconfig, namespace, tmp_path).start()
-    yield {"FTJOB_POD_ANNOTATIONS": json.dumps({RUNNER_ANNOTATION: "true"})}
+    yield runner
     runner.stop()
     runner.cleanup()

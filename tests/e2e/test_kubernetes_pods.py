@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.cluster.podrunner import PodRunner
 from tests.conftest import kubectl
 from tests.e2e.conftest import TINY_REPO
 from tests.e2e.support import apply, condition, ftj, phase_is, wait_for
@@ -30,7 +31,7 @@ def _pods(namespace: str) -> list[dict[str, Any]]:
 def test_pod_trains_reports_progress_from_its_log_and_pushes_model_and_gguf(
     namespace: str,
     run_operator: Any,
-    pod_runner: dict[str, str],
+    pod_runner: PodRunner,
     alpaca_dataset: dict[str, Any],
     token_secret: str,
     hub: HubServer,
@@ -46,7 +47,7 @@ def test_pod_trains_reports_progress_from_its_log_and_pushes_model_and_gguf(
         output={"repo": repo, "gguf": ["Q4_K_M"]},
         tokenSecretRef={"name": token_secret},
     )
-    with run_operator(**pod_runner):
+    with run_operator(**pod_runner.operator_env):
         apply(namespace, manifest)
         running = wait_for(
             namespace,
@@ -55,7 +56,7 @@ def test_pod_trains_reports_progress_from_its_log_and_pushes_model_and_gguf(
             timeout=300,
         )
         obj = wait_for(namespace, "k8s-sft", phase_is("Succeeded", "Failed"), timeout=600)
-    assert running["status"]["phase"] == "Running"
+    assert running["status"]["phase"] in ("Running", "Publishing")  # live, before the job ended
     assert running["status"]["progress"]["totalSteps"] == 6
     status = obj["status"]
     assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
@@ -73,3 +74,43 @@ def test_pod_trains_reports_progress_from_its_log_and_pushes_model_and_gguf(
     from tests.hub import DEFAULT_TOKEN
 
     assert DEFAULT_TOKEN not in json.dumps(pod) and DEFAULT_TOKEN not in log
+
+
+def test_a_killed_pod_resumes_from_its_hub_checkpoint_on_the_jobs_retry(
+    namespace: str,
+    run_operator: Any,
+    pod_runner: PodRunner,
+    alpaca_dataset: dict[str, Any],
+    token_secret: str,
+) -> None:
+    manifest = ftj(
+        "k8s-retry",
+        model=TINY_REPO,
+        dataset=alpaca_dataset,
+        backend="Kubernetes",
+        peft="LoRA",
+        hyperparameters={**TRAINING, "maxSteps": 24},
+        output={"repo": f"tester/{namespace}-retry"},
+        tokenSecretRef={"name": token_secret},
+    )
+    with run_operator(**pod_runner.operator_env):
+        apply(namespace, manifest)
+        wait_for(
+            namespace,
+            "k8s-retry",
+            lambda o: (o.get("status", {}).get("progress") or {}).get("step", 0) >= 5,
+            timeout=300,
+        )
+        # The node kills the container (no SIGTERM, no checkpoint on the way out).
+        (run,) = pod_runner.runs.values()
+        run.proc.kill()
+        obj = wait_for(namespace, "k8s-retry", phase_is("Succeeded", "Failed"), timeout=600)
+    status = obj["status"]
+    assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
+    first, second = _pods(namespace)
+    assert first["status"]["phase"] == "Failed"
+    assert first["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 137
+    log = kubectl("logs", "-n", namespace, second["metadata"]["name"]).stdout
+    starts = [json.loads(line[line.index("{") :]) for line in log.splitlines() if '"ftjob":"start"' in line]
+    assert starts and 3 <= starts[0].get("resumedFromStep", 0) < 24, starts
+    assert status["progress"]["step"] == 24
