@@ -18,6 +18,7 @@ kc() { kubectl --kubeconfig "$kubeconfig" "$@"; }
 # kwokctl's built-in pod stages complete a pod at once. kwok's "general" pod stages (from the kwok module
 # that testbin.sh downloaded) honour a delay per pod (annotation pod-complete.stage.kwok.x-k8s.io/delay,
 # default 1s + up to 5s jitter); giving any stage replaces all defaults, so the node stages come too.
+RUNNER_ANNOTATION=podrunner.finetune.dev/run
 stages_config() {
   source "$here/versions.env"
   local kwok_src
@@ -28,7 +29,13 @@ stages_config() {
     pod/general/pod-init-container-completed.yaml pod/general/pod-ready.yaml \
     pod/general/pod-complete.yaml pod/general/pod-delete.yaml; do
     printf -- '---\n'
-    cat "$kwok_src/kustomize/stage/$f"
+    if [[ $f == pod/general/pod-complete.yaml ]]; then
+      # Pods the test harness's pod runner runs (tests/cluster/podrunner.py) end when their process does.
+      sed "s|^    matchExpressions:|    matchExpressions:\n    - key: '.metadata.annotations[\"$RUNNER_ANNOTATION\"]'\n      operator: 'DoesNotExist'|" \
+        "$kwok_src/kustomize/stage/$f"
+    else
+      cat "$kwok_src/kustomize/stage/$f"
+    fi
   done
 }
 

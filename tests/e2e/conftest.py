@@ -185,3 +185,15 @@ def token_secret(namespace: str) -> str:
 def alpaca_dataset() -> dict[str, Any]:
     """Alpaca data (instruction/input/output), mapped with the Alpaca conversion."""
     return {"name": str(DATASETS / "alpaca.json"), "conversion": "Alpaca"}
+
+
+@pytest.fixture
+def pod_runner(kubeconfig: Path, namespace: str, tmp_path: Path) -> Iterator[Any]:
+    """Runs the test namespace's training pods as local processes (tests/cluster/podrunner.py):
+    `with run_operator(**pod_runner.operator_env):`."""
+    from tests.cluster.podrunner import PodRunner
+
+    runner = PodRunner(kubeconfig, namespace, tmp_path).start()
+    yield runner
+    runner.stop()
+    runner.cleanup()

@@ -1,0 +1,116 @@
+"""The Kubernetes backend with its training pods really run (tests/cluster/podrunner.py plays the kubelet):
+progress from pod logs, the model and GGUF on the Hub stand-in, a failing run's reason, and a pod killed
+mid-run resuming from its last Hub checkpoint on the Job's retry."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.cluster.podrunner import PodRunner
+from tests.conftest import kubectl
+from tests.e2e.conftest import TINY_REPO
+from tests.e2e.support import apply, condition, ftj, phase_is, wait_for
+from tests.hub import HubServer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow, pytest.mark.hub]
+
+TRAINING = {"maxSteps": 6, "maxLength": 128, "perDeviceBatchSize": 2, "gradientAccumulationSteps": 1,
+            "loggingSteps": 1, "saveSteps": 3}  # fmt: skip
+
+
+def _pods(namespace: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = json.loads(kubectl("get", "pods", "-n", namespace, "-o", "json").stdout)[
+        "items"
+    ]
+    return sorted(items, key=lambda p: p["metadata"]["creationTimestamp"])
+
+
+def test_pod_trains_reports_progress_from_its_log_and_pushes_model_and_gguf(
+    namespace: str,
+    run_operator: Any,
+    pod_runner: PodRunner,
+    alpaca_dataset: dict[str, Any],
+    token_secret: str,
+    hub: HubServer,
+) -> None:
+    repo = f"tester/{namespace}-k8s"
+    manifest = ftj(
+        "k8s-sft",
+        model=TINY_REPO,
+        dataset=alpaca_dataset,
+        backend="Kubernetes",
+        peft="LoRA",
+        hyperparameters=TRAINING,
+        output={"repo": repo, "gguf": ["Q4_K_M"]},
+        tokenSecretRef={"name": token_secret},
+    )
+    with run_operator(**pod_runner.operator_env):
+        apply(namespace, manifest)
+        running = wait_for(
+            namespace,
+            "k8s-sft",
+            lambda o: (o.get("status", {}).get("progress") or {}).get("step", 0) > 0,
+            timeout=300,
+        )
+        obj = wait_for(namespace, "k8s-sft", phase_is("Succeeded", "Failed"), timeout=600)
+    assert running["status"]["phase"] in ("Running", "Publishing")  # live, before the job ended
+    assert running["status"]["progress"]["totalSteps"] == 6
+    status = obj["status"]
+    assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
+    assert status["progress"]["step"] == 6 and status["progress"]["loss"] > 0
+    assert status["outputs"]["model"].endswith(repo)
+    assert any(u.endswith("Q4_K_M.gguf") for u in status["outputs"]["gguf"])
+    assert condition(obj, "GGUFPushed")["status"] == "True"  # type: ignore[index]
+    assert any(f.endswith("-Q4_K_M.gguf") for f in hub.store.list_files("model", f"{repo}-GGUF"))
+    (pod,) = _pods(namespace)
+    assert pod["status"]["phase"] == "Succeeded"
+    assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+    log = kubectl("logs", "-n", namespace, pod["metadata"]["name"]).stdout
+    assert '"ftjob":"done"' in log
+    # The token reached the process through its secretKeyRef only: neither the pod spec nor its log holds it.
+    from tests.hub import DEFAULT_TOKEN
+
+    assert DEFAULT_TOKEN not in json.dumps(pod) and DEFAULT_TOKEN not in log
+
+
+def test_a_killed_pod_resumes_from_its_hub_checkpoint_on_the_jobs_retry(
+    namespace: str,
+    run_operator: Any,
+    pod_runner: PodRunner,
+    alpaca_dataset: dict[str, Any],
+    token_secret: str,
+) -> None:
+    manifest = ftj(
+        "k8s-retry",
+        model=TINY_REPO,
+        dataset=alpaca_dataset,
+        backend="Kubernetes",
+        peft="LoRA",
+        hyperparameters={**TRAINING, "maxSteps": 24},
+        output={"repo": f"tester/{namespace}-retry"},
+        tokenSecretRef={"name": token_secret},
+    )
+    with run_operator(**pod_runner.operator_env):
+        apply(namespace, manifest)
+        wait_for(
+            namespace,
+            "k8s-retry",
+            lambda o: (o.get("status", {}).get("progress") or {}).get("step", 0) >= 5,
+            timeout=300,
+        )
+        # The node kills the container (no SIGTERM, no checkpoint on the way out).
+        (run,) = pod_runner.runs.values()
+        run.proc.kill()
+        obj = wait_for(namespace, "k8s-retry", phase_is("Succeeded", "Failed"), timeout=600)
+    status = obj["status"]
+    assert status["phase"] == "Succeeded", json.dumps(status, indent=1)
+    first, second = _pods(namespace)
+    assert first["status"]["phase"] == "Failed"
+    assert first["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 137
+    log = kubectl("logs", "-n", namespace, second["metadata"]["name"]).stdout
+    starts = [json.loads(line[line.index("{") :]) for line in log.splitlines() if '"ftjob":"start"' in line]
+    assert starts and 3 <= starts[0].get("resumedFromStep", 0) < 24, starts
+    assert status["progress"]["step"] == 24
