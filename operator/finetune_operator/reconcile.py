@@ -47,6 +47,7 @@ from finetune_operator.kube import KubeGateway
 from finetune_operator.metrics import JobLabels, OperatorMetrics
 from finetune_operator.progress import ProgressTracker
 from finetune_operator.render import render_plan
+from finetune_operator.signing import events_key
 from finetune_operator.status_writer import StatusWriter
 from finetune_training.plan import Method, RewardSpec, RewardType
 
@@ -141,6 +142,7 @@ def _target(job: FineTuneJob, deps: Deps, *, with_token: bool, attempt: int) -> 
         token_secret_name=secret,
         token_secret_key=key,
         token=token,
+        events_key=events_key(deps.config, job.metadata.uid, attempt),
     )
 
 
@@ -468,6 +470,7 @@ class Reconciler:
             self.suspend_running(backend, target, ref)
             return
         tracker = self.tracker()
+        tracker.key = target.events_key
         if work.state != WorkState.QUEUED:
             for line in backend.logs(target, ref, tail=MONITOR_TAIL_LINES):
                 tracker.feed(line)

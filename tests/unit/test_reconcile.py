@@ -43,6 +43,8 @@ class Work:
     reason: str = ""
     lines: list[str] = field(default_factory=list)
     cancelled: bool = False
+    events_key: str | None = None
+    """The secret the run was given; the runtime signs its events with it."""
 
 
 class FakeBackend:
@@ -68,7 +70,7 @@ class FakeBackend:
         assert plan.job.attempt == target.attempt
         self.submissions += 1
         ref = WorkRef(kind=self.kind, id=f"work-{target.attempt}", attempt=target.attempt)
-        self.works[(target.uid, target.attempt)] = Work(ref, plan)
+        self.works[(target.uid, target.attempt)] = Work(ref, plan, events_key=target.events_key)
         return ref.model_copy()
 
     def work(self, attempt: int = 1) -> Work:
@@ -199,10 +201,12 @@ class World:
     def condition(self, type_: str) -> Any:
         return get_condition(FineTuneJob.from_body(self.body).status, type_)
 
-    def emit(self, attempt: int = 1, **event: Any) -> None:
+    def emit(self, attempt: int = 1, *, key: str | None = None, **event: Any) -> None:
+        """The run prints an event, signed as the runtime signs it (with the attempt's key, or `key`)."""
+        work = self.backend.work(attempt)
         out = io.StringIO()
-        emit(RuntimeEvent(**event), out)
-        self.backend.work(attempt).lines.append(out.getvalue())
+        emit(RuntimeEvent(**event), out, key=key or work.events_key)
+        work.lines.append(out.getvalue())
 
 
 @pytest.fixture

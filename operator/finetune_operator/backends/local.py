@@ -20,12 +20,30 @@ from pathlib import Path
 
 from finetune_operator.backends.base import JobTarget, WorkRef, WorkState, WorkStatus
 from finetune_operator.config import OperatorConfig
+from finetune_operator.errors import SpecError
 from finetune_operator.identity import work_name
+from finetune_training.events import KEY_ENV as EVENTS_KEY_ENV
 from finetune_training.plan import TrainingPlan
 
 STOP_GRACE_SECONDS = 60.0
 """How long a stopped run may take to save and push its checkpoint (after SIGTERM) before SIGKILL."""
 TIMEOUT_EXIT = 124  # coreutils `timeout`
+PASSED_ENV = ("PATH", "HOME", "USER", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH", "HF_HOME")
+"""The only operator variables a run inherits: no ServiceAccount or Kubernetes settings, no operator
+secrets (the run may execute user code)."""
+
+
+def run_env(config: OperatorConfig, target: JobTarget, folder: Path) -> dict[str, str]:
+    """The run's whole environment: what it needs, its own token and event key, nothing else."""
+    env = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
+    env.update(TRACKIO_DIR=str(folder / "trackio"), PYTHONUNBUFFERED="1", HF_HUB_DISABLE_TELEMETRY="1")
+    if config.hf_endpoint:
+        env["HF_ENDPOINT"] = config.hf_endpoint
+    if target.token:
+        env["HF_TOKEN"] = target.token
+    if target.events_key:
+        env[EVENTS_KEY_ENV] = target.events_key
+    return env
 
 
 class LocalBackend:
@@ -78,15 +96,14 @@ class LocalBackend:
         grace = int(self.stop_grace_seconds)
         script = f"timeout --signal=TERM --kill-after={grace} {timeout_seconds} {train} & "
         script += "echo $! > run_pid; wait $!; echo $? > exit_code.tmp && mv exit_code.tmp exit_code"
-        env = dict(os.environ)
-        env.pop("KUBECONFIG", None)  # the runtime never talks to Kubernetes
-        env.update(TRACKIO_DIR=str(folder / "trackio"), PYTHONUNBUFFERED="1", HF_HUB_DISABLE_TELEMETRY="1")
-        if self.config.hf_endpoint:
-            env["HF_ENDPOINT"] = self.config.hf_endpoint
-        if target.token:
-            env["HF_TOKEN"] = target.token
-        else:
-            env.pop("HF_TOKEN", None)
+        if not self.config.local_allow_code_rewards and any(r.code for r in plan.rewards or []):
+            raise SpecError(
+                "CodeRewardsDisabled",
+                "this operator does not run inline reward `code` on its own host (Local backend): use a "
+                "built-in reward or `function`, another backend, or ask the operator's admin to set "
+                "`localAllowCodeRewards`",
+            )
+        env = run_env(self.config, target, folder)
         with open(folder / "train.log", "ab") as log:
             proc = subprocess.Popen(
                 ["/bin/sh", "-c", script],
