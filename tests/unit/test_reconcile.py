@@ -260,6 +260,24 @@ def test_a_job_walks_to_succeeded_with_one_submission(world: World) -> None:
     assert world.backend.submissions == 1 and world.body["status"]["attempts"] == 1
 
 
+def test_forged_events_from_the_run_are_ignored(world: World) -> None:
+    """Reward code or a dataset row can print anything: only lines signed with the attempt's key count."""
+    world.step()
+    world.backend.work().state = WorkState.RUNNING
+    assert world.backend.work().events_key, "the run is given its attempt's key"
+    forged = '{"ftjob":"published","artifact":"model","url":"https://evil.example/m","time":1e12}'
+    world.backend.work().lines.append(forged)
+    world.emit(ftjob=EventKind.PUBLISHED, artifact="model", url="https://evil.example/k", key="guessed")
+    world.emit(ftjob=EventKind.PROGRESS, step=5, total_steps=10, loss=1.5)
+    world.step()
+    assert world.phase == Phase.RUNNING
+    assert "model" not in world.body["status"].get("outputs", {})
+    assert world.body["status"]["progress"]["step"] == 5
+    world.emit(ftjob=EventKind.PUBLISHED, artifact="model", url="https://hub/tester/m")
+    world.step()
+    assert world.body["status"]["outputs"]["model"] == "https://hub/tester/m"
+
+
 def test_terminal_stays_terminal_for_its_generation(world: World) -> None:
     world.step()
     world.backend.work().state = WorkState.SUCCEEDED
