@@ -44,6 +44,7 @@ from finetune_operator.conditions import (
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import RetryLater, SpecError
 from finetune_operator.kube import KubeGateway
+from finetune_operator.local_paths import check_local_paths
 from finetune_operator.metrics import JobLabels, OperatorMetrics
 from finetune_operator.progress import ProgressTracker
 from finetune_operator.render import render_plan
@@ -266,6 +267,7 @@ class Reconciler:
 
     def step(self) -> None:
         if not self.submitted():
+            check_local_paths(self.job.spec, self.deps.config)  # before anything reads them
             if not is_true(self.status, ConditionType.DATASET_VALIDATED, self.gen):
                 self.validate()
             if not is_true(self.status, ConditionType.HARDWARE_PLANNED, self.gen):

@@ -16,6 +16,7 @@ from finetune_operator.backends.base import JobTarget
 from finetune_operator.backends.local import LocalBackend
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import SpecError
+from finetune_operator.local_paths import check_local_paths
 from finetune_operator.signing import events_key
 from finetune_training.events import EventKind, RuntimeEvent, emit, format_line, parse_line
 from finetune_training.plan import TrainingPlan
@@ -125,3 +126,37 @@ def test_inline_reward_code_is_bounded_per_reward_and_in_all() -> None:
         FineTuneJobSpec.model_validate(_spec("x" * 17_000))
     with pytest.raises(ValidationError, match="in all"):
         FineTuneJobSpec.model_validate(_spec("x" * 16_000, "y" * 16_000, "z" * 1_000))
+
+
+# -- local paths ---------------------------------------------------------------------------------------
+def _job(dataset: str, backend: str, model: str = "tester/tiny") -> FineTuneJobSpec:
+    return FineTuneJobSpec.model_validate(
+        {"model": {"name": model}, "dataset": {"name": dataset}, "method": "SFT", "backend": backend}
+    )
+
+
+def test_local_paths_only_on_local_and_under_allowed_roots(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.jsonl").write_text("{}\n")
+    (tmp_path / "secret.key").write_text("x")
+    config = OperatorConfig(metrics_port=0, local_path_roots=[data])
+    check_local_paths(_job(str(data / "a.jsonl"), "Local"), config)
+    check_local_paths(_job("tester/data", "HFJobs"), config)
+    refused = [
+        (_job(str(data / "a.jsonl"), "HFJobs"), "spec.dataset.name", "backend: Local"),
+        (_job(str(data / "a.jsonl"), "Auto"), "spec.dataset.name", "backend: Local"),
+        (_job(str(data / ".." / "secret.key"), "Local"), "spec.dataset.name", str(data)),
+        (_job("tester/data", "Kubernetes", model=str(tmp_path)), "spec.model.name", "backend: Local"),
+    ]
+    for spec, field, hint in refused:
+        with pytest.raises(SpecError) as err:
+            check_local_paths(spec, config)
+        assert err.value.reason == "LocalPathRefused" and f"`{field}`" in err.value.message
+        assert hint in err.value.message and "secret.key" not in err.value.message
+
+
+def test_by_default_no_local_path_is_allowed(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_text("{}\n")
+    with pytest.raises(SpecError, match="allows no local paths"):
+        check_local_paths(_job(str(tmp_path / "a.jsonl"), "Local"), OperatorConfig(metrics_port=0))
