@@ -70,6 +70,8 @@ def operator_env(hub: HubServer, tmp_path_factory: pytest.TempPathFactory) -> di
         # Local-backend jobs may name the test data by path; nothing else on this host.
         "FTJOB_LOCAL_PATH_ROOTS": json.dumps([str(DATASETS)]),
         "FTJOB_METRICS_PORT": str(free_port()),
+        # As the chart's `eventsSigningKey` Secret gives it: a restarted operator verifies the same runs.
+        "FTJOB_EVENTS_SIGNING_KEY": "e2e-events-signing-key",
         "FTJOB_TRAINER_IMAGE": "ghcr.io/finetune-operator/trainer:test",
         # kwok completes a Job's pod this long after it starts running.
         "FTJOB_POD_ANNOTATIONS": json.dumps({"pod-complete.stage.kwok.x-k8s.io/delay": "4s"}),
