@@ -31,11 +31,13 @@ TIMEOUT_EXIT = 124  # coreutils `timeout`
 PASSED_ENV = ("PATH", "HOME", "USER", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH", "HF_HOME")
 """The only operator variables a run inherits: no ServiceAccount or Kubernetes settings, no operator
 secrets (the run may execute user code)."""
+PASSED_PREFIXES = ("HF_HUB_", "HF_XET_", "HF_DATASETS_")
+"""Hub and datasets client settings (offline mode, Xet, timeouts) pass too; credentials never do."""
 
 
 def run_env(config: OperatorConfig, target: JobTarget, folder: Path) -> dict[str, str]:
     """The run's whole environment: what it needs, its own token and event key, nothing else."""
-    env = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
+    env = {k: v for k, v in os.environ.items() if k in PASSED_ENV or k.startswith(PASSED_PREFIXES)}
     env.update(TRACKIO_DIR=str(folder / "trackio"), PYTHONUNBUFFERED="1", HF_HUB_DISABLE_TELEMETRY="1")
     if config.hf_endpoint:
         env["HF_ENDPOINT"] = config.hf_endpoint
