@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from finetune_operator.api.spec import Backend
@@ -67,6 +67,16 @@ class OperatorConfig(BaseSettings):
     resubmitted and resumes from the last Hub checkpoint, until this many attempts have run."""
     job_ttl_seconds_after_finished: int = 7 * 24 * 3600
     """How long finished training Jobs are kept for their logs."""
+    events_signing_key: SecretStr | None = None
+    """Key from which each attempt's event-signing key derives (the chart's `eventsSigningKey` Secret, as
+    `FTJOB_EVENTS_SIGNING_KEY`). Lines a run prints count as progress only when signed with its attempt's
+    key. Unset: a key per operator process, so runs started before a restart report no more progress."""
+    local_allow_code_rewards: bool = False
+    """Let the Local backend run `rewards[].code` (user code, in a child with a scrubbed environment but
+    on the operator's host). Off: such jobs fail with `CodeRewardsDisabled`."""
+    local_path_roots: list[Path] = Field(default_factory=list)
+    """Folders under which datasets and models may be named by local path, on the Local backend only
+    (the run reads them on this host). Empty: no local paths; every other backend refuses them."""
     local_workdir: Path = Path("/tmp/finetune-operator")
     """Where the Local backend keeps plans, logs and outputs."""
     local_gpus: int = 0

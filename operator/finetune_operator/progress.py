@@ -165,6 +165,9 @@ class ProgressTracker:
         self.outputs = Outputs()
         self.error: RuntimeEvent | None = None
         """The runtime's `error` event, when the run failed."""
+        self.key: str | None = None
+        """The attempt's event-signing key: when set, only lines signed with it count (anything else
+        the run prints, such as reward code or a dataset row, may imitate an event)."""
         self.done: RuntimeEvent | None = None
         """The runtime's `done` event, when the run finished."""
         self._state = TrackerState()
@@ -261,7 +264,7 @@ class ProgressTracker:
         """
         events: list[RuntimeEvent] = []
         for text in line.splitlines() or [line]:
-            event = parse_line(text)
+            event = parse_line(text, self.key)
             if event is None:
                 continue
             last = self._state.last_event_time

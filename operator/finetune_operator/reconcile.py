@@ -54,9 +54,11 @@ from finetune_operator.config import OperatorConfig
 from finetune_operator.cost import format_usd, observe, over_budget
 from finetune_operator.errors import RetryLater, SpecError
 from finetune_operator.kube import KubeGateway
+from finetune_operator.local_paths import check_local_paths
 from finetune_operator.metrics import JobLabels, OperatorMetrics
 from finetune_operator.progress import ProgressTracker
 from finetune_operator.render import render_plan
+from finetune_operator.signing import events_key
 from finetune_operator.status_writer import StatusWriter
 from finetune_training.plan import Method, RewardSpec, RewardType
 
@@ -153,6 +155,7 @@ def _target(job: FineTuneJob, deps: Deps, *, with_token: bool, attempt: int) -> 
         token_secret_name=secret,
         token_secret_key=key,
         token=token,
+        events_key=events_key(deps.config, job.metadata.uid, attempt),
     )
 
 
@@ -276,6 +279,7 @@ class Reconciler:
 
     def step(self) -> None:
         if not self.submitted():
+            check_local_paths(self.job.spec, self.deps.config)  # before anything reads them
             if not is_true(self.status, ConditionType.DATASET_VALIDATED, self.gen):
                 self.validate()
             if not is_true(self.status, ConditionType.HARDWARE_PLANNED, self.gen):
@@ -509,6 +513,7 @@ class Reconciler:
         ):
             self.stop_for_budget(backend, target, ref, budget.max_cost_usd)
         tracker = self.tracker()
+        tracker.key = target.events_key
         if work.state != WorkState.QUEUED:
             for line in backend.logs(target, ref, tail=MONITOR_TAIL_LINES):
                 tracker.feed(line)

@@ -21,6 +21,8 @@ from tests.hub import DEFAULT_TOKEN, HubServer, client_config, start_hub
 
 TINY_REPO = "tester/tiny-chat"
 KUBE_VERSION = "1.36.3"  # what the local control plane runs (the testbin helm would assume v1.20)
+ALPACA_REPO = "tester/alpaca"
+"""`tests/data/datasets/alpaca.json` as a public Hub dataset: jobs name data the way users do."""
 
 
 def free_port() -> int:
@@ -49,6 +51,13 @@ def hub(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         api = HfApi(endpoint=server.url, token=DEFAULT_TOKEN)
         api.create_repo(TINY_REPO, exist_ok=True, private=False)
         api.upload_folder(repo_id=TINY_REPO, folder_path=str(tiny_model_dir))
+        api.create_repo(ALPACA_REPO, repo_type="dataset", exist_ok=True, private=False)
+        api.upload_file(
+            repo_id=ALPACA_REPO,
+            repo_type="dataset",
+            path_or_fileobj=str(DATASETS / "alpaca.json"),
+            path_in_repo="alpaca.json",
+        )
     yield server
     server.stop()
 
@@ -62,7 +71,11 @@ def operator_env(hub: HubServer, tmp_path_factory: pytest.TempPathFactory) -> di
         "FTJOB_POLL_INTERVAL_SECONDS": "1",
         "FTJOB_STATUS_INTERVAL_SECONDS": "0",
         "FTJOB_LOCAL_WORKDIR": str(tmp_path_factory.mktemp("local-backend")),
+        # Local-backend jobs may name the test data by path; nothing else on this host.
+        "FTJOB_LOCAL_PATH_ROOTS": json.dumps([str(DATASETS)]),
         "FTJOB_METRICS_PORT": str(free_port()),
+        # As the chart's `eventsSigningKey` Secret gives it: a restarted operator verifies the same runs.
+        "FTJOB_EVENTS_SIGNING_KEY": "e2e-events-signing-key",
         "FTJOB_TRAINER_IMAGE": "ghcr.io/finetune-operator/trainer:test",
         # kwok completes a Job's pod this long after it starts running.
         "FTJOB_POD_ANNOTATIONS": json.dumps({"pod-complete.stage.kwok.x-k8s.io/delay": "4s"}),
@@ -183,8 +196,8 @@ def token_secret(namespace: str) -> str:
 
 @pytest.fixture
 def alpaca_dataset() -> dict[str, Any]:
-    """Alpaca data (instruction/input/output), mapped with the Alpaca conversion."""
-    return {"name": str(DATASETS / "alpaca.json"), "conversion": "Alpaca"}
+    """Alpaca data (instruction/input/output) on the Hub stand-in, mapped with the Alpaca conversion."""
+    return {"name": ALPACA_REPO, "conversion": "Alpaca"}
 
 
 @pytest.fixture

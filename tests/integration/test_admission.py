@@ -48,6 +48,16 @@ BAD: list[tuple[str, dict[str, Any], list[str]]] = [
     ("unknown peft", _with(peft="Adapter"), ["spec.peft", "LoRA"]),
     ("unknown backend", _with(backend="Slurm"), ["spec.backend", "HFJobs"]),
     ("rewards without GRPO", _with(rewards=[{"type": "Accuracy"}]), ["spec.rewards", "GRPO"]),
+    (
+        "reward code over 16 KiB",
+        _with(method="GRPO", rewards=[{"type": "Python", "code": "#" * 16385}]),
+        ["spec.rewards[0].code", "16384"],
+    ),
+    (
+        "reward code over 32 KiB in all",
+        _with(method="GRPO", rewards=[{"type": "Python", "code": "#" * 16000} for _ in range(3)]),
+        ["spec.rewards", "32768", "in all"],
+    ),
     ("repo id without owner", _with(output={"repo": "just-a-name"}), ["spec.output.repo", "owner/name"]),
     ("flavor without HFJobs", _with(hardware={"flavor": "a10g-large"}), ["spec.hardware.flavor", "HFJobs"]),
     (

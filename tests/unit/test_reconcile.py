@@ -48,6 +48,8 @@ class Work:
     cancelled: bool = False
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    events_key: str | None = None
+    """The secret the run was given; the runtime signs its events with it."""
 
 
 class FakeBackend:
@@ -73,7 +75,7 @@ class FakeBackend:
         assert plan.job.attempt == target.attempt
         self.submissions += 1
         ref = WorkRef(kind=self.kind, id=f"work-{target.attempt}", attempt=target.attempt)
-        self.works[(target.uid, target.attempt)] = Work(ref, plan)
+        self.works[(target.uid, target.attempt)] = Work(ref, plan, events_key=target.events_key)
         return ref.model_copy()
 
     def work(self, attempt: int = 1) -> Work:
@@ -208,10 +210,12 @@ class World:
     def condition(self, type_: str) -> Any:
         return get_condition(FineTuneJob.from_body(self.body).status, type_)
 
-    def emit(self, attempt: int = 1, **event: Any) -> None:
+    def emit(self, attempt: int = 1, *, key: str | None = None, **event: Any) -> None:
+        """The run prints an event, signed as the runtime signs it (with the attempt's key, or `key`)."""
+        work = self.backend.work(attempt)
         out = io.StringIO()
-        emit(RuntimeEvent(**event), out)
-        self.backend.work(attempt).lines.append(out.getvalue())
+        emit(RuntimeEvent(**event), out, key=key or work.events_key)
+        work.lines.append(out.getvalue())
 
 
 @pytest.fixture
@@ -263,6 +267,24 @@ def test_a_job_walks_to_succeeded_with_one_submission(world: World) -> None:
     world.step()
     assert world.phase == Phase.SUCCEEDED
     assert world.backend.submissions == 1 and world.body["status"]["attempts"] == 1
+
+
+def test_forged_events_from_the_run_are_ignored(world: World) -> None:
+    """Reward code or a dataset row can print anything: only lines signed with the attempt's key count."""
+    world.step()
+    world.backend.work().state = WorkState.RUNNING
+    assert world.backend.work().events_key, "the run is given its attempt's key"
+    forged = '{"ftjob":"published","artifact":"model","url":"https://evil.example/m","time":1e12}'
+    world.backend.work().lines.append(forged)
+    world.emit(ftjob=EventKind.PUBLISHED, artifact="model", url="https://evil.example/k", key="guessed")
+    world.emit(ftjob=EventKind.PROGRESS, step=5, total_steps=10, loss=1.5)
+    world.step()
+    assert world.phase == Phase.RUNNING
+    assert "model" not in world.body["status"].get("outputs", {})
+    assert world.body["status"]["progress"]["step"] == 5
+    world.emit(ftjob=EventKind.PUBLISHED, artifact="model", url="https://hub/tester/m")
+    world.step()
+    assert world.body["status"]["outputs"]["model"] == "https://hub/tester/m"
 
 
 def test_terminal_stays_terminal_for_its_generation(world: World) -> None:

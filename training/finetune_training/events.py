@@ -2,11 +2,19 @@
 
 Every line carries `"ftjob": <kind>` so it stands out among library logs in any backend's log stream
 (pod logs, HF Jobs server-sent events, a local process's file).
+
+Anything the run prints can look like an event (reward code, a printed dataset row), so with a key in
+`FTJOB_EVENTS_KEY` (the operator's per-attempt secret) every line ends in `"sig": HMAC-SHA256(key, the
+line up to the signature)` and a reader holding the key drops lines that do not verify.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import os
+import re
 import sys
 import time
 from enum import StrEnum
@@ -93,19 +101,60 @@ class RuntimeEvent(CamelModel):
     """How rows became steps (the `start` event)."""
 
 
-def emit(event: RuntimeEvent, stream: TextIO | None = None) -> None:
-    """Write one event line and flush, so log streams see it at once."""
+KEY_ENV = "FTJOB_EVENTS_KEY"
+"""The run's event-signing key (a secret the operator hands each attempt)."""
+_SIGNED = re.compile(r'^(\{.*),"sig":"([0-9a-f]{64})"\}\s*$')
+
+
+def signature(key: str, body: str) -> str:
+    """HMAC-SHA256 of an event's JSON text (without the signature) under `key`, hex."""
+    return hmac.new(key.encode(), body.encode(), hashlib.sha256).hexdigest()
+
+
+def format_line(event: RuntimeEvent, key: str | None = None) -> str:
+    """The event as one JSON line; signed (a trailing `"sig"` member) when a key is given."""
+    body = json.dumps(event.wire(), separators=(",", ":"))
+    if key:
+        body = body[:-1] + f',"sig":"{signature(key, body)}"}}'
+    return body
+
+
+_held_key: str | None = None
+
+
+def hold_key() -> None:
+    """Take the key out of the environment (keeping it here), before user code (rewards) runs in this
+    process, so that code does not find it in `os.environ` or hand it to children it starts."""
+    global _held_key
+    _held_key = os.environ.pop(KEY_ENV, None) or _held_key
+
+
+def emit(event: RuntimeEvent, stream: TextIO | None = None, key: str | None = None) -> None:
+    """Write one event line and flush, so log streams see it at once; signed with `key` or, by
+    default, with the run's `FTJOB_EVENTS_KEY` when it has one."""
     out = stream or sys.stdout
-    out.write(json.dumps(event.wire(), separators=(",", ":")) + "\n")
+    out.write(format_line(event, key or _held_key or os.environ.get(KEY_ENV)) + "\n")
     out.flush()
 
 
-def parse_line(line: str) -> RuntimeEvent | None:
-    """The event on a log line, or None for any other line (library logs, tracebacks)."""
+def parse_line(line: str, key: str | None = None) -> RuntimeEvent | None:
+    """The event on a log line, or None for any other line (library logs, tracebacks).
+
+    With `key`, only a line signed with it counts: an unsigned or forged one reads as None.
+    """
     start = line.find('{"ftjob"')
     if start < 0:
         return None
+    text = line[start:]
+    if key:
+        signed = _SIGNED.match(text)
+        if signed is None:
+            return None
+        body = signed.group(1) + "}"
+        if not hmac.compare_digest(signed.group(2), signature(key, body)):
+            return None
+        text = body
     try:
-        return RuntimeEvent.model_validate(json.loads(line[start:]))
+        return RuntimeEvent.model_validate(json.loads(text))
     except ValueError:
         return None

@@ -117,6 +117,12 @@ class RewardType(StrEnum):
     """A user function `f(completions, prompts, **columns) -> list[float]` from `function` or `code`."""
 
 
+MAX_REWARD_CODE = 16 * 1024
+"""Characters of inline reward `code` per reward; with :data:`MAX_REWARD_CODE_TOTAL` over all rewards,
+this keeps the FineTuneJob (which kopf copies whole into an annotation) far below etcd's object limit."""
+MAX_REWARD_CODE_TOTAL = 32 * 1024
+
+
 class RewardSpec(CamelModel):
     """One GRPO reward function and its weight."""
 
@@ -132,7 +138,7 @@ class RewardSpec(CamelModel):
     """Tags the completion must use, in order (Format). Defaults to think, answer."""
     function: str | None = Field(default=None, max_length=256)
     """`module:function` importable in the trainer (Python)."""
-    code: str | None = Field(default=None, max_length=65536)
+    code: str | None = Field(default=None, max_length=MAX_REWARD_CODE)
     """Inline Python source defining `function`'s name, or `reward` by default (Python)."""
 
 

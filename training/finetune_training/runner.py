@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from finetune_training.errors import TrainingError
-from finetune_training.events import EventKind, RuntimeEvent, emit
+from finetune_training.events import EventKind, RuntimeEvent, emit, hold_key
 from finetune_training.plan import TrainingPlan
 from finetune_training.stop import STOP_EXIT_CODE, Stopped, StopRequest
 
@@ -217,6 +217,7 @@ def run(plan_path: str | None, plan_env: str = PLAN_ENV) -> int:
     """
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    hold_key()  # this process runs reward code next: it must not read the event key from the environment
     try:
         with StopRequest().installed() as stop:
             plan = load_plan(plan_path, plan_env)

@@ -87,7 +87,8 @@ Rules on namespaced resources: what reconciling a FineTuneJob needs, no more. Us
   resources: [events]
   verbs: [create]
 # The Hugging Face token named by a job's tokenSecretRef (or the default Secret): read, never listed.
+# Create: each training attempt's event-signing key, a Secret owned by the FineTuneJob.
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get]
+  verbs: [get, create]
 {{- end }}

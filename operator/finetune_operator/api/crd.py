@@ -16,6 +16,7 @@ import yaml
 from finetune_operator import GROUP, KIND, PLURAL, VERSION
 from finetune_operator.api.spec import DURATION, REPO_ID, FineTuneJobSpec
 from finetune_operator.api.status import FineTuneJobStatus
+from finetune_training.plan import MAX_REWARD_CODE_TOTAL
 
 CRD_FILE = f"{GROUP}_{PLURAL}.yaml"
 
@@ -31,6 +32,13 @@ DURATION_CEL = DURATION.replace("\\", "\\\\")
 
 # Rules on `spec` (self is the spec). Each message names the field and says what to change.
 SPEC_RULES: list[dict[str, str]] = [
+    {
+        "rule": "!has(self.rewards) || "
+        f"self.rewards.map(r, has(r.code) ? size(r.code) : 0).sum() <= {MAX_REWARD_CODE_TOTAL}",
+        "message": f"`spec.rewards[].code` may hold {MAX_REWARD_CODE_TOTAL} characters in all: move long "
+        "reward code into a module in the trainer image and name it in `function`",
+        "fieldPath": ".rewards",
+    },
     {
         "rule": "!has(self.rewards) || self.method == 'GRPO'",
         "message": "`spec.rewards` is only used by `method: GRPO`: remove it, or set `method: GRPO`",

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 
 from finetune_training.camel import CamelModel
 from finetune_training.plan import (
+    MAX_REWARD_CODE_TOTAL,
     DatasetSource,
     GGUFQuant,
     LoraSettings,
@@ -165,6 +166,12 @@ class FineTuneJobSpec(CamelModel):
         for reward in rewards or []:
             if reward.type == "Python" and not (reward.function or reward.code):
                 raise ValueError("a `Python` reward needs `function` (module:function) or `code`")
+        total = sum(len(reward.code or "") for reward in rewards or [])
+        if total > MAX_REWARD_CODE_TOTAL:
+            raise ValueError(
+                f"`spec.rewards[].code` holds {total} characters in all, over {MAX_REWARD_CODE_TOTAL}: "
+                "move long reward code into a module in the trainer image and name it in `function`"
+            )
         return rewards
 
     def gguf_repo(self) -> str | None:

@@ -44,6 +44,9 @@ class JobTarget(BaseModel):
     """Which attempt's work to find or submit (1, 2, …): each attempt is separate backend work."""
     token: str | None = None
     """The token value, for backends outside the cluster (HF Jobs, Local). Never logged or stored."""
+    events_key: str | None = None
+    """The attempt's event-signing key, handed to the run as a secret (`FTJOB_EVENTS_KEY`). Never
+    logged or stored."""
 
 
 class WorkStatus(BaseModel):

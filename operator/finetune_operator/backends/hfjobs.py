@@ -22,6 +22,7 @@ from finetune_operator.identity import (
     HF_UID_LABEL,
     is_attempt,
 )
+from finetune_training.events import KEY_ENV as EVENTS_KEY_ENV
 from finetune_training.plan import TrainingPlan
 
 PLAN_ENV = "FTJOB_PLAN"
@@ -113,12 +114,16 @@ class HFJobsBackend:
             HF_NAME_LABEL: target.name[:63],
             HF_NAMESPACE_LABEL: target.namespace[:63],
         }
+        # Jobs secrets are hidden from the job's spec and logs, unlike `env`.
+        secrets = {"HF_TOKEN": target.token}
+        if target.events_key:
+            secrets[EVENTS_KEY_ENV] = target.events_key
         try:
             job = api.run_job(
                 image=self.config.trainer_image,
                 command=list(self.config.trainer_command),
                 env=env,
-                secrets={"HF_TOKEN": target.token},
+                secrets=secrets,
                 flavor=plan.resources.flavor or "cpu-basic",
                 timeout=timeout_seconds,
                 labels=labels,

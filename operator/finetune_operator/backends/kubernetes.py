@@ -12,9 +12,11 @@ from finetune_operator.backends.base import JobTarget, WorkRef, WorkState, WorkS
 from finetune_operator.config import OperatorConfig
 from finetune_operator.identity import ATTEMPT_LABEL, UID_LABEL, is_attempt, labels_for, work_name
 from finetune_operator.rbac import api_error
+from finetune_training.events import KEY_ENV as EVENTS_KEY_ENV
 from finetune_training.plan import TrainingPlan
 
 PLAN_KEY = "plan.json"
+EVENTS_SECRET_KEY = "key"
 PLAN_MOUNT = "/etc/ftjob"
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
@@ -85,6 +87,17 @@ class KubernetesBackend:
             "configmaps",
             target.namespace,
         )
+        if target.events_key:
+            # The attempt's event key reaches the pod by reference only, like the token.
+            key_secret = client.V1Secret(
+                metadata=client.V1ObjectMeta(name=f"{name}-events", labels=labels, owner_references=[owner]),
+                string_data={EVENTS_SECRET_KEY: target.events_key},
+            )
+            self._create(
+                lambda: self.core.create_namespaced_secret(target.namespace, key_secret),
+                "secrets",
+                target.namespace,
+            )
         job = self._job(name, labels, owner, target, plan, timeout_seconds)
         self._create(
             lambda: self.batch.create_namespaced_job(target.namespace, job), "jobs", target.namespace
@@ -124,6 +137,17 @@ class KubernetesBackend:
                     value_from=client.V1EnvVarSource(
                         secret_key_ref=client.V1SecretKeySelector(
                             name=target.token_secret_name, key=target.token_secret_key
+                        )
+                    ),
+                )
+            )
+        if target.events_key:
+            env.append(
+                client.V1EnvVar(
+                    name=EVENTS_KEY_ENV,
+                    value_from=client.V1EnvVarSource(
+                        secret_key_ref=client.V1SecretKeySelector(
+                            name=f"{name}-events", key=EVENTS_SECRET_KEY
                         )
                     ),
                 )

@@ -21,12 +21,32 @@ from pathlib import Path
 
 from finetune_operator.backends.base import TERMINAL_STATES, JobTarget, WorkRef, WorkState, WorkStatus
 from finetune_operator.config import OperatorConfig
+from finetune_operator.errors import SpecError
 from finetune_operator.identity import work_name
+from finetune_training.events import KEY_ENV as EVENTS_KEY_ENV
 from finetune_training.plan import TrainingPlan
 
 STOP_GRACE_SECONDS = 60.0
 """How long a stopped run may take to save and push its checkpoint (after SIGTERM) before SIGKILL."""
 TIMEOUT_EXIT = 124  # coreutils `timeout`
+PASSED_ENV = ("PATH", "HOME", "USER", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH", "HF_HOME")
+"""The only operator variables a run inherits: no ServiceAccount or Kubernetes settings, no operator
+secrets (the run may execute user code)."""
+PASSED_PREFIXES = ("HF_HUB_", "HF_XET_", "HF_DATASETS_")
+"""Hub and datasets client settings (offline mode, Xet, timeouts) pass too; credentials never do."""
+
+
+def run_env(config: OperatorConfig, target: JobTarget, folder: Path) -> dict[str, str]:
+    """The run's whole environment: what it needs, its own token and event key, nothing else."""
+    env = {k: v for k, v in os.environ.items() if k in PASSED_ENV or k.startswith(PASSED_PREFIXES)}
+    env.update(TRACKIO_DIR=str(folder / "trackio"), PYTHONUNBUFFERED="1", HF_HUB_DISABLE_TELEMETRY="1")
+    if config.hf_endpoint:
+        env["HF_ENDPOINT"] = config.hf_endpoint
+    if target.token:
+        env["HF_TOKEN"] = target.token
+    if target.events_key:
+        env[EVENTS_KEY_ENV] = target.events_key
+    return env
 
 
 class LocalBackend:
@@ -79,15 +99,14 @@ class LocalBackend:
         grace = int(self.stop_grace_seconds)
         script = f"timeout --signal=TERM --kill-after={grace} {timeout_seconds} {train} & "
         script += "echo $! > run_pid; wait $!; echo $? > exit_code.tmp && mv exit_code.tmp exit_code"
-        env = dict(os.environ)
-        env.pop("KUBECONFIG", None)  # the runtime never talks to Kubernetes
-        env.update(TRACKIO_DIR=str(folder / "trackio"), PYTHONUNBUFFERED="1", HF_HUB_DISABLE_TELEMETRY="1")
-        if self.config.hf_endpoint:
-            env["HF_ENDPOINT"] = self.config.hf_endpoint
-        if target.token:
-            env["HF_TOKEN"] = target.token
-        else:
-            env.pop("HF_TOKEN", None)
+        if not self.config.local_allow_code_rewards and any(r.code for r in plan.rewards or []):
+            raise SpecError(
+                "CodeRewardsDisabled",
+                "this operator does not run inline reward `code` on its own host (Local backend): use a "
+                "built-in reward or `function`, another backend, or ask the operator's admin to set "
+                "`localAllowCodeRewards`",
+            )
+        env = run_env(self.config, target, folder)
         with open(folder / "train.log", "ab") as log:
             proc = subprocess.Popen(
                 ["/bin/sh", "-c", script],
