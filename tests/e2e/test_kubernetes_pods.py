@@ -114,3 +114,41 @@ def test_a_killed_pod_resumes_from_its_hub_checkpoint_on_the_jobs_retry(
     starts = [json.loads(line[line.index("{") :]) for line in log.splitlines() if '"ftjob":"start"' in line]
     assert starts and 3 <= starts[0].get("resumedFromStep", 0) < 24, starts
     assert status["progress"]["step"] == 24
+
+
+def test_a_failing_training_pod_fails_the_job_with_the_runtimes_reason(
+    namespace: str,
+    run_operator: Any,
+    pod_runner: PodRunner,
+    alpaca_dataset: dict[str, Any],
+    token_secret: str,
+    hub: HubServer,
+) -> None:
+    manifest = ftj(
+        "k8s-fail",
+        model=TINY_REPO,
+        dataset=alpaca_dataset,
+        backend="Kubernetes",
+        peft="LoRA",
+        hyperparameters=TRAINING,
+        tokenSecretRef={"name": token_secret},
+    )
+    with run_operator(**pod_runner.operator_env):
+        apply(namespace, manifest)
+        wait_for(namespace, "k8s-fail", lambda o: o.get("status", {}).get("backendRef") is not None)
+        # Validated and submitted; then the model's files vanish from the Hub for the training pods.
+        rule = hub.faults.server_error(rf"/{TINY_REPO}/resolve/", status=404, times=1000)
+        try:
+            obj = wait_for(namespace, "k8s-fail", phase_is("Succeeded", "Failed"), timeout=600)
+        finally:
+            hub.faults.clear()
+    assert rule is not None
+    failed = condition(obj, "Failed")
+    assert obj["status"]["phase"] == "Failed" and failed is not None
+    # The runtime's own error, read from the pod's log, not the Job controller's BackoffLimitExceeded.
+    assert failed["reason"] == "TrainingFailed", failed
+    assert "couldn't connect" in failed["message"] and "load the files" in failed["message"], failed
+    assert "load the files" in obj["status"]["message"]
+    pods = _pods(namespace)
+    assert pods and all(p["status"]["phase"] == "Failed" for p in pods)
+    assert all(p["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 1 for p in pods)
