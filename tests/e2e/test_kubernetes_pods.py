@@ -21,6 +21,20 @@ TRAINING = {"maxSteps": 6, "maxLength": 128, "perDeviceBatchSize": 2, "gradientA
             "loggingSteps": 1, "saveSteps": 3}  # fmt: skip
 
 
+def pod_job(name: str, dataset: dict[str, Any], token_secret: str, **spec: Any) -> dict[str, Any]:
+    """A LoRA run of the tiny model on the Kubernetes backend (its pod run by the pod runner)."""
+    spec.setdefault("hyperparameters", TRAINING)
+    return ftj(
+        name,
+        model=TINY_REPO,
+        dataset=dataset,
+        backend="Kubernetes",
+        peft="LoRA",
+        tokenSecretRef={"name": token_secret},
+        **spec,
+    )
+
+
 def _pods(namespace: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = json.loads(kubectl("get", "pods", "-n", namespace, "-o", "json").stdout)[
         "items"
@@ -37,15 +51,12 @@ def test_pod_trains_reports_progress_from_its_log_and_pushes_model_and_gguf(
     hub: HubServer,
 ) -> None:
     repo = f"tester/{namespace}-k8s"
-    manifest = ftj(
+    manifest = pod_job(
         "k8s-sft",
-        model=TINY_REPO,
-        dataset=alpaca_dataset,
-        backend="Kubernetes",
-        peft="LoRA",
+        alpaca_dataset,
+        token_secret,
         hyperparameters=TRAINING,
         output={"repo": repo, "gguf": ["Q4_K_M"]},
-        tokenSecretRef={"name": token_secret},
     )
     with run_operator(**pod_runner.operator_env):
         apply(namespace, manifest)
@@ -83,15 +94,12 @@ def test_a_killed_pod_resumes_from_its_hub_checkpoint_on_the_jobs_retry(
     alpaca_dataset: dict[str, Any],
     token_secret: str,
 ) -> None:
-    manifest = ftj(
+    manifest = pod_job(
         "k8s-retry",
-        model=TINY_REPO,
-        dataset=alpaca_dataset,
-        backend="Kubernetes",
-        peft="LoRA",
+        alpaca_dataset,
+        token_secret,
         hyperparameters={**TRAINING, "maxSteps": 24},
         output={"repo": f"tester/{namespace}-retry"},
-        tokenSecretRef={"name": token_secret},
     )
     with run_operator(**pod_runner.operator_env):
         apply(namespace, manifest)
@@ -124,15 +132,7 @@ def test_a_failing_training_pod_fails_the_job_with_the_runtimes_reason(
     token_secret: str,
     hub: HubServer,
 ) -> None:
-    manifest = ftj(
-        "k8s-fail",
-        model=TINY_REPO,
-        dataset=alpaca_dataset,
-        backend="Kubernetes",
-        peft="LoRA",
-        hyperparameters=TRAINING,
-        tokenSecretRef={"name": token_secret},
-    )
+    manifest = pod_job("k8s-fail", alpaca_dataset, token_secret, hyperparameters=TRAINING)
     with run_operator(**pod_runner.operator_env):
         apply(namespace, manifest)
         wait_for(namespace, "k8s-fail", lambda o: o.get("status", {}).get("backendRef") is not None)
