@@ -103,8 +103,11 @@ def test_schema_config_lists_every_operator_config_field() -> None:
     schema = json.loads((CHART / "values.schema.json").read_text())
     in_schema = set(schema["properties"]["config"]["properties"])
     # metrics_port is set from metrics.port so the Service and the operator agree; operator_namespace is
-    # the pod's own namespace (POD_NAMESPACE, from the Deployment), where the `-self` Role grants Secrets.
-    assert in_schema | {"metrics_port", "operator_namespace"} == set(OperatorConfig.model_fields)
+    # the pod's own namespace (POD_NAMESPACE, from the Deployment), where the `-self` Role grants Secrets;
+    # events_signing_key is a secret, so it comes from the chart's own Secret, never from values.
+    from_elsewhere = {"metrics_port", "operator_namespace", "events_signing_key"}
+    assert "events_signing_key" not in in_schema
+    assert in_schema | from_elsewhere == set(OperatorConfig.model_fields)
     price = schema["properties"]["config"]["properties"]["gpu_prices"]["items"]
     assert set(price["properties"]) == {f.alias or n for n, f in GpuPrice.model_fields.items()}
 
@@ -146,8 +149,14 @@ def test_deployment_runs_one_standalone_kopf_as_non_root() -> None:
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert pod["serviceAccountName"] == one(docs, "ServiceAccount")["metadata"]["name"]
     assert container["image"] == "ghcr.io/finetune-operator/operator:0.1.0"
-    # No Secret reaches the operator's pod spec: it reads a job's token through the API when it needs it.
-    assert not any("valueFrom" in e and "secretKeyRef" in e["valueFrom"] for e in container["env"])
+    # No job's token reaches the operator's pod spec (it reads one through the API when it needs it); the
+    # only Secret there is the operator's own event-signing key, from the chart's own Secret.
+    secret_refs = {
+        e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    assert set(secret_refs) == {"FTJOB_EVENTS_SIGNING_KEY"}
+    signing = one(docs, "Secret", "-events-signing")
+    assert secret_refs["FTJOB_EVENTS_SIGNING_KEY"] == {"name": signing["metadata"]["name"], "key": "key"}
     assert not any("secret" in v for v in pod["volumes"])
 
 
