@@ -7,6 +7,12 @@ runs `command` + `args` with the test venv on PATH, serves the output as the pod
 `Logs` object, and on exit writes the pod's phase and the container's exit code, so the Job controller
 counts the pod like a real kubelet's. A deleted pod's process gets SIGTERM, then SIGKILL after the grace
 period.
+
+Pods that mount their ServiceAccount token (the operator's own Deployment) get what a kubelet gives them:
+a bound token from the TokenRequest API, the cluster CA and the namespace, at the fixed in-cluster path
+(`/var/run/secrets/kubernetes.io/serviceaccount`, bind-mounted in a private mount namespace, so the client
+library's own in-cluster configuration reads it), and `KUBERNETES_SERVICE_HOST`/`PORT` pointing at the
+apiserver (there is no kube-proxy to route the `kubernetes` Service).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -32,6 +39,15 @@ from kubernetes.client.exceptions import ApiException
 RUNNER_ANNOTATION = "podrunner.finetune.dev/run"
 # What the trainer image's own environment would set; the tests' process sets these for everything.
 IMAGE_ENV = ("HF_HUB_DISABLE_XET", "TOKENIZERS_PARALLELISM", "DO_NOT_TRACK")
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def can_bind_mount() -> bool:
+    """Whether this host lets the runner give a process a private mount namespace (root, `unshare -m`)."""
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "--mount", "true"], capture_output=True, check=False)
+    return probe.returncode == 0
 
 
 @dataclass
@@ -53,6 +69,13 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _projection(data: dict[str, Any], items: Any) -> list[tuple[str, str]]:
+    """(key, file name) pairs of a ConfigMap or Secret volume: every key, or the listed `items`."""
+    if not items:
+        return [(key, key) for key in data]
+    return [(item.key, item.path) for item in items if item.key in data]
+
+
 def _pump(proc: subprocess.Popen[bytes], log: Path) -> None:
     """Copy the process's output into `log` in the CRI log format kwok serves (`<time> stdout F <line>`)."""
     assert proc.stdout is not None
@@ -68,6 +91,7 @@ class PodRunner:
 
     def __init__(self, kubeconfig: Path, namespace: str, workdir: Path, interval: float = 0.5) -> None:
         api = config.new_client_from_config(str(kubeconfig))
+        self.server = urlsplit(api.configuration.host)
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.namespace = namespace
@@ -142,7 +166,7 @@ class PodRunner:
         container = pod.spec.containers[0]
         for m in container.volume_mounts or []:
             target = root / "volumes" / m.name
-            self._materialise(volumes.get(m.name), target)
+            self._materialise(pod, volumes.get(m.name), target)
             mounts[m.mount_path] = target
 
         def local(value: str) -> str:
@@ -153,7 +177,8 @@ class PodRunner:
             return value
 
         env = {
-            "PATH": os.environ.get("PATH", ""),
+            # The image's own programs (kopf, ftjob) are the test venv's.
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
             "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
             "HOME": str(root),
             "PYTHONUNBUFFERED": "1",
@@ -162,6 +187,14 @@ class PodRunner:
         for var in container.env or []:
             env[var.name] = local(self._env_value(pod, var))
         argv = [local(a) for a in [*(container.command or []), *(container.args or [])]]
+        if SERVICE_ACCOUNT_DIR in mounts:
+            # In-cluster configuration, as a kubelet and kube-proxy provide it.
+            env["KUBERNETES_SERVICE_HOST"] = self.server.hostname or "127.0.0.1"
+            env["KUBERNETES_SERVICE_PORT"] = str(self.server.port or 443)
+            os.makedirs(SERVICE_ACCOUNT_DIR, exist_ok=True)
+            bind = 'mount --bind "$0" "$1" && shift && exec "$@"'
+            argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", bind,
+                    str(mounts[SERVICE_ACCOUNT_DIR]), SERVICE_ACCOUNT_DIR, *argv]  # fmt: skip
         cwd = local(container.working_dir) if container.working_dir else str(root)
         log = root / "output.log"
         log.touch()
@@ -171,19 +204,60 @@ class PodRunner:
         grace = pod.spec.termination_grace_period_seconds
         return _Run(name, proc, root, _now(), 30 if grace is None else int(grace))
 
-    def _materialise(self, volume: Any, target: Path) -> None:
+    def _materialise(self, pod: Any, volume: Any, target: Path) -> None:
         target.mkdir(parents=True, exist_ok=True)
         if volume is None:
             return
         if volume.config_map is not None:
-            cm = self.core.read_namespaced_config_map(volume.config_map.name, self.namespace)
-            for key, value in (cm.data or {}).items():
-                (target / key).write_text(value)
+            self._write_config_map(volume.config_map.name, volume.config_map.items, target)
         elif volume.secret is not None:
-            secret = self.core.read_namespaced_secret(volume.secret.secret_name, self.namespace)
-            for key, value in (secret.data or {}).items():
-                (target / key).write_bytes(base64.b64decode(value))
+            self._write_secret(volume.secret.secret_name, volume.secret.items, target)
+        elif volume.projected is not None:
+            for source in volume.projected.sources or []:
+                if source.service_account_token is not None:
+                    path = target / source.service_account_token.path
+                    path.write_text(self._service_account_token(pod, source.service_account_token))
+                elif source.config_map is not None:
+                    self._write_config_map(source.config_map.name, source.config_map.items, target)
+                elif source.secret is not None:
+                    self._write_secret(source.secret.name, source.secret.items, target)
+                elif source.downward_api is not None:
+                    for item in source.downward_api.items or []:
+                        field = item.field_ref.field_path if item.field_ref else ""
+                        (target / item.path).write_text(self._field(pod, field))
         # emptyDir and the rest: an empty directory.
+
+    def _write_config_map(self, name: str, items: Any, target: Path) -> None:
+        data = self.core.read_namespaced_config_map(name, self.namespace).data or {}
+        for key, path in _projection(data, items):
+            (target / path).write_text(data[key])
+
+    def _write_secret(self, name: str, items: Any, target: Path) -> None:
+        data = self.core.read_namespaced_secret(name, self.namespace).data or {}
+        for key, path in _projection(data, items):
+            (target / path).write_bytes(base64.b64decode(data[key]))
+
+    def _service_account_token(self, pod: Any, source: Any) -> str:
+        """A token bound to the pod, as the kubelet requests one for a projected token volume."""
+        spec = client.V1TokenRequestSpec(
+            audiences=[source.audience] if source.audience else [],
+            expiration_seconds=source.expiration_seconds or 3607,
+            bound_object_ref=client.V1BoundObjectReference(
+                api_version="v1", kind="Pod", name=pod.metadata.name, uid=pod.metadata.uid
+            ),
+        )
+        account = pod.spec.service_account_name or "default"
+        answer = self.core.create_namespaced_service_account_token(
+            account, self.namespace, client.AuthenticationV1TokenRequest(spec=spec)
+        )
+        return str(answer.status.token)
+
+    def _field(self, pod: Any, field_path: str) -> str:
+        raw = client.ApiClient().sanitize_for_serialization(pod)
+        value: Any = raw
+        for part in field_path.split("."):
+            value = (value or {}).get(part)
+        return "" if value is None else str(value)
 
     def _env_value(self, pod: Any, var: Any) -> str:
         if var.value_from is None:
@@ -196,11 +270,7 @@ class PodRunner:
             cm = self.core.read_namespaced_config_map(src.config_map_key_ref.name, self.namespace)
             return str((cm.data or {})[src.config_map_key_ref.key])
         if src.field_ref is not None:
-            raw = client.ApiClient().sanitize_for_serialization(pod)
-            value: Any = raw
-            for part in src.field_ref.field_path.split("."):
-                value = (value or {}).get(part)
-            return "" if value is None else str(value)
+            return self._field(pod, src.field_ref.field_path)
         return ""
 
     def _serve_logs(self, pod: str, container: str, log: Path) -> None:

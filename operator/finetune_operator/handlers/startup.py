@@ -102,6 +102,9 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logge
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.execution.max_workers = 16
+    # The namespaces are named (`--namespace` per watched namespace, or `--all-namespaces`) and the CRD is
+    # installed with the chart, so kopf need not watch Namespaces and CRDs: the chart grants neither.
+    settings.scanning.disabled = True
     # On deletion kopf keeps the finalizer until a running timer tick ends, and re-checks only this often
     # (default 60 s): a tick takes seconds, so a deleted job should not wait a minute longer.
     settings.background.cancellation_polling = 5
