@@ -152,7 +152,9 @@ def test_deployment_runs_one_standalone_kopf_as_non_root() -> None:
     # No job's token reaches the operator's pod spec (it reads one through the API when it needs it); the
     # only Secret there is the operator's own event-signing key, from the chart's own Secret.
     secret_refs = {
-        e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})
+        e["name"]: e["valueFrom"]["secretKeyRef"]
+        for e in container["env"]
+        if "secretKeyRef" in e.get("valueFrom", {})
     }
     assert set(secret_refs) == {"FTJOB_EVENTS_SIGNING_KEY"}
     signing = one(docs, "Secret", "-events-signing")
