@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from finetune_operator.api.resource import FineTuneJob
 from finetune_operator.api.spec import FineTuneJobSpec, parse_duration_seconds
 from finetune_operator.api.status import (
@@ -671,6 +673,57 @@ def reconcile(job: FineTuneJob, deps: Deps) -> Outcome:
             outcome.status.phase.value,
         )
     return outcome
+
+
+MALFORMED_SPEC = "InvalidSpec"
+"""Failure reason for a FineTuneJob body the API models refuse (admission let it through)."""
+
+
+_UNION_MEMBERS = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false"}
+_SHAPES = {dict: "a map", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+
+
+def describe_validation_error(error: ValidationError, limit: int = 5) -> str:
+    """Each refused field as `spec.a.b`: what it must be. A union's per-member errors read as one."""
+    by_field: dict[tuple[Any, ...], list[Any]] = {}
+    for err in error.errors(include_url=False):
+        loc = tuple(err["loc"])
+        is_member = len(loc) > 1 and loc[-1] in _UNION_MEMBERS
+        by_field.setdefault(loc[:-1] if is_member else loc, []).append(err)
+    parts = []
+    for loc, errs in list(by_field.items())[:limit]:
+        path = ".".join(str(part) for part in loc)
+        members = [_UNION_MEMBERS[e["loc"][-1]] for e in errs if e["loc"] and e["loc"][-1] in _UNION_MEMBERS]
+        if len(members) > 1:
+            got = _SHAPES.get(type(errs[0].get("input")), type(errs[0].get("input")).__name__)
+            parts.append(f"`{path}` must be {', '.join(members[:-1])} or {members[-1]}, not {got}")
+        else:
+            parts.append(f"`{path}`: {errs[0]['msg']}")
+    return "; ".join(parts)
+
+
+def reject_malformed(body: dict[str, Any], error: ValidationError) -> Outcome:
+    """Fail a FineTuneJob whose spec the API models cannot read, naming each field and what is wrong.
+
+    The API server's schema and CEL rules catch nearly everything; what they cannot express (e.g. a
+    nested value under `extraArgs`) would otherwise escape every reconcile and be retried forever with
+    no status. Failed is for this generation: an edit that fixes the field re-evaluates the job.
+    """
+    message = f"the spec cannot be read: {describe_validation_error(error)}. Fix the field(s) and apply again."
+    generation = int(body.get("metadata", {}).get("generation") or 0)
+    try:
+        status = FineTuneJobStatus.model_validate(body.get("status") or {})
+    except ValidationError:
+        status = FineTuneJobStatus()
+    status.completion_time = status.completion_time or now()
+    events = []
+    if set_condition(status, ConditionType.FAILED, "True", MALFORMED_SPEC, message, generation):
+        events.append(EventRecord("Warning", MALFORMED_SPEC, message))
+    set_condition(status, ConditionType.COMPLETE, "False", MALFORMED_SPEC, message, generation)
+    status.message = message
+    status.phase = summarise_phase(status)
+    status.observed_generation = generation
+    return Outcome(status, events)
 
 
 def cancel_work(job: FineTuneJob, deps: Deps) -> str | None:

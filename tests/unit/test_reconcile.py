@@ -30,7 +30,9 @@ from finetune_operator.conditions import get_condition
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import RetryLater, SpecError
 from finetune_operator.rbac import forbidden
-from finetune_operator.reconcile import Deps, Outcome, cancel_work, reconcile
+from pydantic import ValidationError
+
+from finetune_operator.reconcile import Deps, Outcome, cancel_work, reconcile, reject_malformed
 from finetune_training.events import EventKind, RuntimeEvent, emit
 from finetune_training.plan import Conversion, PeftMode, TrainingPlan
 
@@ -483,6 +485,26 @@ def test_a_permanent_error_fails_and_only_a_new_generation_reevaluates(world: Wo
     world.edit(hyperparameters={"learningRate": 1e-4})
     world.step()
     assert world.phase == Phase.QUEUED
+    assert world.condition("Failed") is None
+
+
+def test_a_spec_the_models_cannot_read_fails_naming_the_field_and_a_fix_reopens_it(world: World) -> None:
+    """What admission cannot express (a map under `extraArgs`) fails with the field's name, not a silent
+    retry; the next generation with the field fixed goes on as any other job."""
+    world.edit(hyperparameters={"extraArgs": {"warmup_ratio": {"value": 0.1}}})
+    with pytest.raises(ValidationError) as err:
+        FineTuneJob.from_body(world.body)
+    outcome = reject_malformed(world.body, err.value)
+    world.body["status"] = outcome.status.wire()
+    assert world.phase == Phase.FAILED
+    failed = get_condition(outcome.status, "Failed")
+    assert failed is not None and failed.reason == "InvalidSpec" and failed.observed_generation == 2
+    assert "`spec.hyperparameters.extraArgs.warmup_ratio` must be a string" in failed.message
+    assert "not a map" in failed.message
+    assert [e.reason for e in outcome.events] == ["InvalidSpec"]
+    world.edit(hyperparameters={"extraArgs": {"warmup_ratio": 0.1}})
+    world.step()
+    assert world.phase == Phase.QUEUED and world.backend.submissions == 1
     assert world.condition("Failed") is None
 
 

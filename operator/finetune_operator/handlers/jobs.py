@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import kopf
+from pydantic import ValidationError
 
 from finetune_operator import GROUP, PLURAL, VERSION
 from finetune_operator.api.resource import FineTuneJob
@@ -12,7 +13,7 @@ from finetune_operator.api.status import TERMINAL_PHASES
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import RetryLater, SpecError
 from finetune_operator.handlers.errors import kopf_errors
-from finetune_operator.reconcile import Deps, cancel_work, reconcile
+from finetune_operator.reconcile import Deps, EventRecord, cancel_work, reconcile, reject_malformed
 
 RESOURCE = (GROUP, VERSION, PLURAL)
 # The timer's period is fixed when handlers are registered, so it is read from the configuration here.
@@ -31,7 +32,16 @@ def _apply(body: kopf.Body, deps: Deps, logger: kopf.Logger) -> None:
         fresh = deps.status_writer.read(meta["namespace"], meta["name"]) if deps.status_writer else dict(body)
         if fresh is None or fresh["metadata"].get("deletionTimestamp"):
             return
-        job = FineTuneJob.from_body(fresh)
+        try:
+            job = FineTuneJob.from_body(fresh)
+        except ValidationError as err:
+            # Admission let through what the models refuse: say which field, instead of kopf retrying.
+            outcome = reject_malformed(fresh, err)
+            if deps.status_writer:
+                old = fresh.get("status") or {}
+                deps.status_writer.patch_status(meta["namespace"], meta["name"], old, outcome.status.wire())
+            _post(body, outcome.events, logger)
+            return
         if deps.metrics:
             with deps.metrics.time_reconcile():
                 outcome = reconcile(job, deps)
@@ -41,7 +51,11 @@ def _apply(body: kopf.Body, deps: Deps, logger: kopf.Logger) -> None:
             deps.status_writer.patch_status(
                 job.metadata.namespace, job.metadata.name, job.status.wire(), outcome.status.wire()
             )
-    for event in outcome.events:
+    _post(body, outcome.events, logger)
+
+
+def _post(body: kopf.Body, events: list[EventRecord], logger: kopf.Logger) -> None:
+    for event in events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1024])
         log = logger.warning if event.type == "Warning" else logger.info
         log("%s: %s", event.reason, event.message)
@@ -79,7 +93,13 @@ def on_delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -
                 fresh = deps.status_writer.read(body["metadata"]["namespace"], body["metadata"]["name"])
             except (RetryLater, SpecError):
                 fresh = None  # the body we were given is the best we have
-        job = FineTuneJob.from_body(fresh or body)
+        try:
+            job = FineTuneJob.from_body(fresh or body)
+        except ValidationError:
+            # A spec the models refuse never got past validation, so no backend work exists to cancel.
+            logger.info("the spec cannot be read; nothing was submitted for it")
+            deps.forget(uid)
+            return
         try:
             done = cancel_work(job, deps)
         except Exception as exc:  # any failure: deletion must not hang on a backend that is gone
