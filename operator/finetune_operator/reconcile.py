@@ -78,6 +78,10 @@ BLOCKED_FIRST_RECHECK_SECONDS = 10.0
 BLOCKED_MAX_RECHECK_SECONDS = 300.0
 """A blocked job waits on the world (a Secret, GPUs, a Hub repo): re-check soon, then every 5 minutes at
 most. Spec edits re-check at once, whatever the timer says."""
+SECRET_MAX_RECHECK_SECONDS = 30.0
+"""A missing token Secret is re-read at least this often: GitOps applies it seconds after the job, and a
+GET is cheap. (Watching Secrets would need `list`/`watch` on every Secret the operator can see.)"""
+SECRET_REASONS = frozenset({"TokenSecretNotFound", "TokenSecretKeyMissing"})
 MONITOR_TAIL_LINES = 2000
 """Log lines read per monitoring pass: the newest ones. Events older than the tail were read in earlier
 passes (the tracker skips what it has seen), so a long run costs the same per pass as a short one."""
@@ -211,6 +215,7 @@ class Reconciler:
             if err.fixable:
                 self.block(err)
             else:
+                self.stop_live_work(err)
                 self.fail(err.reason, err.message)
         except RetryLater as err:
             self.retry_later(err)
@@ -237,6 +242,19 @@ class Reconciler:
         self.event("Reopened", f"generation {self.gen}: re-evaluating after `{failed.reason}`")
         return True
 
+    def stop_live_work(self, err: SpecError) -> None:
+        """A failure while an attempt runs ends the job: cancel the attempt first, so no paid work runs on
+        unwatched (a terminal job has no timer) until its own timeout."""
+        ref = self.status.backend_ref
+        if ref is None or not self.submitted():
+            return
+        try:
+            backend = self.backend()
+            backend.cancel(self.target(), ref)
+            self.event("Cancelled", f"cancelled {ref.kind} {ref.id}: the job failed ({err.reason})")
+        except Exception as exc:  # the failure is what the user must see; the cancel is best effort
+            log.warning("could not cancel %s %s after %s: %s", ref.kind, ref.id, err.reason, exc)
+
     def resolved(self, type_: ConditionType, reason: str) -> None:
         cond = get_condition(self.status, type_)
         if cond is not None and cond.status == "True":
@@ -244,7 +262,8 @@ class Reconciler:
 
     def block(self, err: SpecError) -> None:
         """Wait for the user or the world to fix `err`; re-check on spec edits and on a bounded timer."""
-        delay = self.schedule(BLOCKED_FIRST_RECHECK_SECONDS, BLOCKED_MAX_RECHECK_SECONDS)
+        cap = SECRET_MAX_RECHECK_SECONDS if err.reason in SECRET_REASONS else BLOCKED_MAX_RECHECK_SECONDS
+        delay = self.schedule(BLOCKED_FIRST_RECHECK_SECONDS, cap)
         if set_condition(self.status, ConditionType.BLOCKED, "True", err.reason, err.message, self.gen):
             self.event(err.reason, f"{err.message} (waiting: re-checked on every spec change)", warning=True)
             if self.deps.metrics:
@@ -733,10 +752,16 @@ def cancel_work(job: FineTuneJob, deps: Deps) -> str | None:
     has finished (and written any submission) first; the lookup by label covers a lost status write.
     """
     plan = job.status.plan
-    backend_name = plan.backend if plan else None
-    backend = deps.backends.get(backend_name) if backend_name else None
-    if backend is None:
-        return None
+    if plan is None:
+        # The pass that planned and submitted may have lost its status write: look on every backend.
+        done = [_cancel_on(job, deps, backend) for backend in deps.backends.values()]
+        return "; ".join(d for d in done if d) or None
+    backend = deps.backends.get(plan.backend)
+    return _cancel_on(job, deps, backend) if backend is not None else None
+
+
+def _cancel_on(job: FineTuneJob, deps: Deps, backend: Backend) -> str | None:
+    """Cancel the job's work on one backend: the attempt in status, and the next one (found by label)."""
     ref = job.status.backend_ref
     # The live attempt, and the next one (submitted by a tick whose status write was lost).
     attempts = sorted({(ref.attempt or 1) if ref else 1, job.status.attempts + 1})

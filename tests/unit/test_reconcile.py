@@ -377,6 +377,9 @@ def test_a_missing_secret_blocks_until_it_appears(world: World) -> None:
     assert world.condition("Blocked").reason == "TokenSecretNotFound"
     assert world.condition("Failed") is None
     world.step()  # inside the backoff: nothing new
+    for _ in range(6):
+        world.later()
+    assert "next check in 30s" in world.body["status"]["message"], "a Secret is looked for every 30 s at most"
     world.kube.secrets["hf-token"] = "hf_test"  # the Secret arrives (GitOps applied it second)
     world.later()
     assert world.phase == Phase.QUEUED
@@ -548,6 +551,33 @@ def test_deletion_cancels_work_whose_status_write_was_lost(world: World) -> None
     job = FineTuneJob.from_body({**world.body, "status": {"plan": world.body["status"]["plan"]}})
     assert cancel_work(job, world.deps) == "cancelled Fake work-1"
     assert world.backend.work().cancelled
+
+
+def test_deletion_cancels_work_when_the_whole_first_status_write_was_lost(world: World) -> None:
+    """Validate, plan and submit happen in one pass; if its status write is lost there is no plan to say
+    which backend holds the work, so deletion looks on every backend."""
+    world.step()
+    job = FineTuneJob.from_body({**world.body, "status": {}})
+    assert cancel_work(job, world.deps) == "cancelled Fake work-1"
+    assert world.backend.work().cancelled
+
+
+def test_a_failure_while_running_cancels_the_attempt_first(world: World) -> None:
+    """A failed job gets no more timer ticks: its live work must not run on unwatched until its timeout."""
+    world.step()
+    world.backend.work().state = WorkState.RUNNING
+    world.step()
+    original_poll = world.backend.poll
+
+    def refused(target: JobTarget, ref: WorkRef) -> WorkStatus:
+        raise SpecError("HubRequestRefused", "the Jobs API refused the request (400)")
+
+    world.backend.poll = refused  # type: ignore[method-assign]
+    outcome = world.step()
+    world.backend.poll = original_poll  # type: ignore[method-assign]
+    assert world.phase == Phase.FAILED
+    assert world.backend.work().cancelled
+    assert "Cancelled" in [e.reason for e in outcome.events]
 
 
 def test_deleting_the_namespace_still_cancels_remote_work(world: World) -> None:
