@@ -699,7 +699,14 @@ MALFORMED_SPEC = "InvalidSpec"
 
 
 _UNION_MEMBERS = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false"}
-_SHAPES = {dict: "a map", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+_SHAPES = {
+    dict: "a map",
+    list: "a list",
+    str: "a string",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+}
 
 
 def describe_validation_error(error: ValidationError, limit: int = 5) -> str:
@@ -728,7 +735,9 @@ def reject_malformed(body: dict[str, Any], error: ValidationError) -> Outcome:
     nested value under `extraArgs`) would otherwise escape every reconcile and be retried forever with
     no status. Failed is for this generation: an edit that fixes the field re-evaluates the job.
     """
-    message = f"the spec cannot be read: {describe_validation_error(error)}. Fix the field(s) and apply again."
+    message = (
+        f"the spec cannot be read: {describe_validation_error(error)}. Fix the field(s) and apply again."
+    )
     generation = int(body.get("metadata", {}).get("generation") or 0)
     try:
         status = FineTuneJobStatus.model_validate(body.get("status") or {})

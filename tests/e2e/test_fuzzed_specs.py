@@ -93,7 +93,9 @@ def test_fuzzed_specs_are_refused_with_a_message_or_reach_a_status(
                 "spec": mutate(BASE, rng),
             }
             try:
-                api.create_namespaced_custom_object("finetune.dev", "v1alpha1", namespace, "finetunejobs", body)
+                api.create_namespaced_custom_object(
+                    "finetune.dev", "v1alpha1", namespace, "finetunejobs", body
+                )
                 admitted.append(name)
             except ApiException as exc:
                 assert exc.status in (400, 422), f"{name}: {exc.status} {exc.body}"
@@ -109,9 +111,9 @@ def test_fuzzed_specs_are_refused_with_a_message_or_reach_a_status(
             time.sleep(2)
         final = {
             obj["metadata"]["name"]: obj
-            for obj in api.list_namespaced_custom_object("finetune.dev", "v1alpha1", namespace, "finetunejobs")[
-                "items"
-            ]
+            for obj in api.list_namespaced_custom_object(
+                "finetune.dev", "v1alpha1", namespace, "finetunejobs"
+            )["items"]
         }
     # Both outcomes occur, or the mutations tested nothing.
     assert len(refused) > COUNT // 10 and len(admitted) > COUNT // 10, (len(refused), len(admitted))
@@ -123,4 +125,6 @@ def test_fuzzed_specs_are_refused_with_a_message_or_reach_a_status(
         if status["phase"] in ("Failed", "Blocked"):
             assert status.get("message"), f"{name} is {status['phase']} with no message: {status}"
     readable = [n for n in admitted if final[n]["status"]["phase"] != "Failed"]
-    assert readable, "no mutated spec was good enough to plan: the mutations are too harsh to test the operator"
+    assert readable, (
+        "no mutated spec was good enough to plan: the mutations are too harsh to test the operator"
+    )

@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 from finetune_operator.api.spec import FineTuneJobSpec
-from tests.conftest import ROOT, kubectl
+from tests.conftest import KUBECONFIG, ROOT, kubectl
 from tests.example_data import DATASETS
 
 SKILL = ROOT / "SKILL.md"
@@ -177,36 +177,24 @@ PLACEHOLDERS = ("NAMESPACE", "JOB_NAME", "MODEL", "DATASET", "OUTPUT_REPO", "BAC
 
 
 @pytest.fixture
-def running_operator(
-    namespace: str, hub: Any, operator_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[dict[str, Any]]:
-    """The operator running in-process (kopf, watching only `namespace`) against the local control plane
-    and the Hub stand-in.
+def running_operator(namespace: str, hub: Any, run_operator: Any) -> Iterator[dict[str, Any]]:
+    """The operator running in-process (kopf, watching only `namespace`) as the chart's ServiceAccount,
+    against the local control plane and the Hub stand-in; the skill's commands run as the user (admin).
 
     Yields `namespace`, `env` (what the skill's commands run with: KUBECONFIG, HF_ENDPOINT, HF_TOKEN,
     PATH), `dataset_path` (a dataset the skill's SFT flow trains on: Alpaca-shaped, hence its
     `conversion: Alpaca`), `model` (a model repo the stand-in serves), `hub_user` (who HF_TOKEN is) and
     `backend` (the skill's `<BACKEND>`: Local, so the run trains for real on this machine's CPU and pushes
-    to the stand-in; kwok's pods on the Kubernetes backend never train, and the operator rightly fails a
-    run that pushed nothing).
+    to the stand-in).
     """
-    from kopf.testing import KopfRunner
-
     from tests.e2e.conftest import TINY_REPO
-    from tests.hub import DEFAULT_TOKEN, DEFAULT_USER, client_config
+    from tests.hub import DEFAULT_TOKEN, DEFAULT_USER
 
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    kubectl("wait", "--for=condition=Established", "crd/finetunejobs.finetune.dev", "--timeout=60s")
-    for key, value in operator_env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("FTJOB_ENABLED_BACKENDS", json.dumps(["Local"]))
-    # Only this test's namespace: other tests' operators and jobs on the shared control plane stay apart.
-    args = ["run", "--standalone", f"--namespace={namespace}", "-m", "finetune_operator.main"]
-    with client_config(hub, token=None), KopfRunner(args, timeout=60):
+    with run_operator(FTJOB_ENABLED_BACKENDS=json.dumps(["Local"])):
         yield {
             "namespace": namespace,
             "env": {
-                "KUBECONFIG": os.environ["KUBECONFIG"],
+                "KUBECONFIG": str(KUBECONFIG),
                 "HF_ENDPOINT": hub.url,
                 "HF_TOKEN": DEFAULT_TOKEN,
                 "PATH": os.environ["PATH"],
