@@ -92,8 +92,8 @@ class KubeGateway:
         try:
             nodes = [sanitize(n) for n in self.core.list_node().items]
         except ApiException as exc:
-            if exc.status == 403:
-                return [], []  # without rights to see nodes, plan without in-cluster GPUs
+            # The chart grants `list nodes` in both modes: a 403 is a broken install, shown as Forbidden.
+            # Planning on as if the cluster had no GPUs would send an `Auto` job to a paid backend.
             raise api_error(exc, "list", "nodes", None, Scope.CLUSTER) from None
         try:
             live = "status.phase!=Succeeded,status.phase!=Failed"

@@ -29,7 +29,7 @@ def refuse(status: int) -> Any:
 
 def gateway() -> KubeGateway:
     kube = KubeGateway(client.ApiClient())
-    for name in ("read_namespaced_secret", "create_namespaced_secret", "delete_namespaced_secret"):
+    for name in ("read_namespaced_secret", "create_namespaced_secret", "delete_namespaced_secret", "list_node"):
         setattr(kube.core, name, refuse(403))
     return kube
 
@@ -58,6 +58,12 @@ CALLS = {
         lambda: gateway().read_cancel_token("ftjob-system", "u1"),
         "`get` `secrets` in namespace `ftjob-system`",
         "-self` Role",
+    ),
+    # Planning without seeing the nodes would send an `Auto` job to a paid backend: never silent.
+    "list the GPU nodes": (
+        lambda: gateway().list_nodes_and_pods(),
+        "`list` `nodes` cluster-wide",
+        "ClusterRole",
     ),
     "find the Job": (lambda: backend().find(TARGET), "`list` `jobs` in namespace `team-a`", "-jobs` role"),
     "poll the Job": (lambda: backend().poll(TARGET, REF), "`get` `jobs` in namespace `team-a`", "-jobs"),
