@@ -534,6 +534,33 @@ def sharegpt_tools() -> list[Row]:
     return rows
 
 
+def messages_tools() -> list[Row]:
+    """`messages` with assistant `tool_calls` and `tool` turns, and a `tools` column of JSON schemas: the
+    shape TRL's SFT reads for tool calling (the same conversations as ``sharegpt_tools``)."""
+    rng = random.Random(7)
+    rows = []
+    for i in range(40):
+        conversation, tools = _tool_conversation(i, rng)
+        turns: list[Row] = []
+        called = ""
+        for turn in conversation:
+            who, value = turn["from"], turn["value"]
+            if who == "function_call":
+                call = json.loads(value)
+                called = call["name"]
+                function = {"name": called, "arguments": call["arguments"]}
+                turns.append(
+                    {"role": "assistant", "tool_calls": [{"type": "function", "function": function}]}
+                )
+            elif who == "observation":
+                turns.append({"role": "tool", "name": called, "content": value})
+            else:
+                turns.append(_turn("user" if who == "human" else "assistant", value))
+        schemas = [{"type": "function", "function": tool} for tool in tools]
+        rows.append({"messages": turns, "tools": schemas})
+    return rows
+
+
 def sharegpt_preference() -> list[Row]:
     """ShareGPT preference: `conversations` plus a `chosen` and a `rejected` {from, value} turn."""
     return [
@@ -641,6 +668,7 @@ FILES: dict[str, Callable[[], list[Row]]] = {
     "sharegpt_tools.json": sharegpt_tools,
     "sharegpt_preference.json": sharegpt_preference,
     "messages.jsonl": messages,
+    "messages_tools.jsonl": messages_tools,
     "content_parts.jsonl": content_parts,
     "prompt_completion.jsonl": prompt_completion,
     "preference_explicit.jsonl": preference_explicit,

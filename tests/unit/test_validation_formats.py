@@ -47,6 +47,11 @@ EXPECTED: dict[str, tuple[int, str, dict[str, tuple[Verdict, Conversion | None, 
         },
     ),
     "messages.jsonl": (40, "messages", {"SFT": (R, None, {}), "DPO": (X, None, {}), "GRPO": (X, None, {})}),
+    "messages_tools.jsonl": (
+        40,
+        "messages",
+        {"SFT": (R, None, {}), "DPO": (X, None, {}), "GRPO": (X, None, {})},
+    ),
     "content_parts.jsonl": (
         40,
         "content-parts",
