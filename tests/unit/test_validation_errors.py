@@ -69,8 +69,12 @@ def test_several_configs_and_none_chosen(tmp_path: Path) -> None:
 
 def test_folder_without_data_files(tmp_path: Path) -> None:
     (tmp_path / "README.md").write_text("# nothing here")
+    (tmp_path / "secret-notes.txt").write_text("x")
     err = error(tmp_path)
-    assert err.reason == "DatasetInvalid" and "no data files" in err.message
+    assert err.reason == "DatasetInvalid" and "no data files (.parquet, .jsonl" in err.message
+    # The message goes to status and Events: a count, never the folder's file names.
+    assert "2 other files" in err.message
+    assert "secret-notes" not in err.message and "README" not in err.message
 
 
 def test_corrupt_parquet(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from finetune_operator.validation.errors import invalid, names, not_found
-from finetune_operator.validation.readers import file_format
+from finetune_operator.validation.readers import FORMATS, file_format
 
 SPLIT_KEYWORDS: dict[str, tuple[str, ...]] = {
     "train": ("train", "training"),
@@ -235,8 +235,9 @@ def resolve(
     per_config = {k: v for k, v in per_config.items() if v or len(per_config) == 1}
     configs = sorted(per_config)
     if not any(per_config.values()):
-        formats = "Parquet, JSON, JSON Lines or CSV"
-        raise invalid(f"{where} has no data files ({formats}); found {names([f.path for f in files], 10)}")
+        # A count, not the names: the message reaches status and Events, which must not list a folder.
+        count = f"{len(files)} other file{'' if len(files) == 1 else 's'}"
+        raise invalid(f"{where} has no data files ({', '.join(FORMATS)}); {count}")
     if config is None:
         if default is None and "default" in per_config:
             default = "default"
