@@ -13,14 +13,7 @@ from pathlib import Path
 from finetune_operator.api.spec import Backend, FineTuneJobSpec
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import SpecError
-from finetune_operator.validation.readers import FORMATS
-
-
-def looks_local(name: str) -> bool:
-    """Whether the operator would read `name` from its filesystem (as validation and planning do)."""
-    if name.startswith((".", "/", "~")) or "\\" in name or name.lower().endswith(tuple(FORMATS)):
-        return True
-    return Path(name).expanduser().exists()
+from finetune_operator.validation.local import looks_local
 
 
 def _allowed(path: Path, roots: list[Path]) -> bool:

@@ -17,9 +17,11 @@ from finetune_operator.backends.local import LocalBackend
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import SpecError
 from finetune_operator.local_paths import check_local_paths
+from finetune_operator.planning.model_info import load_model_info
 from finetune_operator.signing import events_key
+from finetune_operator.validation.inspect import read_source
 from finetune_training.events import EventKind, RuntimeEvent, emit, format_line, parse_line
-from finetune_training.plan import TrainingPlan
+from finetune_training.plan import DatasetSource, TrainingPlan
 
 KEY = "k" * 64
 PUBLISHED = RuntimeEvent(ftjob=EventKind.PUBLISHED, artifact="model", url="https://hub/tester/m")
@@ -154,6 +156,54 @@ def test_local_paths_only_on_local_and_under_allowed_roots(tmp_path: Path) -> No
             check_local_paths(spec, config)
         assert err.value.reason == "LocalPathRefused" and f"`{field}`" in err.value.message
         assert hint in err.value.message and "secret.key" not in err.value.message
+
+
+def test_whether_a_path_exists_never_shows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An existing path and a missing one look the same to a job author: same refusal, same Hub lookup."""
+    (tmp_path / "secret.key").write_text("x")
+    (tmp_path / "tester" / "data").mkdir(parents=True)
+    (tmp_path / "tester" / "data" / "a.jsonl").write_text("{}\n")
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    config = OperatorConfig(metrics_port=0, local_path_roots=[allowed])
+
+    def outcome(spec: FineTuneJobSpec) -> str:
+        try:
+            check_local_paths(spec, config)
+        except SpecError as err:
+            return f"{err.reason}: {err.message}"
+        return "allowed"
+
+    for backend in ("Local", "HFJobs"):
+        existing, missing = str(tmp_path / "secret.key"), str(tmp_path / "missing.key")
+        assert outcome(_job(existing, backend)) == outcome(_job(missing, backend)) != "allowed"
+        model_existing, model_missing = (
+            _job("t/d", backend, model=str(tmp_path)),
+            _job("t/d", backend, model="/nope"),
+        )
+        assert outcome(model_existing) == outcome(model_missing) != "allowed"
+
+    # Hub-shaped names relative to the operator's working folder go to the Hub, existing or not.
+    monkeypatch.chdir(tmp_path)
+    asked: list[str] = []
+
+    def sample_hub(name: str, **_: object) -> None:
+        asked.append(name)
+        raise SpecError("DatasetNotFound", "not on the Hub")
+
+    def model_info_from_hub(name: str, **_: object) -> None:
+        asked.append(name)
+        raise SpecError("ModelNotFound", "not on the Hub")
+
+    monkeypatch.setattr("finetune_operator.validation.hub.sample_hub", sample_hub)
+    monkeypatch.setattr("finetune_operator.planning.model_info.model_info_from_hub", model_info_from_hub)
+    for name in ("tester/data", "tester/missing", "tester", "missing"):
+        assert outcome(_job(name, "Local", model=name)) == "allowed"
+        with pytest.raises(SpecError, match="not on the Hub"):
+            read_source(DatasetSource(name=name), token=None, endpoint=None, rows=10, max_row_bytes=1024)
+        with pytest.raises(SpecError, match="not on the Hub"):
+            load_model_info(name)
+    assert asked == [n for n in ("tester/data", "tester/missing", "tester", "missing") for _ in range(2)]
 
 
 def test_by_default_no_local_path_is_allowed(tmp_path: Path) -> None:

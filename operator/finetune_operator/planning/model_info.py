@@ -35,6 +35,7 @@ from huggingface_hub.errors import (
 from pydantic import Field
 
 from finetune_operator.errors import RetryLater, SpecError
+from finetune_operator.validation.local import looks_local
 from finetune_training.camel import CamelModel
 
 # Bytes per element of each safetensors dtype.
@@ -536,7 +537,7 @@ def model_info_from_hub(
 def load_model_info(
     name: str, *, revision: str | None = None, token: str | None = None, endpoint: str | None = None
 ) -> ModelInfo:
-    """Model info for `spec.model.name`: a local folder when one exists at that path, else a Hub repo.
+    """Model info for `spec.model.name`: a local folder when the name reads as a path, else a Hub repo.
 
     Parameters
     ----------
@@ -549,6 +550,6 @@ def load_model_info(
     -------
     ModelInfo
     """
-    if Path(name).is_dir():
-        return model_info_from_folder(name)
+    if looks_local(name):  # by its shape: a Hub-shaped name never touches the operator's filesystem
+        return model_info_from_folder(Path(name).expanduser())
     return model_info_from_hub(name, revision=revision, token=token, endpoint=endpoint)

@@ -15,8 +15,8 @@ from finetune_operator.validation.checks import CHECKS, is_fatal
 from finetune_operator.validation.errors import names, not_found
 from finetune_operator.validation.formats import RowMapping, detect, shape
 from finetune_operator.validation.lengths import length_stats
-from finetune_operator.validation.local import sample_local
-from finetune_operator.validation.readers import FORMATS, MIB
+from finetune_operator.validation.local import looks_local, sample_local
+from finetune_operator.validation.readers import MIB
 from finetune_operator.validation.report import ColumnInfo, DatasetReport, Finding, Severity, SourceInfo
 from finetune_operator.validation.sampling import Sample
 from finetune_operator.validation.verdicts import METHODS, Attempt, Evaluator, decide
@@ -35,7 +35,7 @@ def read_source(
     rows: int,
     max_row_bytes: int,
 ) -> Sample:
-    """A sample of the source: a local file or folder when the path exists, else a Hub dataset.
+    """A sample of the source: a local file or folder when the name reads as a path, else a Hub dataset.
 
     Raises
     ------
@@ -45,17 +45,16 @@ def read_source(
         For transient Hub errors.
     """
     name = source.name
-    path = Path(name).expanduser()
-    if path.exists():
+    if looks_local(name):  # by its shape: a Hub-shaped name never touches the operator's filesystem
+        path = Path(name).expanduser()
+        if not path.exists():
+            raise not_found(f"`{name}` does not exist: no such local file or folder")
         return sample_local(
             path, config=source.config, split=source.split, rows=rows, max_row_bytes=max_row_bytes
         )
-    looks_local = name.startswith((".", "/", "~")) or name.lower().endswith(tuple(FORMATS)) or "\\" in name
-    if looks_local:
-        raise not_found(f"`{name}` does not exist: no such local file or folder")
     if not REPO_ID.match(name) or ".." in name or "--" in name:
         raise not_found(
-            f"dataset `{name}` is neither an existing local file or folder nor a Hub repo id (`owner/name`)"
+            f"dataset `{name}` is neither a local path (`./name`) nor a Hub repo id (`owner/name`)"
         )
     from finetune_operator.validation.hub import sample_hub
 

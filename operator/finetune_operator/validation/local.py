@@ -16,6 +16,22 @@ FULL_READ_BYTES = 256 * 1024 * 1024
 """Local JSON/CSV files up to this size are read whole for an exact row count (fast from disk)."""
 
 
+def looks_local(name: str) -> bool:
+    """Whether `name` is a local path rather than a Hub repo id, from its shape alone.
+
+    Validation and planning read `name` from the filesystem exactly when this is true. It never looks
+    at the filesystem: whether a path exists on the operator's host must not change what a job sees.
+    A Hub id is `name` or `owner/name`; a path is absolute, starts with `.` or `~`, has a backslash,
+    more than one slash, or a data file's extension.
+    """
+    return (
+        name.startswith((".", "/", "~"))
+        or "\\" in name
+        or name.count("/") > 1
+        or name.lower().endswith(tuple(FORMATS))
+    )
+
+
 def _opener(root: Path) -> Callable[[DataFile], Opener]:
     def open_file(f: DataFile) -> Opener:
         return lambda: cast(BinaryIO, open(root / f.path, "rb"))
