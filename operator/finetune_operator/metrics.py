@@ -1,7 +1,8 @@
 """Prometheus metrics of the operator and of each FineTuneJob, served on `/metrics`.
 
 Operator series count jobs, transitions, failures, durations and backend API errors. Per-job series are
-labelled only by ``namespace``, ``name``, ``method`` and ``backend`` (bounded, never free text) and are
+labelled only by ``namespace``, ``name``, ``method`` and ``backend`` (bounded, never free text), plus
+``reward`` for a GRPO job's per-function rewards (the spec's reward functions, at most 16), and are
 removed with :meth:`OperatorMetrics.remove_job` when the job goes.
 """
 
@@ -97,6 +98,8 @@ class OperatorMetrics:
         self._lock = threading.Lock()
         self._phases: dict[str, tuple[str, float]] = {}
         self._jobs: dict[tuple[str, str], JobLabels] = {}
+        # The `reward` labels each job's `job_function_reward` series carry, to remove them by name.
+        self._rewards: dict[tuple[str, ...], set[str]] = {}
 
         def counter(name: str, doc: str, labels: Iterable[str] = ()) -> Counter:
             return Counter(name, doc, labels, namespace=NAMESPACE, registry=registry)
@@ -140,6 +143,11 @@ class OperatorMetrics:
         )
         self.job_training_loss = gauge("job_training_loss", "Latest training loss of a job.", JOB_LABELS)
         self.job_reward = gauge("job_reward", "Latest mean reward of a GRPO job's completions.", JOB_LABELS)
+        self.job_function_reward = gauge(
+            "job_function_reward",
+            "Latest mean reward of a GRPO job's completions from one reward function.",
+            (*JOB_LABELS, "reward"),
+        )
         self.job_reward_accuracy = gauge(
             "job_reward_accuracy",
             "Latest share of a DPO job's pairs where the chosen answer is preferred (0 to 1).",
@@ -298,6 +306,15 @@ class OperatorMetrics:
                 self._remove(metric, key)
             else:
                 metric.labels(*key).set(float(value))
+        rewards = p.rewards or {}
+        with self._lock:
+            stale = self._rewards.pop(key, set()) - rewards.keys()
+            if rewards:
+                self._rewards[key] = set(rewards)
+        for reward in stale:
+            self._remove(self.job_function_reward, (*key, reward))
+        for reward, mean in rewards.items():
+            self.job_function_reward.labels(*key, reward).set(mean)
 
     def remove_job(self, namespace: str, name: str) -> None:
         """Remove every per-job series of a job and forget its phase (the job was deleted)."""
@@ -311,6 +328,8 @@ class OperatorMetrics:
     def _remove_series(self, labels: JobLabels) -> None:
         for metric in self._job_gauges:
             self._remove(metric, labels.values())
+        for reward in self._rewards.pop(labels.values(), set()):
+            self._remove(self.job_function_reward, (*labels.values(), reward))
 
     @staticmethod
     def _remove(metric: Gauge, key: tuple[str, ...]) -> None:

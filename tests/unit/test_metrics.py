@@ -99,6 +99,29 @@ def test_remove_job_removes_every_series_and_its_phase() -> None:
     assert value(metrics, "finetune_operator_jobs", phase="Running") == 0
 
 
+def test_grpo_reward_per_function_is_set_and_removed_with_the_job() -> None:
+    metrics = OperatorMetrics()
+    grpo = JobLabels(namespace="team-a", name="math", method="GRPO", backend="HFJobs")
+    job = grpo.model_dump()
+    progress = Progress(step=5, reward=1.4, rewards={"accuracy": 0.6, "format": 0.8})
+    metrics.update_job(grpo, progress, None, None)
+    assert value(metrics, "finetune_operator_job_reward", **job) == 1.4
+    assert value(metrics, "finetune_operator_job_function_reward", **job, reward="accuracy") == 0.6
+    assert value(metrics, "finetune_operator_job_function_reward", **job, reward="format") == 0.8
+    # A function no longer logged loses its series; a change of backend moves the others.
+    metrics.update_job(grpo, Progress(step=6, reward=0.9, rewards={"accuracy": 0.9}), None, None)
+    assert value(metrics, "finetune_operator_job_function_reward", **job, reward="accuracy") == 0.9
+    assert value(metrics, "finetune_operator_job_function_reward", **job, reward="format") is None
+    moved = grpo.model_copy(update={"backend": "Kubernetes"})
+    metrics.update_job(moved, progress, None, None)
+    assert value(metrics, "finetune_operator_job_function_reward", **job, reward="accuracy") is None
+    assert (
+        value(metrics, "finetune_operator_job_function_reward", **moved.model_dump(), reward="format") == 0.8
+    )
+    metrics.remove_job("team-a", "math")
+    assert not [name for (name, labels) in samples(metrics) if ("name", "math") in labels]
+
+
 def test_jobs_by_phase_and_transitions() -> None:
     clock = [0.0]
     metrics = OperatorMetrics(clock=lambda: clock[0])
