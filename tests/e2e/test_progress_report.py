@@ -69,5 +69,5 @@ def test_a_dpo_run_reports_reward_accuracy_rows_elapsed_time_and_cost(
     )
     assert done.returncode == 0, done.stderr
     line = done.stdout.strip()
-    assert re.match(r"Job prefs succeeded \(\w+ elapsed\) · step 3/3 · training loss [\d.]+", line), line
+    assert re.match(r"Job prefs succeeded \([\w ]+ elapsed\) · step 3/3 · training loss [\d.]+", line), line
     assert "reward accuracy" in line and "cost $0.00" in line, line

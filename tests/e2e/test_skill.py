@@ -259,7 +259,9 @@ def test_every_command_in_the_skill_runs(running_operator: dict[str, Any], tmp_p
     assert next(v for v in mapped["verdicts"] if v["method"] == "SFT")["verdict"] == "Ready"
     summaries = [out for text, out in zip(texts, outputs, strict=True) if "-o summary" in text]
     assert summaries and all(
-        re.match(rf"Job {values['JOB_NAME']} succeeded \(\w+ elapsed\) · step \d+/\d+ · training loss", out)
+        re.match(
+            rf"Job {values['JOB_NAME']} succeeded \([\w ]+ elapsed\) · step \d+/\d+ · training loss", out
+        )
         for out in summaries
     ), summaries
     report = outputs[-1].strip()

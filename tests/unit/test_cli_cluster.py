@@ -30,6 +30,7 @@ from finetune_operator.cli.status_view import (
     format_duration,
     render_output,
     render_status,
+    spoken_duration,
     summary_line,
     watch_line,
 )
@@ -167,6 +168,26 @@ def test_format_duration() -> None:
         "5m12s",
         "1h02m",
         "1d01h",
+    ]
+
+
+def test_spoken_duration_is_words() -> None:
+    seconds = (0, 1, 30, 59.6, 60, 312, 2700, 3590, 3600, 3900, 7260, 86399, 90000, 180000)
+    assert [spoken_duration(s) for s in seconds] == [
+        "0 seconds",
+        "1 second",
+        "30 seconds",
+        "1 minute",
+        "1 minute",
+        "5 minutes",
+        "45 minutes",
+        "1 hour",
+        "1 hour",
+        "1 hour 5 minutes",
+        "2 hours 1 minute",
+        "1 day",
+        "1 day 1 hour",
+        "2 days 2 hours",
     ]
 
 
@@ -324,12 +345,12 @@ def test_summary_line_is_what_an_agent_relays() -> None:
     status.progress.elapsed_seconds = 2700
     line = summary_line(status, "bot", "SFT")
     assert line == (
-        "Job bot is running (45m00s elapsed) · step 42/100 · training loss 1.23 (down from 2.41 at start)"
-        " · learning rate 2e-05 · ~5m12s left · estimated cost $0.75"
+        "Job bot is running (45 minutes elapsed) · step 42/100 · training loss 1.23 (down from 2.41 at start)"
+        " · learning rate 2e-05 · ~5 minutes left · estimated cost $0.75"
     )
     assert render_output(resource(status), "summary") == (
-        "Job bot is running (45m00s elapsed) · step 42/100 · training loss 1.23 (down from 2.41 at start)"
-        " · learning rate 2e-05 · ~5m12s left · estimated cost $0.75\n"
+        "Job bot is running (45 minutes elapsed) · step 42/100 · training loss 1.23 (down from 2.41 at start)"
+        " · learning rate 2e-05 · ~5 minutes left · estimated cost $0.75\n"
     )
 
     grpo = FineTuneJobStatus(
@@ -340,7 +361,9 @@ def test_summary_line_is_what_an_agent_relays() -> None:
         ),
     )  # fmt: skip
     line = summary_line(grpo, "math", "GRPO")
-    assert line.startswith("Job math succeeded (10m00s elapsed) · step 50/50 · mean reward 0.62 (up from 0.1")
+    assert line.startswith(
+        "Job math succeeded (10 minutes elapsed) · step 50/50 · mean reward 0.62 (up from 0.1"
+    )
     assert "format 0.9, accuracy 0.34" in line and "loss" not in line and "left" not in line
 
     dpo = FineTuneJobStatus(

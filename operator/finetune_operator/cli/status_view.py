@@ -37,6 +37,28 @@ def format_duration(seconds: float | None) -> str:
     return f"{secs}s"
 
 
+def _count(n: int, unit: str) -> str:
+    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
+
+
+def spoken_duration(seconds: float) -> str:
+    """`30 seconds`, `45 minutes`, `1 hour 5 minutes`, `2 days 3 hours`: words a person is told.
+
+    Rounded to the smallest unit shown, which is seconds only under a minute (an agent relays it as is).
+    """
+    total = max(0, round(seconds))
+    if total < 60:
+        return _count(total, "second")
+    minutes = round(total / 60)
+    if minutes < 60:
+        return _count(minutes, "minute")
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return _count(hours, "hour") + (f" {_count(minutes, 'minute')}" if minutes else "")
+    days, hours = divmod(round(total / 3600), 24)
+    return _count(days, "day") + (f" {_count(hours, 'hour')}" if hours else "")
+
+
 def format_number(value: float | None, digits: int = 4) -> str:
     """A compact number (`1.234`, `2e-05`), or `-` when unknown."""
     return "-" if value is None else f"{value:.{digits}g}"
@@ -122,8 +144,8 @@ def _trend(name: str, latest: float, first: float | None, higher_is_better: bool
 def summary_line(status: FineTuneJobStatus, name: str | None = None, method: str | None = None) -> str:
     """The one line an agent relays: phase, elapsed time, steps, the metric that matters, time left, cost.
 
-    `Job support-bot is running (45m00s elapsed) · step 850/1200 · training loss 1.23 (down from 2.41 at
-    start) · learning rate 1.2e-05 · ~20m00s left · estimated cost $0.42`. GRPO shows its mean reward
+    `Job support-bot is running (45 minutes elapsed) · step 850/1200 · training loss 1.23 (down from 2.41
+    at start) · learning rate 1.2e-05 · ~20 minutes left · estimated cost $0.42`. GRPO shows its mean reward
     (its loss says little), DPO its reward accuracy and margin beside the loss.
 
     Parameters
@@ -138,7 +160,7 @@ def summary_line(status: FineTuneJobStatus, name: str | None = None, method: str
     p = status.progress
     head = ("Job " + name + " " if name else "Job ") + _PHASE_WORDS.get(status.phase, status.phase.value)
     if p is not None and p.elapsed_seconds is not None:
-        head += f" ({format_duration(p.elapsed_seconds)} elapsed)"
+        head += f" ({spoken_duration(p.elapsed_seconds)} elapsed)"
     if status.phase in (Phase.BLOCKED, Phase.FAILED, Phase.PENDING) and status.message:
         head += f": {status.message}"
     parts = [head]
@@ -157,7 +179,7 @@ def summary_line(status: FineTuneJobStatus, name: str | None = None, method: str
         if p.learning_rate is not None and status.phase == Phase.RUNNING:
             parts.append(f"learning rate {p.learning_rate:.2g}")
         if p.eta_seconds and status.phase == Phase.RUNNING:
-            parts.append(f"~{format_duration(p.eta_seconds)} left")
+            parts.append(f"~{spoken_duration(p.eta_seconds)} left")
     cost = cost_summary(status)
     if cost:
         parts.append(cost)
