@@ -68,9 +68,9 @@ bench: setup  ## Run the CPU benchmarks (dataset validation; SFT throughput smok
 
 IMAGE_REPO ?= ghcr.io/finetune-operator
 IMAGE_TAG ?= 0.1.0
-images:  ## Build the operator and trainer images (needs Docker)
-	docker build -f images/operator/Dockerfile -t $(IMAGE_REPO)/operator:$(IMAGE_TAG) .
-	docker build -f images/trainer/Dockerfile -t $(IMAGE_REPO)/trainer:$(IMAGE_TAG) .
+export IMAGE_REPO IMAGE_TAG
+images:  ## Build the operator and trainer images and check each one starts (Docker, else buildah on a Debian base)
+	@images/build.sh all
 
 KIND_CLUSTER ?= finetune
 kind-up: images chart  ## kind cluster + images loaded + helm install (needs Docker and kind)

@@ -42,7 +42,7 @@ ensure_base() {
     bookworm "$rootfs" "$(debian_mirror)" >"$rootfs.log" 2>&1 || { tail -20 "$rootfs.log"; exit 1; }
   # A base image carries no package lists (as the registries' images do): RUN steps `apt-get update` first.
   rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/archives/*.deb
-  tar -C "$rootfs" -c . | podman import --change 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >/dev/null
+  tar -C "$rootfs" -c . | podman import --quiet --change 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >/dev/null
   rm -rf "$rootfs" "$rootfs.log"
 }
 
@@ -93,12 +93,11 @@ check() {
   run_in "$TRAINER_IMAGE" sh -c 'test -x "$FTJOB_LLAMA_CPP/bin/llama-quantize" && python -c "import trl, peft, torch, finetune_training.main"'
   [ "$(run_in "$TRAINER_IMAGE" id -u)" = 10001 ] || { log "FAIL: the trainer does not run as uid 10001"; exit 1; }
 
-  log "operator: starts, and stops for want of a cluster"
-  set +e
-  out=$(run_in --env KUBERNETES_SERVICE_HOST= "$OPERATOR_IMAGE" 2>&1 | tail -40)
-  set -e
-  if ! grep -qiE 'kubeconfig|kubernetes|cluster|credentials|login' <<<"$out" || grep -q Traceback <<<"$out" && ! grep -qi login <<<"$out"; then
-    echo "$out"; log "FAIL: the operator did not get as far as looking for a cluster"; exit 1
+  log "operator: kopf starts the operator, which stops for want of a cluster, saying so"
+  local rc=0
+  out=$(run_in "$OPERATOR_IMAGE" 2>&1) || rc=$?
+  if [ "$rc" = 0 ] || ! grep -q "no Kubernetes credentials" <<<"$out"; then
+    echo "$out" | tail -30; log "FAIL: the operator image did not reach its cluster login (exit $rc)"; exit 1
   fi
   [ "$(run_in --entrypoint id "$OPERATOR_IMAGE" -u)" = 10001 ] || { log "FAIL: the operator does not run as uid 10001"; exit 1; }
   log "both images start"

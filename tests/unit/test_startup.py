@@ -86,6 +86,17 @@ def test_startup_retried_after_a_failure_binds_the_metrics_port_once(
         s.bind(("127.0.0.1", port))
 
 
+def test_without_any_credentials_startup_stops_saying_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outside_a_pod: None
+) -> None:
+    """No retry can conjure credentials: the process exits (the pod restarts) with a message, instead of
+    kopf retrying the start-up with a traceback every minute."""
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    monkeypatch.setenv("FTJOB_METRICS_PORT", "0")
+    with pytest.raises(kopf.PermanentError, match=r"no Kubernetes credentials.*set KUBECONFIG"):
+        startup(settings=kopf.OperatorSettings(), memo=kopf.Memo(), logger=logging.getLogger("t"))
+
+
 def test_kopf_login_uses_the_kubeconfig_set_after_import(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outside_a_pod: None
 ) -> None:

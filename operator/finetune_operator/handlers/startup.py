@@ -110,7 +110,14 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logge
     settings.background.cancellation_polling = 5
     cfg = OperatorConfig.load()
     # kopf retries a failed start-up: connect first, and bind the metrics port only once per process.
-    memo.api = api_client()
+    try:
+        memo.api = api_client()
+    except config.ConfigException as exc:
+        # No credentials will appear by retrying: stop with a message that says what is missing.
+        raise kopf.PermanentError(
+            f"no Kubernetes credentials: not in a pod (no service-account token) and no kubeconfig ({exc}); "
+            "run it in the cluster with the chart, or set KUBECONFIG"
+        ) from None
     if not hasattr(memo, "metrics"):
         memo.metrics = OperatorMetrics()
     if cfg.metrics_port and getattr(memo, "metrics_server", None) is None:
