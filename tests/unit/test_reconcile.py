@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from finetune_operator.api.resource import FineTuneJob
 from finetune_operator.api.status import (
@@ -30,8 +31,6 @@ from finetune_operator.conditions import get_condition
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import RetryLater, SpecError
 from finetune_operator.rbac import forbidden
-from pydantic import ValidationError
-
 from finetune_operator.reconcile import Deps, Outcome, cancel_work, reconcile, reject_malformed
 from finetune_training.events import EventKind, RuntimeEvent, emit
 from finetune_training.plan import Conversion, PeftMode, TrainingPlan
