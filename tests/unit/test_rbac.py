@@ -29,7 +29,12 @@ def refuse(status: int) -> Any:
 
 def gateway() -> KubeGateway:
     kube = KubeGateway(client.ApiClient())
-    for name in ("read_namespaced_secret", "create_namespaced_secret", "delete_namespaced_secret", "list_node"):
+    for name in (
+        "read_namespaced_secret",
+        "create_namespaced_secret",
+        "delete_namespaced_secret",
+        "list_node",
+    ):
         setattr(kube.core, name, refuse(403))
     return kube
 
