@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
 
-from huggingface_hub import HfApi
+from huggingface_hub import HfApi, constants
 from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
@@ -70,6 +71,47 @@ def retry_delay(headers: Mapping[str, str], default: float = 30.0) -> float:
 def _server_message(exc: HfHubHTTPError) -> str:
     server = getattr(exc, "server_message", None)
     return (server or str(exc).splitlines()[0])[:300]
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+"""A pushed model (full weights or a LoRA adapter) has at least one of these."""
+CLOCK_SKEW = timedelta(minutes=5)
+"""The Hub's commit times and the cluster's clock may differ by this much."""
+
+
+def confirm_pushed_model(
+    repo: str, *, token: str | None, endpoint: str | None, since: datetime | None
+) -> str:
+    """The model repo's URL once the Hub itself shows weights pushed there since `since`.
+
+    The runtime's `published` event is only a claim read from a log that can end early or lag; the job's
+    outcome is what the Hub holds. A Hub that cannot answer now is retried (RetryLater); a repo that is
+    missing, has no weights or was not written during this job is `ModelNotPushed`.
+    """
+    api = HfApi(endpoint=endpoint, token=token)
+    what = f"confirming the pushed model `{repo}` on the Hub"
+    try:
+        info = api.model_info(repo)
+    except Exception as exc:
+        err = hub_error(exc, what)
+        if isinstance(err, SpecError) and err.reason == "HubNotFound":
+            raise SpecError(
+                "ModelNotPushed", f"the run ended, but `{repo}` does not exist on the Hub"
+            ) from None
+        raise err from None
+    files = [s.rfilename for s in info.siblings or []]
+    if not any(name.endswith(WEIGHT_SUFFIXES) for name in files):
+        raise SpecError(
+            "ModelNotPushed",
+            f"the run ended, but `{repo}` holds no weights ({len(files)} files, no .safetensors)",
+        )
+    if since is not None and info.last_modified is not None and info.last_modified < since - CLOCK_SKEW:
+        raise SpecError(
+            "ModelNotPushed",
+            f"the run ended, but `{repo}` was last written at {info.last_modified.isoformat()}, before this "
+            "job started: the run did not push",
+        )
+    return f"{(endpoint or constants.ENDPOINT).rstrip('/')}/{repo}"
 
 
 LOG_READ_BUDGET_S = 5.0

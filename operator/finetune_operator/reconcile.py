@@ -55,6 +55,7 @@ from finetune_operator.conditions import (
 from finetune_operator.config import OperatorConfig
 from finetune_operator.cost import format_usd, observe, over_budget
 from finetune_operator.errors import RetryLater, SpecError
+from finetune_operator.hub import confirm_pushed_model
 from finetune_operator.kube import KubeGateway
 from finetune_operator.local_paths import check_local_paths
 from finetune_operator.metrics import JobLabels, OperatorMetrics
@@ -132,6 +133,8 @@ class Deps:
     """uid -> when the timer may look at the job again (a new generation looks at once)."""
     guard: threading.Lock = field(default_factory=threading.Lock)
     status_writer: StatusWriter | None = None
+    confirm_push: Callable[..., str] = confirm_pushed_model
+    """The pushed model as the Hub shows it (its URL), or SpecError `ModelNotPushed`."""
 
     def lock_for(self, uid: str) -> threading.Lock:
         """One lock per FineTuneJob: handlers and timers of one job never reconcile at once."""
@@ -250,6 +253,12 @@ class Reconciler:
             return
         try:
             backend = self.backend()
+            try:
+                state: WorkState | None = backend.poll(self.target(), ref).state
+            except (SpecError, RetryLater):
+                state = None  # the failure may be the poll itself: cancel to be safe
+            if state in TERMINAL_STATES:
+                return  # ended by itself (e.g. the push it claimed is not on the Hub): keep it for its logs
             backend.cancel(self.target(), ref)
             self.event("Cancelled", f"cancelled {ref.kind} {ref.id}: the job failed ({err.reason})")
         except Exception as exc:  # the failure is what the user must see; the cancel is best effort
@@ -622,6 +631,8 @@ class Reconciler:
         )
 
     def finish(self, state: WorkState, reason: str, message: str, tracker: ProgressTracker) -> None:
+        if state == WorkState.SUCCEEDED:
+            self.confirm_push()  # before anything is final: a Hub that cannot answer now is asked again
         self.drop_cancel_token()  # the work has ended: nothing is left to cancel
         final = tracker.take_update() or tracker.progress
         self.status.progress = final.model_copy(deep=True)
@@ -633,9 +644,6 @@ class Reconciler:
             message = f"training finished; model at {where}" + (
                 f"; GGUF: {', '.join(outputs.gguf)}" if outputs.gguf else ""
             )
-            if self.job.spec.output and self.job.spec.output.repo and not outputs.model:
-                self.fail("ModelNotPushed", f"the run ended without pushing `{self.job.spec.output.repo}`")
-                return
             set_condition(self.status, ConditionType.COMPLETE, "True", "Succeeded", message, self.gen)
             self.status.message = message
             self.event("Succeeded", message)
@@ -650,6 +658,22 @@ class Reconciler:
         if self.retry_attempt(reason, message):
             return
         self.fail(reason or "TrainingFailed", message or "the training run failed")
+
+    def confirm_push(self) -> None:
+        """Outputs come from the Hub, not from the run's log: the `published` line can be missing (a log
+        stream that ended early) or claimed by anything the run printed."""
+        output = self.job.spec.output
+        if output is None or not output.repo:
+            return
+        started = self.status.start_time
+        url = self.deps.confirm_push(
+            output.repo,
+            token=self.target().token,
+            endpoint=self.deps.config.hf_endpoint,
+            since=datetime.fromisoformat(started.replace("Z", "+00:00")) if started else None,
+        )
+        self.status.outputs = self.status.outputs or Outputs()
+        self.status.outputs.model = url
 
     def retry_attempt(self, reason: str, message: str) -> bool:
         """An attempt that died without the runtime's own error (a preempted node, a killed process, an

@@ -270,6 +270,53 @@ def test_a_job_walks_to_succeeded_with_one_submission(world: World) -> None:
     assert world.backend.submissions == 1 and world.body["status"]["attempts"] == 1
 
 
+class FakeHub:
+    """What the Hub holds: repo -> URL; `error` makes the lookup fail instead."""
+
+    def __init__(self) -> None:
+        self.models: dict[str, str] = {}
+        self.error: Exception | None = None
+
+    def __call__(self, repo: str, **_: Any) -> str:
+        if self.error is not None:
+            raise self.error
+        if repo not in self.models:
+            raise SpecError("ModelNotPushed", f"the run ended, but `{repo}` does not exist on the Hub")
+        return self.models[repo]
+
+
+def test_the_outcome_is_what_the_hub_holds_not_what_the_log_claims(world: World) -> None:
+    hub = FakeHub()
+    world.deps.confirm_push = hub
+    world.edit(output={"repo": "tester/out"})
+    world.step()
+    world.backend.work().state = WorkState.RUNNING
+    world.step()
+    # The run claims a push (a forged line would say the same), but nothing reached the Hub.
+    world.emit(ftjob=EventKind.PUBLISHED, artifact="model", url="https://hub/tester/out")
+    world.backend.work().state = WorkState.SUCCEEDED
+    hub.error = RetryLater("confirming the pushed model: HTTP 503 from the Hub; retrying")
+    world.step()
+    assert world.phase != Phase.SUCCEEDED, "a Hub that cannot answer is asked again, not trusted"
+    assert world.condition("Retrying").status == "True"
+    hub.error = None
+    world.later()
+    assert world.phase == Phase.FAILED and world.condition("Failed").reason == "ModelNotPushed"
+    assert not world.backend.work().cancelled, "a run that ended by itself is kept (its logs)"
+
+
+def test_a_pushed_model_counts_even_when_the_log_missed_the_published_line(world: World) -> None:
+    hub = FakeHub()
+    hub.models["tester/out"] = "https://hub.example/tester/out"
+    world.deps.confirm_push = hub
+    world.edit(output={"repo": "tester/out"})
+    world.step()
+    world.backend.work().state = WorkState.SUCCEEDED  # the log stream ended before the `published` line
+    world.step()
+    assert world.phase == Phase.SUCCEEDED
+    assert world.body["status"]["outputs"]["model"] == "https://hub.example/tester/out"
+
+
 def test_forged_events_from_the_run_are_ignored(world: World) -> None:
     """Reward code or a dataset row can print anything: only lines signed with the attempt's key count."""
     world.step()
