@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timedelta
 
 from huggingface_hub import HfApi, constants
 from huggingface_hub.errors import (
@@ -16,6 +15,7 @@ from huggingface_hub.errors import (
 )
 
 from finetune_operator.errors import RetryLater, SpecError
+from finetune_training.events import commit_trailer
 
 TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -75,23 +75,23 @@ def _server_message(exc: HfHubHTTPError) -> str:
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 """A pushed model (full weights or a LoRA adapter) has at least one of these."""
-CLOCK_SKEW = timedelta(minutes=5)
-"""The Hub's commit times and the cluster's clock may differ by this much."""
 
 
-def confirm_pushed_model(
-    repo: str, *, token: str | None, endpoint: str | None, since: datetime | None
-) -> str:
-    """The model repo's URL once the Hub itself shows weights pushed there since `since`.
+def confirm_pushed(
+    repo: str, *, job_uid: str, token: str | None, endpoint: str | None, suffixes: tuple[str, ...]
+) -> list[str]:
+    """The files with `suffixes` in `repo`, once the Hub shows a commit of this job there.
 
-    The runtime's `published` event is only a claim read from a log that can end early or lag; the job's
-    outcome is what the Hub holds. A Hub that cannot answer now is retried (RetryLater); a repo that is
-    missing, has no weights or was not written during this job is `ModelNotPushed`.
+    The runtime's `published` event is only a claim read from a log that can end early or lag (or be
+    printed by anything the run printed); the job's outcome is what the Hub holds. A Hub that cannot
+    answer now is asked again (RetryLater); a repo that is missing, has no such files, or has no commit of
+    this job is `ModelNotPushed`.
     """
     api = HfApi(endpoint=endpoint, token=token)
-    what = f"confirming the pushed model `{repo}` on the Hub"
+    what = f"confirming the push to `{repo}` on the Hub"
     try:
         info = api.model_info(repo)
+        commits = api.list_repo_commits(repo)
     except Exception as exc:
         err = hub_error(exc, what)
         if isinstance(err, SpecError) and err.reason == "HubNotFound":
@@ -99,18 +99,21 @@ def confirm_pushed_model(
                 "ModelNotPushed", f"the run ended, but `{repo}` does not exist on the Hub"
             ) from None
         raise err from None
-    files = [s.rfilename for s in info.siblings or []]
-    if not any(name.endswith(WEIGHT_SUFFIXES) for name in files):
+    files = [s.rfilename for s in info.siblings or [] if s.rfilename.endswith(suffixes)]
+    if not files:
         raise SpecError(
-            "ModelNotPushed",
-            f"the run ended, but `{repo}` holds no weights ({len(files)} files, no .safetensors)",
+            "ModelNotPushed", f"the run ended, but `{repo}` holds no {' or '.join(suffixes)} files"
         )
-    if since is not None and info.last_modified is not None and info.last_modified < since - CLOCK_SKEW:
+    trailer = commit_trailer(job_uid)
+    if not any(trailer in (c.message or "") or trailer in (c.title or "") for c in commits):
         raise SpecError(
-            "ModelNotPushed",
-            f"the run ended, but `{repo}` was last written at {info.last_modified.isoformat()}, before this "
-            "job started: the run did not push",
+            "ModelNotPushed", f"the run ended, but no commit in `{repo}` comes from this job ({trailer})"
         )
+    return files
+
+
+def repo_url(repo: str, endpoint: str | None) -> str:
+    """The browsable URL of a model repo."""
     return f"{(endpoint or constants.ENDPOINT).rstrip('/')}/{repo}"
 
 

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
@@ -55,7 +56,7 @@ from finetune_operator.conditions import (
 from finetune_operator.config import OperatorConfig
 from finetune_operator.cost import format_usd, observe, over_budget
 from finetune_operator.errors import RetryLater, SpecError
-from finetune_operator.hub import confirm_pushed_model
+from finetune_operator.hub import WEIGHT_SUFFIXES, confirm_pushed, repo_url
 from finetune_operator.kube import KubeGateway
 from finetune_operator.local_paths import check_local_paths
 from finetune_operator.metrics import JobLabels, OperatorMetrics
@@ -133,8 +134,8 @@ class Deps:
     """uid -> when the timer may look at the job again (a new generation looks at once)."""
     guard: threading.Lock = field(default_factory=threading.Lock)
     status_writer: StatusWriter | None = None
-    confirm_push: Callable[..., str] = confirm_pushed_model
-    """The pushed model as the Hub shows it (its URL), or SpecError `ModelNotPushed`."""
+    confirm_push: Callable[..., list[str]] = confirm_pushed
+    """The files of a repo that holds this job's push, or SpecError `ModelNotPushed` (see `hub`)."""
 
     def lock_for(self, uid: str) -> threading.Lock:
         """One lock per FineTuneJob: handlers and timers of one job never reconcile at once."""
@@ -603,22 +604,29 @@ class Reconciler:
         update = tracker.take_update()
         if update is not None:
             self.status.progress = update
-        # The tracker started from status.outputs, so its copy is always the newer one.
+        # The tracker started from status.outputs, so its copy is always the newer one; but what is pushed to
+        # the Hub is set only once the Hub shows it (`confirm_push`), never from the log's claim.
+        confirmed = self.status.outputs or Outputs()
         outputs = self.status.outputs = tracker.outputs.model_copy(deep=True)
+        if self.job.spec.output and self.job.spec.output.repo:
+            outputs.model, outputs.gguf = confirmed.model, list(confirmed.gguf)
         self.status.monitor = tracker.state()
         for warning in tracker.warnings():
             self.event(str(warning.reason), warning.message, warning=True)
-        if outputs.model:
-            set_condition(self.status, ConditionType.MODEL_PUSHED, "True", "Pushed", outputs.model, self.gen)
-        if outputs.gguf:
-            set_condition(
-                self.status, ConditionType.GGUF_PUSHED, "True", "Pushed", ", ".join(outputs.gguf), self.gen
-            )
+        self.pushed_conditions(outputs)
         if self.deps.metrics and self.status.plan and self.status.progress:
             plan = self.status.plan
             elapsed_cost = self.status.cost.actual_usd if self.status.cost else None
             self.deps.metrics.update_job(
                 self.labels(), self.status.progress, plan.estimated_cost_usd, elapsed_cost
+            )
+
+    def pushed_conditions(self, outputs: Outputs) -> None:
+        if outputs.model:
+            set_condition(self.status, ConditionType.MODEL_PUSHED, "True", "Pushed", outputs.model, self.gen)
+        if outputs.gguf:
+            set_condition(
+                self.status, ConditionType.GGUF_PUSHED, "True", "Pushed", ", ".join(outputs.gguf), self.gen
             )
 
     def labels(self) -> JobLabels:
@@ -661,19 +669,25 @@ class Reconciler:
 
     def confirm_push(self) -> None:
         """Outputs come from the Hub, not from the run's log: the `published` line can be missing (a log
-        stream that ended early) or claimed by anything the run printed."""
-        output = self.job.spec.output
-        if output is None or not output.repo:
+        stream that ended early) or printed by anything the run printed."""
+        spec = self.job.spec
+        if spec.output is None or not spec.output.repo:
             return
-        started = self.status.start_time
-        url = self.deps.confirm_push(
-            output.repo,
+        endpoint = self.deps.config.hf_endpoint
+        confirm = partial(
+            self.deps.confirm_push,
+            job_uid=self.job.metadata.uid,
             token=self.target().token,
-            endpoint=self.deps.config.hf_endpoint,
-            since=datetime.fromisoformat(started.replace("Z", "+00:00")) if started else None,
+            endpoint=endpoint,
         )
-        self.status.outputs = self.status.outputs or Outputs()
-        self.status.outputs.model = url
+        confirm(spec.output.repo, suffixes=WEIGHT_SUFFIXES)
+        outputs = self.status.outputs = self.status.outputs or Outputs()
+        outputs.model = repo_url(spec.output.repo, endpoint)
+        gguf_repo = spec.gguf_repo()
+        if gguf_repo:
+            files = confirm(gguf_repo, suffixes=(".gguf",))
+            outputs.gguf = [f"{repo_url(gguf_repo, endpoint)}/blob/main/{name}" for name in sorted(files)]
+        self.pushed_conditions(outputs)
 
     def retry_attempt(self, reason: str, message: str) -> bool:
         """An attempt that died without the runtime's own error (a preempted node, a killed process, an

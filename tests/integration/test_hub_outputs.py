@@ -1,19 +1,22 @@
-"""A job's pushed model is confirmed on the Hub (the stand-in, through the real client), not read from a log."""
+"""A job's pushed outputs are confirmed on the Hub (the stand-in, through the real client), not read from a log:
+the runtime's commit carries the FineTuneJob's UID, and the operator looks for it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from huggingface_hub import HfApi
 
 from finetune_operator.errors import RetryLater, SpecError
-from finetune_operator.hub import confirm_pushed_model
+from finetune_operator.hub import WEIGHT_SUFFIXES, confirm_pushed
+from finetune_training.events import commit_trailer
 from tests.hub import DEFAULT_TOKEN, HubServer, client_config, start_hub
 
 pytestmark = pytest.mark.hub
+
+UID = "6f1c2a8e-0000-4000-8000-00000000abcd"
 
 
 @pytest.fixture(scope="module")
@@ -22,22 +25,27 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
         yield server
 
 
-def push(hub: HubServer, repo: str, files: dict[str, bytes], tmp_path: Path) -> None:
+def push(hub: HubServer, repo: str, files: dict[str, bytes], tmp_path: Path, uid: str = UID) -> None:
+    """As the runtime pushes: one commit whose description carries the job's trailer."""
     api = HfApi(endpoint=hub.url, token=DEFAULT_TOKEN)
     api.create_repo(repo, private=True, exist_ok=True)
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
-    api.upload_folder(repo_id=repo, folder_path=tmp_path)
+    api.upload_folder(
+        repo_id=repo, folder_path=tmp_path, commit_message="SFT", commit_description=commit_trailer(uid)
+    )
 
 
-def confirm(hub: HubServer, repo: str, since: datetime | None = None) -> str:
-    return confirm_pushed_model(repo, token=DEFAULT_TOKEN, endpoint=hub.url, since=since)
+def confirm(hub: HubServer, repo: str, suffixes: tuple[str, ...] = WEIGHT_SUFFIXES) -> list[str]:
+    return confirm_pushed(repo, job_uid=UID, token=DEFAULT_TOKEN, endpoint=hub.url, suffixes=suffixes)
 
 
-def test_a_pushed_adapter_is_confirmed_with_its_url(hub: HubServer, tmp_path: Path) -> None:
-    started = datetime.now(UTC)
+def test_a_pushed_adapter_and_gguf_are_confirmed(hub: HubServer, tmp_path: Path) -> None:
     push(hub, "tester/adapter", {"adapter_model.safetensors": b"\0" * 64, "README.md": b"card"}, tmp_path)
-    assert confirm(hub, "tester/adapter", since=started) == f"{hub.url}/tester/adapter"
+    assert confirm(hub, "tester/adapter") == ["adapter_model.safetensors"]
+    (tmp_path / "adapter_model.safetensors").unlink()
+    push(hub, "tester/adapter-GGUF", {"m-Q4_K_M.gguf": b"GGUF"}, tmp_path)
+    assert confirm(hub, "tester/adapter-GGUF", (".gguf",)) == ["m-Q4_K_M.gguf"]
 
 
 def test_missing_repo_or_no_weights_is_model_not_pushed(hub: HubServer, tmp_path: Path) -> None:
@@ -45,15 +53,15 @@ def test_missing_repo_or_no_weights_is_model_not_pushed(hub: HubServer, tmp_path
         confirm(hub, "tester/never-pushed")
     assert err.value.reason == "ModelNotPushed"
     push(hub, "tester/card-only", {"README.md": b"card"}, tmp_path)
-    with pytest.raises(SpecError, match="holds no weights") as err:
+    with pytest.raises(SpecError, match=r"holds no \.safetensors or \.bin files") as err:
         confirm(hub, "tester/card-only")
     assert err.value.reason == "ModelNotPushed"
 
 
-def test_weights_older_than_the_job_are_not_this_runs_push(hub: HubServer, tmp_path: Path) -> None:
-    push(hub, "tester/old-model", {"model.safetensors": b"\0" * 64}, tmp_path)
-    with pytest.raises(SpecError, match="before this job started") as err:
-        confirm(hub, "tester/old-model", since=datetime.now(UTC) + timedelta(hours=1))
+def test_weights_another_job_pushed_are_not_this_jobs_output(hub: HubServer, tmp_path: Path) -> None:
+    push(hub, "tester/someone-elses", {"model.safetensors": b"\0" * 64}, tmp_path, uid="another-job")
+    with pytest.raises(SpecError, match="no commit in `tester/someone-elses` comes from this job") as err:
+        confirm(hub, "tester/someone-elses")
     assert err.value.reason == "ModelNotPushed"
 
 
@@ -64,4 +72,4 @@ def test_a_hub_outage_is_asked_again_not_taken_as_absent(hub: HubServer, tmp_pat
         confirm(hub, "tester/during-outage")
     assert rule.hits >= 1
     hub.faults.clear()
-    assert confirm(hub, "tester/during-outage").endswith("/tester/during-outage")
+    assert confirm(hub, "tester/during-outage") == ["model.safetensors"]

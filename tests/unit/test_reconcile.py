@@ -271,18 +271,19 @@ def test_a_job_walks_to_succeeded_with_one_submission(world: World) -> None:
 
 
 class FakeHub:
-    """What the Hub holds: repo -> URL; `error` makes the lookup fail instead."""
+    """What the Hub holds: repo -> files this job pushed there; `error` makes the lookup fail instead."""
 
     def __init__(self) -> None:
-        self.models: dict[str, str] = {}
+        self.repos: dict[str, list[str]] = {}
         self.error: Exception | None = None
 
-    def __call__(self, repo: str, **_: Any) -> str:
+    def __call__(self, repo: str, *, suffixes: tuple[str, ...], **_: Any) -> list[str]:
         if self.error is not None:
             raise self.error
-        if repo not in self.models:
-            raise SpecError("ModelNotPushed", f"the run ended, but `{repo}` does not exist on the Hub")
-        return self.models[repo]
+        files = [f for f in self.repos.get(repo, []) if f.endswith(suffixes)]
+        if not files:
+            raise SpecError("ModelNotPushed", f"the run ended, but `{repo}` holds no such files")
+        return files
 
 
 def test_the_outcome_is_what_the_hub_holds_not_what_the_log_claims(world: World) -> None:
@@ -299,6 +300,7 @@ def test_the_outcome_is_what_the_hub_holds_not_what_the_log_claims(world: World)
     world.step()
     assert world.phase != Phase.SUCCEEDED, "a Hub that cannot answer is asked again, not trusted"
     assert world.condition("Retrying").status == "True"
+    assert "model" not in world.body["status"].get("outputs", {}), "a log line alone never sets an output"
     hub.error = None
     world.later()
     assert world.phase == Phase.FAILED and world.condition("Failed").reason == "ModelNotPushed"
@@ -307,14 +309,22 @@ def test_the_outcome_is_what_the_hub_holds_not_what_the_log_claims(world: World)
 
 def test_a_pushed_model_counts_even_when_the_log_missed_the_published_line(world: World) -> None:
     hub = FakeHub()
-    hub.models["tester/out"] = "https://hub.example/tester/out"
+    hub.repos["tester/out"] = ["adapter_model.safetensors", "README.md"]
+    hub.repos["tester/out-GGUF"] = ["out-Q8_0.gguf", "out-Q4_K_M.gguf", "README.md"]
     world.deps.confirm_push = hub
-    world.edit(output={"repo": "tester/out"})
+    world.deps.config.hf_endpoint = "https://hub.example"
+    world.edit(output={"repo": "tester/out", "gguf": ["Q4_K_M", "Q8_0"]})
     world.step()
     world.backend.work().state = WorkState.SUCCEEDED  # the log stream ended before the `published` line
     world.step()
     assert world.phase == Phase.SUCCEEDED
-    assert world.body["status"]["outputs"]["model"] == "https://hub.example/tester/out"
+    outputs = world.body["status"]["outputs"]
+    assert outputs["model"] == "https://hub.example/tester/out"
+    assert outputs["gguf"] == [
+        "https://hub.example/tester/out-GGUF/blob/main/out-Q4_K_M.gguf",
+        "https://hub.example/tester/out-GGUF/blob/main/out-Q8_0.gguf",
+    ]
+    assert world.condition("ModelPushed").status == "True" and world.condition("GGUFPushed").status == "True"
 
 
 def test_forged_events_from_the_run_are_ignored(world: World) -> None:

@@ -101,6 +101,12 @@ class RuntimeEvent(CamelModel):
     """How rows became steps (the `start` event)."""
 
 
+def commit_trailer(job_uid: str) -> str:
+    """The line the runtime writes into the description of each commit that publishes a job's output; the
+    operator confirms the outputs by finding it on the Hub (a log line alone never sets an output)."""
+    return f"FineTuneJob-UID: {job_uid}"
+
+
 KEY_ENV = "FTJOB_EVENTS_KEY"
 """The run's event-signing key (a secret the operator hands each attempt)."""
 _SIGNED = re.compile(r'^(\{.*),"sig":"([0-9a-f]{64})"\}\s*$')

@@ -15,7 +15,7 @@ from typing import Any
 from huggingface_hub import HfApi, constants
 
 from finetune_training.errors import TrainingError
-from finetune_training.events import EventKind, RuntimeEvent, emit
+from finetune_training.events import EventKind, RuntimeEvent, commit_trailer, emit
 from finetune_training.hubrepo import ensure_repo
 from finetune_training.modelcard import is_adapter, render_model_card
 from finetune_training.plan import PeftMode, TrainingPlan
@@ -82,6 +82,7 @@ def push_model(
         repo_id=repo,
         folder_path=str(folder),
         commit_message=f"{plan.method.value} by finetune-operator ({plan.job.namespace}/{plan.job.name})",
+        commit_description=commit_trailer(plan.job.uid),
         ignore_patterns=IGNORE,
     )
     url = repo_url(repo)
@@ -122,6 +123,7 @@ def build_and_push_gguf(plan: TrainingPlan, api: HfApi | None, full_model: Path,
             folder_path=str(out_dir),
             allow_patterns=[p.name for p in files] + ["README.md"],
             commit_message=f"GGUF {', '.join(q.value for q in quants)} by finetune-operator",
+            commit_description=commit_trailer(plan.job.uid),
         )
         urls = [f"{repo_url(repo)}/blob/main/{p.name}" for p in files]
     for url in urls:
