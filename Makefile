@@ -37,10 +37,11 @@ cluster-down:  ## Remove the local control plane
 crds: setup  ## Regenerate crds/ (and the chart's copy) from the pydantic API models
 	@$(PY) -m finetune_operator.api.crd crds/
 
-lint: setup  ## ruff + mypy
+lint: setup  ## ruff + mypy + import-linter's layering contracts (pyproject.toml)
 	@$(VENV)/bin/ruff check operator training tests benchmarks
 	@$(VENV)/bin/ruff format --check operator training tests benchmarks
 	@$(VENV)/bin/mypy
+	@$(VENV)/bin/lint-imports --no-logo
 
 test: setup testbin gguf-tools  ## Lint, then every test (unit, integration, e2e); starts what they need
 	@$(MAKE) --no-print-directory lint
@@ -83,4 +84,4 @@ kind-down:  ## Delete the kind cluster
 	kind delete cluster --name $(KIND_CLUSTER)
 
 clean: cluster-down  ## Remove the cluster state (keeps .venv, .testbin and .cache)
-	@rm -rf .pytest_cache .mypy_cache .ruff_cache
+	@rm -rf .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -1,5 +1,7 @@
 """The training runtime of finetune-operator: `ftjob train --plan plan.json`.
 
-Only :mod:`finetune_training.plan` and :mod:`finetune_training.mapping` are importable without torch;
-the operator imports nothing else from this package.
+The operator uses only its torch-free modules (:mod:`~finetune_training.plan`,
+:mod:`~finetune_training.camel`, :mod:`~finetune_training.events`, :mod:`~finetune_training.mapping`);
+the import-linter contracts in pyproject.toml (`make lint`) keep it off the ones that import torch,
+transformers, TRL, PEFT or datasets, `ftjob train` excepted.
 """

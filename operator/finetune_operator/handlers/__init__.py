@@ -1,1 +1,4 @@
-"""kopf handlers: thin wrappers over `finetune_operator.reconcile`. Only this package and main import kopf."""
+"""kopf handlers: thin wrappers over `finetune_operator.reconcile`.
+
+Only this package and main import kopf (an import-linter contract in pyproject.toml).
+"""

@@ -1,6 +1,7 @@
 """Hardware planning: model size, memory model, catalogs, throughput, and the policy that picks hardware.
 
-Pure Python: no kopf, no Kubernetes client (the cluster adapter takes a `CoreV1Api` it is given).
+Pure Python: no kopf, no Kubernetes client (the cluster adapter takes a `CoreV1Api` it is given); an
+import-linter contract in pyproject.toml keeps it so.
 """
 
 from finetune_operator.planning.catalog import (
