@@ -90,3 +90,54 @@ def test_fixable_problems_block_and_heal_without_deleting_the_job(
             assert condition(obj, "Blocked")["status"] == "False"  # type: ignore[index]
             assert condition(obj, "Failed") is None
         assert jobs_in(namespace) == []  # suspended: nothing submitted, nothing paid
+
+
+def test_a_dataset_published_later_and_a_spec_fixed_after_failing_both_heal(
+    namespace: str, run_operator: Any, token_secret: str, hub: Any, alpaca_dataset: dict[str, Any]
+) -> None:
+    """Two more GitOps orders: the job names a Hub dataset that is published after it (the world fixes it),
+    and a spec that can never work (a path on the operator's host, on the Kubernetes backend) fails until
+    the next commit fixes it (a new generation re-evaluates even a failed job)."""
+    from huggingface_hub import HfApi
+
+    from tests.example_data import DATASETS
+    from tests.hub import DEFAULT_TOKEN
+
+    later = f"tester/published-later-{namespace[-6:]}"
+    secret = {"name": token_secret}
+    dataset_later = {"name": later, "conversion": "Alpaca"}
+    with run_operator():
+        apply(
+            namespace,
+            ftj("data-later", model=TINY_REPO, dataset=dataset_later, tokenSecretRef=secret, suspend=True),
+        )
+        apply(
+            namespace,
+            ftj(
+                "fixed-later",
+                model=TINY_REPO,
+                dataset={"name": "/etc/passwd"},
+                tokenSecretRef=secret,
+                suspend=True,
+            ),
+        )
+        obj = wait_for(namespace, "data-later", blocked_by("DatasetNotFound"))
+        assert condition(obj, "Failed") is None
+        failed = wait_for(namespace, "fixed-later", lambda o: o.get("status", {}).get("phase") == "Failed")
+        assert condition(failed, "Failed")["reason"] == "LocalPathRefused"  # type: ignore[index]
+        # The world: the dataset is published. The next commit: the field is fixed.
+        api = HfApi(endpoint=hub.url, token=DEFAULT_TOKEN)
+        api.create_repo(later, repo_type="dataset", exist_ok=True)
+        api.upload_file(
+            repo_id=later,
+            repo_type="dataset",
+            path_or_fileobj=str(DATASETS / "alpaca.json"),
+            path_in_repo="a.json",
+        )
+        kubectl(
+            "patch", "ftj", "fixed-later", "-n", namespace, "--type=merge",
+            "-p", json.dumps({"spec": {"dataset": alpaca_dataset}}),
+        )  # fmt: skip
+        for name in ("data-later", "fixed-later"):
+            obj = wait_for(namespace, name, suspended, timeout=90)
+            assert condition(obj, "Failed") is None
