@@ -7,19 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from finetune_training.errors import TrainingError
 from finetune_training.plan import DatasetSource, Method, RewardSpec, RewardType
+from finetune_training.profiles import profile
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
 # datasets' packaged builder for each local file suffix.
 BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
-
-# The columns each TRL trainer reads; everything else is dropped (GRPO keeps reward columns too).
-TRL_COLUMNS = {
-    Method.SFT: ("messages", "prompt", "completion", "text", "tools"),
-    Method.DPO: ("prompt", "chosen", "rejected", "tools"),
-    Method.GRPO: ("prompt", "answer", "tools"),
-}
 
 
 def _local_builder(path: Path) -> tuple[str, list[str]]:
@@ -102,7 +96,7 @@ def load_source(source: DatasetSource, token: str | None = None) -> Dataset:
 
 def keep_columns(method: Method, rewards: list[RewardSpec]) -> set[str]:
     """Columns the trainer needs after mapping: its TRL columns and, for GRPO, reward columns."""
-    keep = set(TRL_COLUMNS[method])
+    keep = set(profile(method).trl_columns)
     if method == Method.GRPO:
         keep |= {r.answer_column for r in rewards if r.type == RewardType.ACCURACY and r.answer_column}
     return keep
@@ -162,18 +156,11 @@ def prepare_dataset(
 def _check_format(columns: list[str], method: Method) -> None:
     """Fail before training when the mapped rows lack what the trainer reads."""
     have = set(columns)
-    if method == Method.SFT and not have & {"messages", "text", "prompt"}:
-        need = "`messages`, `text` or `prompt`/`completion`"
-    elif method == Method.SFT and "prompt" in have and "completion" not in have:
-        need = "`completion` next to `prompt`"
-    elif method == Method.DPO and not {"chosen", "rejected"} <= have:
-        need = "`chosen` and `rejected`"
-    elif method == Method.GRPO and "prompt" not in have:
-        need = "`prompt`"
-    else:
+    need = profile(method).missing(have)
+    if need is None:
         return
     raise TrainingError(
         "DatasetIncompatible",
-        f"{method.value} needs {need} after mapping, but the rows have {sorted(have)}; "
+        f"{need} after mapping, but the rows have {sorted(have)}; "
         "set `dataset.conversion` or `dataset.columns` (see `ftjob validate`)",
     )

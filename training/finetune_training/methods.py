@@ -32,15 +32,13 @@ from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback
 
 from finetune_training.errors import TrainingError
 from finetune_training.plan import Hyperparameters, Method, PeftMode, TrainingPlan
+from finetune_training.profiles import profile
 
 log = logging.getLogger(__name__)
 
-# GRPO on a single prompt needs a group of completions to compare; 8 is TRL's and DeepSeek's choice.
-DEFAULT_NUM_GENERATIONS = 8
-DEFAULT_MAX_COMPLETION_LENGTH = 512
-DEFAULT_DPO_BETA = 0.1
-DEFAULT_GRPO_BETA = 0.0
-"""TRL 1.x default: no KL term, so no reference model is held in memory."""
+# Method defaults for plans written by hand (the planner's plans carry them resolved): one source, the profiles.
+DPO = profile(Method.DPO)
+GRPO = profile(Method.GRPO)
 
 
 def cuda_available() -> bool:
@@ -229,7 +227,7 @@ def dpo_args(plan: TrainingPlan, output_dir: Path) -> dict[str, Any]:
     hp = plan.hyperparameters
     args = common_args(plan, output_dir)
     args["max_length"] = hp.max_length
-    args["beta"] = hp.beta if hp.beta is not None else DEFAULT_DPO_BETA
+    args["beta"] = hp.beta if hp.beta is not None else DPO.default("beta")
     from trl import DPOConfig
 
     return _apply_extra(DPOConfig, args, hp.extra_args)
@@ -239,7 +237,7 @@ def grpo_args(plan: TrainingPlan, output_dir: Path, weights: list[float]) -> dic
     """GRPOConfig keyword arguments; the generation batch must hold whole groups."""
     hp = plan.hyperparameters
     args = common_args(plan, output_dir)
-    generations = hp.num_generations or DEFAULT_NUM_GENERATIONS
+    generations = hp.num_generations or GRPO.default("num_generations")
     per_step = hp.per_device_batch_size * hp.gradient_accumulation_steps
     if per_step % generations:
         raise TrainingError(
@@ -248,8 +246,8 @@ def grpo_args(plan: TrainingPlan, output_dir: Path, weights: list[float]) -> dic
             f"`numGenerations` ({generations})",
         )
     args["num_generations"] = generations
-    args["max_completion_length"] = hp.max_completion_length or DEFAULT_MAX_COMPLETION_LENGTH
-    args["beta"] = hp.beta if hp.beta is not None else DEFAULT_GRPO_BETA
+    args["max_completion_length"] = hp.max_completion_length or GRPO.default("max_completion_length")
+    args["beta"] = hp.beta if hp.beta is not None else GRPO.default("beta")
     args["reward_weights"] = weights
     args["log_completions"] = False
     # GRPO batches carry prompt ids, not `input_ids`; TRL logs its own `num_tokens` instead.
@@ -276,7 +274,7 @@ def build_trainer(
     callbacks: list[TrainerCallback],
     tokenizer: Any | None = None,
 ) -> Trainer:
-    """The TRL trainer for the plan's method, configured for this machine.
+    """The TRL trainer for the plan's method (the builder its profile names), configured for this machine.
 
     Parameters
     ----------
@@ -294,52 +292,83 @@ def build_trainer(
     Returns
     -------
     transformers.Trainer
-        An `SFTTrainer`, `DPOTrainer` or `GRPOTrainer`.
+        The method's TRL trainer (`SFTTrainer`, `DPOTrainer`, `GRPOTrainer`).
     """
     tokenizer = tokenizer or load_tokenizer(plan)
-    peft = peft_config(plan)
+    trainer: Trainer = profile(plan.method).build(
+        plan, dataset, output_dir, callbacks, tokenizer, peft_config(plan)
+    )
+    return trainer
+
+
+def build_sft_trainer(
+    plan: TrainingPlan,
+    dataset: Any,
+    output_dir: Path,
+    callbacks: list[TrainerCallback],
+    tokenizer: Any,
+    peft: Any,
+) -> Trainer:
+    """SFT, with the row-wise packed collator where no varlen attention kernel keeps documents apart."""
+    from trl import SFTConfig, SFTTrainer
+
     columns = list(dataset.column_names)
-    if plan.method == Method.SFT:
-        from trl import SFTConfig, SFTTrainer
+    sft_config = SFTConfig(**sft_args(plan, output_dir, columns, tokenizer))
+    sft = SFTTrainer(
+        model=plan.model,
+        args=sft_config,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=peft,
+        callbacks=callbacks,
+    )
+    if sft.padding_free and not uses_varlen_attention(sft.model):
+        # No varlen kernel: keep packed rows as rows, each with its own block mask (TRL refuses a
+        # custom collator in this mode, so it is swapped in after construction).
+        from finetune_training.packing import RowwisePackedCollator
 
-        sft_config = SFTConfig(**sft_args(plan, output_dir, columns, tokenizer))
-        sft = SFTTrainer(
-            model=plan.model,
-            args=sft_config,
-            train_dataset=dataset,
-            processing_class=tokenizer,
-            peft_config=peft,
-            callbacks=callbacks,
+        multiple = sft_config.pad_to_multiple_of if isinstance(sft_config.pad_to_multiple_of, int) else None
+        sft.data_collator = RowwisePackedCollator(
+            pad_token_id=tokenizer.pad_token_id, pad_to_multiple_of=multiple
         )
-        if sft.padding_free and not uses_varlen_attention(sft.model):
-            # No varlen kernel: keep packed rows as rows, each with its own block mask (TRL refuses a
-            # custom collator in this mode, so it is swapped in after construction).
-            from finetune_training.packing import RowwisePackedCollator
+    return sft
 
-            multiple = (
-                sft_config.pad_to_multiple_of if isinstance(sft_config.pad_to_multiple_of, int) else None
-            )
 
-            sft.data_collator = RowwisePackedCollator(
-                pad_token_id=tokenizer.pad_token_id, pad_to_multiple_of=multiple
-            )
-        return sft
-    if plan.method == Method.DPO:
-        from trl import DPOConfig, DPOTrainer
+def build_dpo_trainer(
+    plan: TrainingPlan,
+    dataset: Any,
+    output_dir: Path,
+    callbacks: list[TrainerCallback],
+    tokenizer: Any,
+    peft: Any,
+) -> Trainer:
+    """DPO (with LoRA, the reference is the base model with the adapter off)."""
+    from trl import DPOConfig, DPOTrainer
 
-        return DPOTrainer(
-            model=plan.model,
-            args=DPOConfig(**dpo_args(plan, output_dir)),
-            train_dataset=dataset,
-            processing_class=tokenizer,
-            peft_config=peft,
-            callbacks=callbacks,
-        )
+    return DPOTrainer(
+        model=plan.model,
+        args=DPOConfig(**dpo_args(plan, output_dir)),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=peft,
+        callbacks=callbacks,
+    )
+
+
+def build_grpo_trainer(
+    plan: TrainingPlan,
+    dataset: Any,
+    output_dir: Path,
+    callbacks: list[TrainerCallback],
+    tokenizer: Any,
+    peft: Any,
+) -> Trainer:
+    """GRPO with the plan's reward functions (reward columns stay in the rows for them)."""
     from trl import GRPOConfig, GRPOTrainer
 
     from finetune_training.rewards import build_rewards
 
-    funcs, weights = build_rewards(plan.rewards, columns)
+    funcs, weights = build_rewards(plan.rewards, list(dataset.column_names))
     return GRPOTrainer(
         model=plan.model,
         reward_funcs=list[Any](funcs),

@@ -7,14 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from finetune_training.plan import Method, PeftMode, TrainingPlan
-
-_METHOD_TAG = {Method.SFT: "sft", Method.DPO: "dpo", Method.GRPO: "grpo"}
-_METHOD_TEXT = {
-    Method.SFT: "supervised fine-tuning (SFT)",
-    Method.DPO: "Direct Preference Optimization (DPO)",
-    Method.GRPO: "Group Relative Policy Optimization (GRPO)",
-}
+from finetune_training.plan import PeftMode, TrainingPlan
+from finetune_training.profiles import profile
 
 
 def is_adapter(plan: TrainingPlan) -> bool:
@@ -56,7 +50,7 @@ def render_model_card(
     if _is_hub_id(plan.dataset.name):
         meta["datasets"] = [plan.dataset.name]
     meta["library_name"] = "peft" if adapter else "transformers"
-    meta["tags"] = ["trl", _METHOD_TAG[plan.method], "finetune-operator"] + (["lora"] if adapter else [])
+    meta["tags"] = ["trl", profile(plan.method).tag, "finetune-operator"] + (["lora"] if adapter else [])
     meta["pipeline_tag"] = "text-generation"
 
     kind = "a LoRA adapter" if adapter else "a model"
@@ -68,7 +62,7 @@ def render_model_card(
         f"# {plan.output.repo or plan.job.name}",
         "",
         f"This is {kind} trained from `{plan.model}` on `{plan.dataset.name}` (split `{plan.dataset.split}`) "
-        f"with {_METHOD_TEXT[plan.method]} using [TRL](https://github.com/huggingface/trl), {peft_text}, "
+        f"with {profile(plan.method).title} using [TRL](https://github.com/huggingface/trl), {peft_text}, "
         f"by the finetune-operator job `{plan.job.namespace}/{plan.job.name}` (attempt {plan.job.attempt}).",
         "",
         "## Training hyperparameters",

@@ -17,8 +17,10 @@ import yaml
 from finetune_operator.api.status import MethodVerdict, Verdict
 from finetune_operator.errors import RetryLater, SpecError
 from finetune_training.plan import ColumnMapping, Conversion, DatasetSource
+from finetune_training.profiles import PROFILES
 
-METHOD_CHOICES = ("SFT", "DPO", "GRPO", "KTO")
+METHOD_CHOICES = (*(m.value for m in PROFILES), "KTO")
+"""The trainable methods, and KTO (reported for information: the operator does not train it yet)."""
 LABELS = {
     Verdict.READY: "READY",
     Verdict.NEEDS_MAPPING: "NEEDS MAPPING",

@@ -30,6 +30,7 @@ from finetune_operator.planning.throughput import (
     training_tokens_per_second,
 )
 from finetune_training.plan import Hyperparameters, Method, PeftMode
+from finetune_training.profiles import profile
 
 PADDED_EFFICIENCY = 0.65
 
@@ -86,8 +87,8 @@ def estimate_time(
     micro_sequences = hp.per_device_batch_size * hp.gradient_accumulation_steps * gpu_count
     if hp.max_steps > 0:
         sequences = hp.max_steps * micro_sequences
-        rows_seen: float | None = sequences if method != Method.DPO else sequences / 2
-        if method == Method.SFT and hp.packing:
+        rows_seen: float | None = sequences / profile(method).sequences_per_row
+        if hp.packing:  # packed rows are full sequences
             per_row = hp.max_length
     elif rows is not None:
         rows_seen = rows * hp.epochs
@@ -100,24 +101,24 @@ def estimate_time(
     train_flops = flops_per_token(n, peft, hp.gradient_checkpointing)
     seconds = 0.0
     generation_seconds = 0.0
-    if method == Method.SFT:
-        tokens = rows_seen * per_row
-        seconds = tokens / tps / (1.0 if hp.packing else PADDED_EFFICIENCY)
-    elif method == Method.DPO:
-        tokens = rows_seen * per_row * 2
-        seconds = tokens / (tps * train_flops / (train_flops + 2 * n)) / PADDED_EFFICIENCY
-    else:
-        gens = hp.num_generations or 8
-        completion = hp.max_completion_length or 256
+    method_profile = profile(method)
+    # A reference model (DPO; GRPO with a KL term) costs one more forward pass per token, LoRA or not.
+    extra = 2 * n if method_profile.needs_reference(hp.beta) else 0
+    if method_profile.generates:
+        gens = hp.num_generations or method_profile.default("num_generations")
+        completion = hp.max_completion_length or method_profile.default("max_completion_length")
         prompt = min(per_row, max(hp.max_length - completion, 1))
         completions = rows_seen * gens if hp.max_steps <= 0 else rows_seen
         tokens = completions * (prompt + completion)
-        extra = 2 * n if (hp.beta or 0) > 0 else 0
         seconds = tokens / (tps * train_flops / (train_flops + extra))
         weight_bytes = n * (NF4_BYTES_PER_PARAM if peft == PeftMode.QLORA else (2 if gpu.bf16 else 4))
         batches = completions / micro_sequences
         generation_seconds = batches * completion * decode_step_seconds(gpu, weight_bytes, model.num_layers)
         seconds += generation_seconds
+    else:
+        tokens = rows_seen * per_row * method_profile.sequences_per_row
+        padding = 1.0 if hp.packing else PADDED_EFFICIENCY
+        seconds = tokens / (tps * train_flops / (train_flops + extra)) / padding
     return TimeEstimate(
         hours=startup_hours + seconds / 3600,
         tokens=int(tokens),

@@ -60,6 +60,7 @@ from pydantic import BaseModel, Field
 from finetune_operator.planning.model_info import ModelInfo
 from finetune_training.camel import CamelModel
 from finetune_training.plan import Method, PeftMode
+from finetune_training.profiles import profile
 
 GIB = 1024**3
 NF4_BYTES_PER_PARAM = (4 + 0.127) / 8
@@ -251,18 +252,17 @@ def estimate_memory(
         weights += trainable * 4
         gradients = trainable * 4
         optimizer = trainable * 8
-    needs_reference = shape.method == Method.DPO or (shape.method == Method.GRPO and shape.beta > 0)
-    reference = p * a if needs_reference and full else 0
+    method = profile(shape.method)
+    # With LoRA the reference is the base model with the adapter off: no second copy.
+    reference = p * a if method.needs_reference(shape.beta) and full else 0
 
     # Activations of one micro-batch.
     batch = shape.per_device_batch_size
-    if shape.method == Method.DPO:
-        sequences, logit_tokens = 2 * batch, 2 * batch * shape.max_length
-    elif shape.method == Method.GRPO:
-        sequences = batch
+    sequences = method.sequences_per_row * batch
+    if method.generates:  # the loss is over the sampled completions only
         logit_tokens = batch * min(shape.max_completion_length, shape.max_length)
     else:
-        sequences, logit_tokens = batch, batch * shape.max_length
+        logit_tokens = sequences * shape.max_length
     activations = _activations(
         model, sequences * shape.max_length, logit_tokens, shape.gradient_checkpointing, a
     )
@@ -270,7 +270,7 @@ def estimate_memory(
         # bitsandbytes dequantises one matrix at a time to bf16.
         activations += max(i * o for i, o in _linears(model).values()) * 2
     generation = 0.0
-    if shape.method == Method.GRPO:
+    if method.generates:
         gen_sequences = batch * shape.gradient_accumulation_steps
         generation = kv_cache_bytes(model, gen_sequences, shape.max_length, a)
         # generate() also holds one step of fp32 logits per sequence.

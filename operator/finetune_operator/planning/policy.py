@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pydantic import Field
+from pydantic.alias_generators import to_camel
 
 from finetune_operator.api.spec import Backend, FineTuneJobSpec, HyperparametersSpec, parse_duration_seconds
 from finetune_operator.api.status import PlanSummary
@@ -42,6 +43,7 @@ from finetune_operator.planning.model_info import ModelInfo
 from finetune_operator.planning.throughput import BUILTIN_MEASUREMENTS
 from finetune_training.camel import CamelModel
 from finetune_training.plan import Hyperparameters, LoraSettings, Method, PeftMode
+from finetune_training.profiles import PROFILES
 
 CPU = "CPU"
 """The name of the CPU "accelerator" (a Local run without a GPU): its memory is RAM."""
@@ -557,7 +559,7 @@ def _reason(spec: FineTuneJobSpec, inp: _Inputs, fit: _Fit, search: _Search) -> 
 def _check_spec(spec: FineTuneJobSpec) -> None:
     hp = spec.hyperparameters
     if spec.method == Method.GRPO and hp and hp.per_device_batch_size:
-        gens = hp.num_generations or 8
+        gens = hp.num_generations or PROFILES[Method.GRPO].default("num_generations")
         accum = hp.gradient_accumulation_steps or 4
         if (hp.per_device_batch_size * accum) % gens:
             raise SpecError(
@@ -566,11 +568,19 @@ def _check_spec(spec: FineTuneJobSpec) -> None:
                 f"({hp.per_device_batch_size} x "
                 f"{accum}) to be a multiple of `numGenerations` ({gens})",
             )
-    if spec.method != Method.GRPO and hp and (hp.num_generations or hp.max_completion_length):
-        raise SpecError(
-            "HyperparametersInvalid",
-            "`numGenerations` and `maxCompletionLength` apply to `method: GRPO` only",
-        )
+    if hp is None:
+        return
+    # Fields one method reads are refused on the others (naming the method), so a typo'd method shows.
+    for other in PROFILES.values():
+        if other.method == spec.method:
+            continue
+        stray = [name for name in other.own_fields if getattr(hp, name, None) is not None]
+        if stray:
+            fields = " and ".join(f"`{to_camel(name)}`" for name in stray)
+            verb = "apply" if len(stray) > 1 else "applies"
+            raise SpecError(
+                "HyperparametersInvalid", f"{fields} {verb} to `method: {other.method.value}` only"
+            )
 
 
 def make_plan(

@@ -26,42 +26,22 @@ from finetune_operator.validation.checks import (
 from finetune_operator.validation.formats import Detection, RowMapping, answer_source
 from finetune_operator.validation.report import Finding
 from finetune_training.mapping import MappingError, map_row
+from finetune_training.profiles import PROFILES, profile, row_kind
 
-METHODS = ("SFT", "DPO", "GRPO", "KTO")
-"""Methods a report covers (KTO for information: the operator does not train it)."""
+KTO_NEEDS = "KTO needs `prompt`/`completion` and a boolean `label`"
+METHODS = (*(m.value for m in PROFILES), "KTO")
+"""Methods a report covers: the trainable ones, and KTO for information (the operator does not train it)."""
 
-NEEDS = {
-    "SFT": "SFT needs `messages`, `prompt`/`completion` or `text`",
-    "DPO": "DPO needs preference pairs: `chosen` and `rejected` (with or without `prompt`)",
-    "GRPO": "GRPO needs a `prompt` column",
-    "KTO": "KTO needs `prompt`/`completion` and a boolean `label`",
-}
+NEEDS = {m.value: p.needs for m, p in PROFILES.items()} | {"KTO": KTO_NEEDS}
 
-
-def trl_kind(row: dict[str, Any]) -> str:
-    """The TRL format of a mapped row."""
-    if "chosen" in row and "rejected" in row:
-        return "preference"
-    if "messages" in row:
-        return "messages"
-    if "prompt" in row and "completion" in row:
-        return "prompt-completion"
-    if "prompt" in row:
-        return "prompt-only"
-    if "text" in row:
-        return "text"
-    return "none"
+# Kept for callers that name the format of a row.
+trl_kind = row_kind
 
 
 def _accepts(method: str, row: dict[str, Any]) -> bool:
-    kind = trl_kind(row)
-    if method == "SFT":
-        return kind in ("messages", "prompt-completion", "text")
-    if method == "DPO":
-        return kind == "preference"
-    if method == "GRPO":
-        return "prompt" in row
-    return kind == "prompt-completion" and "label" in row
+    if method in NEEDS and method != "KTO":
+        return profile(method).accepts(row)
+    return row_kind(row) == "prompt-completion" and "label" in row
 
 
 @dataclass
