@@ -3,6 +3,8 @@
 Rules are matched in the order they were added; each fires ``times`` times, then is spent. A rule matches when
 its regex ``search``-es the request path (decoded, without the query) and its method, if given, equals the
 request's. ``hits`` counts how often each rule fired, so a test can prove the fault was actually exercised.
+A rule with ``lose_response`` serves the request first and then answers its failure instead: the Hub did the
+work (created the job, made the commit), the client saw a 5xx, as when a proxy or the network drops the answer.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class FaultRule:
     """Sleep before serving (or failing) the request."""
     method: str | None = None
     """Only this HTTP method."""
+    lose_response: bool = False
+    """Serve the request, then answer ``status`` in place of its response."""
     hits: int = 0
     """How many requests it fired on so far."""
 
@@ -63,6 +67,7 @@ class FaultInjector:
         retry_after: int | None = None,
         delay_s: float = 0.0,
         method: str | None = None,
+        lose_response: bool = False,
     ) -> FaultRule:
         """Add a rule for the next ``times`` requests whose path matches ``path_regex``.
 
@@ -80,6 +85,8 @@ class FaultInjector:
             Sleep this long first (a slow Hub; combine with a client timeout to get a timeout).
         method : str, optional
             Only requests with this method (``GET``, ``POST``, ...).
+        lose_response : bool
+            Serve the request first, then answer ``status`` instead of its response.
 
         Returns
         -------
@@ -93,10 +100,17 @@ class FaultInjector:
             retry_after=retry_after,
             delay_s=delay_s,
             method=method.upper() if method else None,
+            lose_response=lose_response,
         )
         with self._lock:
             self._rules.append(rule)
         return rule
+
+    def lose_response(
+        self, path_regex: str, *, status: int = 502, method: str | None = None, times: int = 1
+    ) -> FaultRule:
+        """Serve the next ``times`` matching requests, then answer ``status`` instead of their responses."""
+        return self.add(path_regex, times=times, status=status, method=method, lose_response=True)
 
     def rate_limit(self, path_regex: str, *, times: int = 1, retry_after: int = 0) -> FaultRule:
         """Answer 429 with ``Retry-After`` to the next ``times`` matching requests."""
@@ -166,13 +180,20 @@ class FaultMiddleware:
         if rule.status is None:
             await self.app(scope, receive, send)
             return
-        await _drain(receive)
+        if rule.lose_response:
+            await self.app(scope, receive, _discard)
+        else:
+            await _drain(receive)
         body = json.dumps({"error": f"Injected fault: HTTP {rule.status}"}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         if rule.retry_after is not None:
             headers.append((b"retry-after", str(rule.retry_after).encode()))
         await send({"type": "http.response.start", "status": rule.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+async def _discard(message: Message) -> None:
+    """Swallow the app's own response (a rule with ``lose_response`` answers in its place)."""
 
 
 async def _drain(receive: Receive) -> None:

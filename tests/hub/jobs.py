@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.hub.auth import TokenOwner, account_id
@@ -136,6 +136,9 @@ class JobRunner:
         self.start_delay_s = start_delay_s
         self.page_size = 50
         """Jobs per page of `GET /api/jobs/{namespace}` (the rest follows a `Link: rel="next"` header)."""
+        self.listing_lag_s = 0.0
+        """How long a new job is missing from `GET /api/jobs/{namespace}` (the Hub's listing lags its
+        writes); `GET /api/jobs/{namespace}/{id}` knows it at once."""
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -186,6 +189,10 @@ class JobRunner:
         jobs = [j for j in jobs if not stages or j.stage in stages]
         jobs = [j for j in jobs if all(j.spec.labels.get(k) == v for k, v in labels.items())]
         return sorted(jobs, key=lambda j: j.created_at, reverse=True)
+
+    def listed(self, job: Job) -> bool:
+        """Whether the listing shows ``job`` yet (see ``listing_lag_s``)."""
+        return job.created_at <= datetime.now(UTC) - timedelta(seconds=self.listing_lag_s)
 
     def cancel(self, job: Job) -> None:
         """Cancel ``job``: kill its process group (SIGTERM, then SIGKILL); it ends CANCELED."""

@@ -92,7 +92,7 @@ def build_jobs_router(ctx: HubContext, runner: JobRunner, faults: FaultInjector)
             if not sep:
                 raise error(400, f"Invalid label filter `{item}`: expected `key=value`")
             labels[key] = value
-        jobs = runner.list(namespace, stages, labels)
+        jobs = [j for j in runner.list(namespace, stages, labels) if runner.listed(j)]
         # Paginated like the Hub's listings: a page, and the next one's URL in a GitHub-style Link header.
         start = int(request.query_params.get("cursor", "0"))
         end = start + runner.page_size

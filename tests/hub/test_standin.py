@@ -332,6 +332,25 @@ def test_list_jobs_spans_pages_with_link_headers(hub: HubServer, api: HfApi) -> 
     assert sorted(listed) == sorted(ids) and len(listed) == 3
 
 
+def test_a_new_job_is_listed_only_after_the_listing_lag(hub: HubServer, api: HfApi) -> None:
+    hub.jobs.listing_lag_s = 3600.0
+    try:
+        job = api.run_job(image=IMAGE, command=["true"], labels={"ftj": "lagging"}, namespace=NS)
+        assert list(api.list_jobs(labels={"ftj": "lagging"}, namespace=NS)) == []
+        assert api.inspect_job(job_id=job.id, namespace=NS).id == job.id  # known by id at once
+    finally:
+        hub.jobs.listing_lag_s = 0.0
+    assert [j.id for j in api.list_jobs(labels={"ftj": "lagging"}, namespace=NS)] == [job.id]
+
+
+def test_a_lost_response_still_does_the_work(hub: HubServer, api: HfApi) -> None:
+    rule = hub.faults.lose_response(rf"^/api/jobs/{NS}$", status=502, method="POST")
+    with pytest.raises(HfHubHTTPError) as info:
+        api.run_job(image=IMAGE, command=["true"], labels={"ftj": "lost"}, namespace=NS)
+    assert info.value.response.status_code == 502 and rule.hits == 1
+    assert len(list(api.list_jobs(labels={"ftj": "lost"}, namespace=NS))) == 1
+
+
 def test_list_jobs_survives_an_injected_429(hub: HubServer, api: HfApi) -> None:
     rule = hub.faults.rate_limit(rf"^/api/jobs/{NS}$", retry_after=0)
     list(api.list_jobs(namespace=NS))

@@ -7,13 +7,14 @@ import hashlib
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
 from finetune_operator.backends.base import JobTarget, WorkRef, WorkState, WorkStatus
 from finetune_operator.config import OperatorConfig
-from finetune_operator.errors import SpecError
+from finetune_operator.errors import RetryLater, SpecError
 from finetune_operator.hub import hf_job_log_lines, hub_error
 from finetune_operator.identity import (
     HF_ATTEMPT_LABEL,
@@ -30,6 +31,10 @@ ACCOUNT_TTL_SECONDS = 600.0
 """How long a token's account name is reused: the Hub rate-limits `whoami`, and every find and submit
 needs the namespace."""
 ACCOUNT_CACHE_SIZE = 1024
+LISTING_LAG_S = 300.0
+"""How long a job just submitted may be missing from `list_jobs`: the Hub's listing lags its writes, so a
+label lookup right after a submit can miss the job."""
+LISTING_RECHECK_S = 15.0
 
 STAGES = {
     "SCHEDULING": WorkState.QUEUED,
@@ -41,18 +46,31 @@ STAGES = {
 }
 
 
+@dataclass
+class _Submission:
+    """A `run_job` of this process, remembered until the listing shows the job (or LISTING_LAG_S)."""
+
+    at: float
+    ref: WorkRef | None
+    """None: the Hub's answer was lost (a 5xx, a timeout), so the job may or may not exist."""
+
+
 class HFJobsBackend:
     """Submits, adopts, polls, streams and cancels Hugging Face Jobs."""
 
     kind = "HFJob"
     needs_token = True
     retries_itself = False
+    listing_lag_s = LISTING_LAG_S
 
     def __init__(self, config: OperatorConfig) -> None:
         self.config = config
         # sha256(token) -> (looked up at, account name): the token itself is never kept as a key.
         self._accounts: dict[str, tuple[float, str]] = {}
         self._accounts_lock = threading.Lock()
+        # (uid, attempt) -> the last submit: what `find` answers while the listing does not show it yet.
+        self._submissions: dict[tuple[str, int], _Submission] = {}
+        self._submissions_lock = threading.Lock()
 
     def _api(self, target: JobTarget) -> HfApi:
         if not target.token:
@@ -83,7 +101,12 @@ class HFJobsBackend:
         return name
 
     def find(self, target: JobTarget) -> WorkRef | None:
-        """The HF Job labelled with this FineTuneJob's UID (the newest, if several)."""
+        """The HF Job labelled with this FineTuneJob's UID (the newest, if several).
+
+        The listing lags: a job this process submitted moments ago is answered from memory, and one whose
+        submit got no answer is waited for (RetryLater) for up to `listing_lag_s` before None lets the
+        caller submit again, so a lost response never pays for a second job.
+        """
         api = self._api(target)
         namespace = self._namespace(api)
         try:
@@ -91,10 +114,35 @@ class HFJobsBackend:
         except Exception as exc:
             raise hub_error(exc, "listing HF Jobs") from None
         jobs = [j for j in jobs if is_attempt(j.labels, HF_ATTEMPT_LABEL, target.attempt)]
+        key = (target.uid, target.attempt)
         if not jobs:
-            return None
+            return self._submitted(key)
+        with self._submissions_lock:
+            self._submissions.pop(key, None)
         job = max(jobs, key=lambda j: j.created_at.timestamp() if j.created_at else 0)
         return WorkRef(kind=self.kind, id=job.id, namespace=namespace, url=job.url, attempt=target.attempt)
+
+    def _submitted(self, key: tuple[str, int]) -> WorkRef | None:
+        """What this process submitted for `key` that the listing may not show yet."""
+        now = time.monotonic()
+        with self._submissions_lock:
+            for stale in [k for k, s in self._submissions.items() if now - s.at >= self.listing_lag_s]:
+                del self._submissions[stale]
+            submission = self._submissions.get(key)
+        if submission is None:
+            return None
+        if submission.ref is not None:
+            return submission.ref.model_copy()
+        left = self.listing_lag_s - (now - submission.at)
+        raise RetryLater(
+            f"the Hub's answer to submitting attempt {key[1]} was lost, so the HF Job may exist; the job "
+            f"listing can lag, so it is looked up again before submitting another (for {left:.0f}s more)",
+            delay=LISTING_RECHECK_S,
+        )
+
+    def _remember(self, key: tuple[str, int], ref: WorkRef | None) -> None:
+        with self._submissions_lock:
+            self._submissions[key] = _Submission(at=time.monotonic(), ref=ref)
 
     def submit(self, target: JobTarget, plan: TrainingPlan, timeout_seconds: int) -> WorkRef:
         """Run the trainer image with the plan in the environment and the token as a Jobs secret."""
@@ -130,8 +178,12 @@ class HFJobsBackend:
                 namespace=namespace,
             )
         except Exception as exc:
+            if not _refused(exc):  # a 5xx or a timeout: the Hub may have created the job anyway
+                self._remember((target.uid, target.attempt), None)
             raise hub_error(exc, "submitting the HF Job") from None
-        return WorkRef(kind=self.kind, id=job.id, namespace=namespace, url=job.url, attempt=target.attempt)
+        ref = WorkRef(kind=self.kind, id=job.id, namespace=namespace, url=job.url, attempt=target.attempt)
+        self._remember((target.uid, target.attempt), ref)
+        return ref
 
     def poll(self, target: JobTarget, ref: WorkRef) -> WorkStatus:
         """Map the job's stage onto a WorkState, with the Hub's message as the reason."""
@@ -177,3 +229,8 @@ class HFJobsBackend:
             if exc.response is not None and exc.response.status_code in (404, 409):
                 return
             raise hub_error(exc, "cancelling the HF Job") from None
+
+
+def _refused(exc: Exception) -> bool:
+    """Whether the Hub answered a request with a 4xx: it refused it, so nothing was created."""
+    return isinstance(exc, HfHubHTTPError) and exc.response is not None and exc.response.status_code < 500

@@ -1,0 +1,158 @@
+"""The operator's reconcile loop with the real HF Jobs backend, against the Hub stand-in.
+
+Validation and planning are stubbed (a ready dataset, a `cpu-basic` plan); everything from submit onwards is the
+product's code and the real `huggingface_hub` client: find, submit, poll, log reading and the phase machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from finetune_operator.api.resource import FineTuneJob
+from finetune_operator.api.status import MethodVerdict, PlanSummary, ValidationSummary, Verdict
+from finetune_operator.backends.hfjobs import HFJobsBackend
+from finetune_operator.conditions import get_condition
+from finetune_operator.config import OperatorConfig
+from finetune_operator.reconcile import Deps, Outcome, reconcile
+from finetune_training.plan import PeftMode
+from tests.hub import DEFAULT_TOKEN, HubServer
+
+SECRET = "hf-token"
+
+
+class Secrets:
+    """The cluster's Secrets, as the reconcile loop reads them: one token Secret, kept cancel tokens."""
+
+    def __init__(self) -> None:
+        self.kept: dict[tuple[str, str], str] = {}
+
+    def read_secret_value(self, namespace: str, name: str, key: str) -> str:
+        return DEFAULT_TOKEN
+
+    def keep_cancel_token(self, namespace: str, uid: str, token: str) -> None:
+        self.kept[namespace, uid] = token
+
+    def read_cancel_token(self, namespace: str, uid: str) -> str | None:
+        return self.kept.get((namespace, uid))
+
+    def drop_cancel_token(self, namespace: str, uid: str) -> None:
+        self.kept.pop((namespace, uid), None)
+
+
+class _Report:
+    def summary(self) -> ValidationSummary:
+        return ValidationSummary(
+            dataset="tester/data", rows=100, format="alpaca", verdicts=[self.verdict("SFT")]
+        )
+
+    def verdict(self, method: str) -> MethodVerdict:
+        return MethodVerdict(method=method, verdict=Verdict.READY, reason="checked")
+
+
+@dataclass
+class _Decision:
+    summary: PlanSummary
+
+
+def _plan(spec: Any, **_: Any) -> _Decision:
+    return _Decision(
+        PlanSummary(
+            backend="HFJobs",
+            target="HFJobs/cpu-basic",
+            flavor="cpu-basic",
+            peft=PeftMode.LORA,
+            memory_gib=1.0,
+            estimated_hours=0.1,
+            estimatedCostUSD=0.01,
+            suggested_timeout="2h",
+            reason="test",
+        )
+    )
+
+
+@dataclass
+class HFJobsWorld:
+    """One FineTuneJob on `backend: HFJobs`, stepped the way the kopf handlers step it."""
+
+    hub: HubServer
+    backend: HFJobsBackend
+    deps: Deps
+    body: dict[str, Any]
+
+    @property
+    def uid(self) -> str:
+        return str(self.body["metadata"]["uid"])
+
+    def step(self) -> Outcome:
+        """One handler or timer pass: a fresh read in, the status written back."""
+        outcome = reconcile(FineTuneJob.from_body(self.body), self.deps)
+        self.body["status"] = outcome.status.wire()
+        return outcome
+
+    def later(self) -> Outcome:
+        """A timer pass once every backoff has run out."""
+        for uid, backoff in self.deps.backoff.items():
+            self.deps.backoff[uid] = dataclasses.replace(backoff, not_before=0.0)
+        return self.step()
+
+    def until(self, phase: str, timeout: float = 60.0) -> None:
+        """Step every 0.3 s until the job reaches `phase`."""
+        deadline = time.monotonic() + timeout
+        while self.phase != phase:
+            assert time.monotonic() < deadline, self.body["status"]
+            time.sleep(0.3)
+            self.later()
+
+    @property
+    def phase(self) -> str:
+        return str(self.body.get("status", {}).get("phase", ""))
+
+    @property
+    def status(self) -> dict[str, Any]:
+        return dict(self.body["status"])
+
+    def condition(self, type_: str) -> Any:
+        return get_condition(FineTuneJob.from_body(self.body).status, type_)
+
+    def hub_jobs(self) -> list[Any]:
+        """Every HF Job of this FineTuneJob the Hub holds (not the lagging listing: the ground truth)."""
+        return self.hub.jobs.list("tester", [], {"ftjob-uid": self.uid})
+
+
+def hfjobs_world(hub: HubServer, command: list[str], **spec: Any) -> HFJobsWorld:
+    """A fresh FineTuneJob (its own UID) whose HF Job runs `command` on the stand-in."""
+    config = OperatorConfig(
+        enabled_backends=[],
+        hf_endpoint=hub.url,
+        trainer_image="python:3.12",
+        trainer_command=command,
+        metrics_port=0,
+        max_attempts=3,
+        operator_namespace="ftjob-system",
+    )
+    backend = HFJobsBackend(config)
+    deps = Deps(
+        config=config,
+        kube=Secrets(),  # type: ignore[arg-type]
+        backends={"HFJobs": backend},  # type: ignore[dict-item]
+        validate=lambda *_, **__: _Report(),
+        plan=_plan,
+    )
+    body = {
+        "apiVersion": "finetune.dev/v1alpha1",
+        "kind": "FineTuneJob",
+        "metadata": {"name": "hub-life", "namespace": "ns", "uid": str(uuid.uuid4()), "generation": 1},
+        "spec": {
+            "model": {"name": "tester/tiny"},
+            "dataset": {"name": "tester/data"},
+            "method": "SFT",
+            "backend": "HFJobs",
+            "tokenSecretRef": {"name": SECRET},
+            **spec,
+        },
+    }
+    return HFJobsWorld(hub, backend, deps, body)
