@@ -130,7 +130,7 @@ def test_commands_never_poll() -> None:
 
 def test_the_skill_shows_a_valid_job_for_each_method() -> None:
     specs = [FineTuneJobSpec.model_validate(s) for s in job_specs(SAMPLE_VALUES)]
-    assert {s.method.value for s in specs} == {"SFT", "DPO", "GRPO"}
+    assert {s.method.value for s in specs} == {"SFT", "DPO", "GRPO", "KTO"}
     assert all(s.suspend for s in specs), "every job in the skill is applied suspended first"
 
 

@@ -41,7 +41,7 @@ def test_every_spec_field_has_a_description_and_the_schema_is_structural() -> No
 
 def test_enums_defaults_and_bounds_are_in_the_schema() -> None:
     spec = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
-    assert spec["properties"]["method"]["enum"] == ["SFT", "DPO", "GRPO"]
+    assert spec["properties"]["method"]["enum"] == ["SFT", "DPO", "GRPO", "KTO"]
     assert spec["properties"]["peft"]["default"] == "Auto"
     assert spec["properties"]["backend"]["enum"] == ["Auto", "HFJobs", "Kubernetes", "Local"]
     lr = spec["properties"]["hyperparameters"]["properties"]["learningRate"]

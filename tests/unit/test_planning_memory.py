@@ -114,6 +114,9 @@ def test_reference_models(size: float) -> None:
     assert estimate_memory(model, shape(Method.DPO, PeftMode.LORA)).reference_model_gib == 0  # adapter off
     assert estimate_memory(model, shape(Method.GRPO)).reference_model_gib == 0  # beta 0: none
     assert estimate_memory(model, shape(Method.GRPO, beta=0.04)).reference_model_gib > 0
+    # KTO, like DPO, always compares with a reference (the base model with the adapter off under LoRA).
+    assert estimate_memory(model, shape(Method.KTO)).reference_model_gib == dpo_full.reference_model_gib
+    assert estimate_memory(model, shape(Method.KTO, PeftMode.LORA)).reference_model_gib == 0
 
 
 def test_dpo_activations_cover_chosen_and_rejected() -> None:

@@ -338,4 +338,4 @@ def test_suggested_timeout(hours: float, margin: float, timeout: float) -> None:
 
 
 def test_methods_enum_cover() -> None:
-    assert {m.value for m in Method} == {"SFT", "DPO", "GRPO"}
+    assert {m.value for m in Method} == {"SFT", "DPO", "GRPO", "KTO"}

@@ -93,12 +93,13 @@ EXPECTED: dict[str, tuple[int, str, dict[str, tuple[Verdict, Conversion | None, 
     "unpaired_preference.jsonl": (
         40,
         "prompt-completion-label",
-        {"SFT": (R, None, {}), "DPO": (X, None, {}), "GRPO": (X, None, {}), "KTO": (R, None, {})},
+        # Rows labelled false are bad answers: SFT would imitate them.
+        {"SFT": (X, None, {}), "DPO": (X, None, {}), "GRPO": (X, None, {}), "KTO": (R, None, {})},
     ),
     "messages_label.json": (
         40,
         "messages-label",
-        {"SFT": (R, None, {}), "DPO": (X, None, {}), "GRPO": (X, None, {})},
+        {"SFT": (X, None, {}), "DPO": (X, None, {}), "GRPO": (X, None, {})},
     ),
     "prompts.jsonl": (
         30,

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 # Method defaults for plans written by hand (the planner's plans carry them resolved): one source, the profiles.
 DPO = profile(Method.DPO)
 GRPO = profile(Method.GRPO)
+KTO = profile(Method.KTO)
 
 
 def cuda_available() -> bool:
@@ -233,6 +234,17 @@ def dpo_args(plan: TrainingPlan, output_dir: Path) -> dict[str, Any]:
     return _apply_extra(DPOConfig, args, hp.extra_args)
 
 
+def kto_args(plan: TrainingPlan, output_dir: Path) -> dict[str, Any]:
+    """KTOConfig keyword arguments."""
+    hp = plan.hyperparameters
+    args = common_args(plan, output_dir)
+    args["max_length"] = hp.max_length
+    args["beta"] = hp.beta if hp.beta is not None else KTO.default("beta")
+    from trl import KTOConfig
+
+    return _apply_extra(KTOConfig, args, hp.extra_args)
+
+
 def grpo_args(plan: TrainingPlan, output_dir: Path, weights: list[float]) -> dict[str, Any]:
     """GRPOConfig keyword arguments; the generation batch must hold whole groups."""
     hp = plan.hyperparameters
@@ -348,6 +360,27 @@ def build_dpo_trainer(
     return DPOTrainer(
         model=plan.model,
         args=DPOConfig(**dpo_args(plan, output_dir)),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=peft,
+        callbacks=callbacks,
+    )
+
+
+def build_kto_trainer(
+    plan: TrainingPlan,
+    dataset: Any,
+    output_dir: Path,
+    callbacks: list[TrainerCallback],
+    tokenizer: Any,
+    peft: Any,
+) -> Trainer:
+    """KTO (with LoRA, the reference is the base model with the adapter off)."""
+    from trl import KTOConfig, KTOTrainer
+
+    return KTOTrainer(
+        model=plan.model,
+        args=KTOConfig(**kto_args(plan, output_dir)),
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=peft,

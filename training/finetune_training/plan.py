@@ -20,6 +20,7 @@ class Method(StrEnum):
     SFT = "SFT"
     DPO = "DPO"
     GRPO = "GRPO"
+    KTO = "KTO"
 
 
 class PeftMode(StrEnum):

@@ -280,7 +280,7 @@ def build_crd() -> dict[str, Any]:
     root = {
         "type": "object",
         "description": "A fine-tuning run of an LLM: dataset validation, hardware planning, training with TRL "
-        "(SFT, DPO, GRPO) and publishing to the Hugging Face Hub.",
+        "(SFT, DPO, GRPO, KTO) and publishing to the Hugging Face Hub.",
         "required": ["spec"],
         "properties": {
             "apiVersion": {"type": "string", "description": "API version: finetune.dev/v1alpha1."},

@@ -77,7 +77,7 @@ class MethodVerdict(CamelModel):
     """The dataset's verdict for one method."""
 
     method: str
-    """SFT, DPO, GRPO (or KTO, for information)."""
+    """SFT, DPO, GRPO or KTO."""
     verdict: Verdict
     reason: str
     conversion: Conversion | None = None

@@ -22,7 +22,7 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     """The parser, with only the chosen subcommand's module imported."""
     parser = argparse.ArgumentParser(
         prog="ftjob",
-        description="Validate, plan and run LLM fine-tuning (SFT, DPO, GRPO) as the finetune-operator does.",
+        description="Validate, plan and run LLM fine-tuning (SFT, DPO, GRPO, KTO) as the finetune-operator does.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     chosen = next((a for a in argv if not a.startswith("-")), None)

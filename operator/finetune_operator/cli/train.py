@@ -11,7 +11,7 @@ def register(subparsers: argparse._SubParsersAction, name: str) -> None:
 
     parser = subparsers.add_parser(
         name,
-        help="run a training plan (TRL SFT/DPO/GRPO), printing JSON progress lines",
+        help="run a training plan (TRL SFT/DPO/GRPO/KTO), printing JSON progress lines",
         description=(
             "Train as the plan says, pushing checkpoints and the result to the Hub. Progress is printed as "
             "one JSON object per line. With `resources.gpuCount` > 1 the run is re-launched under "

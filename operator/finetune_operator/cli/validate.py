@@ -19,8 +19,7 @@ from finetune_operator.errors import RetryLater, SpecError
 from finetune_training.plan import ColumnMapping, Conversion, DatasetSource
 from finetune_training.profiles import PROFILES
 
-METHOD_CHOICES = (*(m.value for m in PROFILES), "KTO")
-"""The trainable methods, and KTO (reported for information: the operator does not train it yet)."""
+METHOD_CHOICES = tuple(m.value for m in PROFILES)
 LABELS = {
     Verdict.READY: "READY",
     Verdict.NEEDS_MAPPING: "NEEDS MAPPING",
@@ -32,7 +31,7 @@ def register(subparsers: Any, name: str) -> None:
     """Add the `validate` subcommand."""
     p = subparsers.add_parser(
         name,
-        help="check a dataset against SFT/DPO/GRPO before any GPU",
+        help="check a dataset against SFT/DPO/GRPO/KTO before any GPU",
         description="Read a sample of a local or Hub dataset and say, per method, whether it can train "
         "(READY), needs a mapping (NEEDS MAPPING, with the YAML to paste into spec.dataset) or cannot "
         "(INCOMPATIBLE). The Hub token is read from HF_TOKEN.",

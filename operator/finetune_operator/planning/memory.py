@@ -1,4 +1,4 @@
-"""Peak accelerator memory of a training run, per GPU, by method (SFT, DPO, GRPO) and PEFT mode.
+"""Peak accelerator memory of a training run, per GPU, by method (SFT, DPO, GRPO, KTO) and PEFT mode.
 
 Formulas (bytes; `p` parameters, `h` hidden size, `L` layers, `H` heads, `kv` KV heads, `d` head dim,
 `I` MLP width, `V` vocabulary, `T` tokens in one micro-batch, `a` bytes per activation: 2 in bf16, 4 in fp32):

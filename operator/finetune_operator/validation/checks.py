@@ -42,6 +42,12 @@ CHECKS: dict[str, Check] = {
     "PromptEndsWithAssistant": Check(Severity.WARNING, "never", "the prompt ends with an assistant turn"),
     "MissingAnswer": Check(Severity.ERROR, "all", "no reference answer for the Accuracy reward"),
     "LabelNotBool": Check(Severity.ERROR, "any", "`label` must be true or false"),
+    "UndesirableRow": Check(
+        Severity.ERROR,
+        "any",
+        "rows are labelled undesirable (`label: false`): SFT would learn to imitate them (train KTO on "
+        "this data, or keep only the rows labelled true)",
+    ),
     "DuplicateRows": Check(Severity.WARNING, "never", "rows repeat an earlier row"),
     "MixedTypes": Check(Severity.WARNING, "never", "a column holds values of different types"),
     "OverMaxLength": Check(Severity.WARNING, "never", "rows are longer than `maxLength` and get truncated"),
@@ -126,6 +132,8 @@ def _prompt_part(row: dict[str, Any], problems: Problems) -> list[dict[str, Any]
 def sft_problems(row: dict[str, Any]) -> Problems:
     """Problems of one row for SFT (`messages`, `prompt`/`completion` or `text`)."""
     problems: Problems = {}
+    if row.get("label") is False:
+        problems["UndesirableRow"] = "`label` is false: the row's answer is marked bad"
     if "messages" in row:
         turns = _turns(row["messages"], "messages", problems)
         if turns:

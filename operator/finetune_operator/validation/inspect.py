@@ -91,7 +91,7 @@ def inspect_dataset(
     token
         Hugging Face token for private or gated Hub datasets. It never appears in the report.
     methods
-        Methods to decide for (SFT, DPO, GRPO, and KTO for information).
+        Methods to decide for (every trainable method by default).
     max_length
         The job's `maxLength` in tokens, for the length statistics.
     tokenizer

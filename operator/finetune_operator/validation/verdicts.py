@@ -28,20 +28,17 @@ from finetune_operator.validation.report import Finding
 from finetune_training.mapping import MappingError, map_row
 from finetune_training.profiles import PROFILES, profile, row_kind
 
-KTO_NEEDS = "KTO needs `prompt`/`completion` and a boolean `label`"
-METHODS = (*(m.value for m in PROFILES), "KTO")
-"""Methods a report covers: the trainable ones, and KTO for information (the operator does not train it)."""
+METHODS = tuple(m.value for m in PROFILES)
+"""Methods a report covers: every method the operator trains."""
 
-NEEDS = {m.value: p.needs for m, p in PROFILES.items()} | {"KTO": KTO_NEEDS}
+NEEDS = {m.value: p.needs for m, p in PROFILES.items()}
 
 # Kept for callers that name the format of a row.
 trl_kind = row_kind
 
 
 def _accepts(method: str, row: dict[str, Any]) -> bool:
-    if method in NEEDS and method != "KTO":
-        return profile(method).accepts(row)
-    return row_kind(row) == "prompt-completion" and "label" in row
+    return profile(method).accepts(row)
 
 
 @dataclass

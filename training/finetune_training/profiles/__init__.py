@@ -6,10 +6,12 @@ a run trains.
 """
 
 from finetune_training.plan import Method
-from finetune_training.profiles import dpo, grpo, sft
+from finetune_training.profiles import dpo, grpo, kto, sft
 from finetune_training.profiles.base import MethodProfile, row_kind
 
-PROFILES: dict[Method, MethodProfile] = {p.method: p for p in (sft.PROFILE, dpo.PROFILE, grpo.PROFILE)}
+PROFILES: dict[Method, MethodProfile] = {
+    p.method: p for p in (sft.PROFILE, dpo.PROFILE, grpo.PROFILE, kto.PROFILE)
+}
 
 
 def profile(method: Method | str) -> MethodProfile:
