@@ -37,6 +37,8 @@ from tests.hub.models import (
 
 KILL_GRACE_S = 5.0
 """Seconds between SIGTERM and SIGKILL when a job is canceled or times out."""
+DEFAULT_TIMEOUT_S = 1800.0
+"""A job created without `timeoutSeconds` is stopped after 30 minutes, as on HF Jobs."""
 _STRIPPED_ENV = (
     "HF_TOKEN",
     "HUGGING_FACE_HUB_TOKEN",
@@ -136,6 +138,10 @@ class JobRunner:
         self.start_delay_s = start_delay_s
         self.page_size = 50
         """Jobs per page of `GET /api/jobs/{namespace}` (the rest follows a `Link: rel="next"` header)."""
+        self.default_timeout_s = DEFAULT_TIMEOUT_S
+        """Limit of a job created without a timeout."""
+        self.timeout_message = "Job timed out after {limit}"
+        """Status message of a timed-out job (`{limit}` reads `30m`); a test may reword it."""
         self.listing_lag_s = 0.0
         """How long a new job is missing from `GET /api/jobs/{namespace}` (the Hub's listing lags its
         writes); `GET /api/jobs/{namespace}/{id}` knows it at once."""
@@ -267,8 +273,9 @@ class JobRunner:
         reader = threading.Thread(target=self._read, args=(job, process), daemon=True)
         reader.start()
         timed_out = False
+        limit = job.spec.timeout_seconds or self.default_timeout_s
         try:
-            process.wait(timeout=job.spec.timeout_seconds)
+            process.wait(timeout=limit)
         except subprocess.TimeoutExpired:
             timed_out = True
             _terminate_group(process)
@@ -277,20 +284,26 @@ class JobRunner:
         if job.cancel_requested.is_set():
             self._finish(job, "CANCELED", "Job canceled by user")
         elif timed_out:
-            self._finish(
-                job, "ERROR", f"Job timeout: the job ran longer than {job.spec.timeout_seconds} seconds"
-            )
+            self._finish(job, "ERROR", self.timeout_message.format(limit=_duration(limit)))
         elif process.returncode == 0:
             self._finish(job, "COMPLETED", None)
-        else:
-            last = next((line.data for line in reversed(job.logs) if line.data.strip()), None)
-            self._finish(job, "ERROR", last or f"Process exited with code {process.returncode}")
+        else:  # the Hub's words; the cause is only in the logs
+            self._finish(job, "ERROR", f"Job failed with exit code: {process.returncode}")
 
     def _read(self, job: Job, process: subprocess.Popen[bytes]) -> None:
         assert process.stdout is not None
         for raw in iter(process.stdout.readline, b""):
             self._log(job, raw.decode("utf-8", errors="replace").rstrip("\r\n"))
         process.stdout.close()
+
+
+def _duration(seconds: float) -> str:
+    """`30m`, `2h`, `1h30m`, `45s`: how the Jobs API and CLI write a timeout."""
+    total = int(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n]
+    return "".join(parts) or "0s"
 
 
 def _terminate_group(process: subprocess.Popen[bytes]) -> None:

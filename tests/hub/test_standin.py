@@ -278,7 +278,7 @@ def test_run_job_completes_with_logs_env_and_hidden_secrets(hub: HubServer, api:
     assert DEFAULT_TOKEN not in json.dumps([done.environment, done.secrets])
 
 
-def test_failing_job_ends_in_error_with_last_line(api: HfApi) -> None:
+def test_failing_job_ends_in_error_with_its_exit_code_not_its_output(api: HfApi) -> None:
     job = api.run_job(
         image=IMAGE,
         command=["python", "-c", "import sys; print('boom: bad dataset'); sys.exit(3)"],
@@ -286,7 +286,7 @@ def test_failing_job_ends_in_error_with_last_line(api: HfApi) -> None:
     )
     done = api.wait_for_job(job.id, namespace=NS, poll_interval=0.2, timeout=120)
     assert done.status.stage == JobStage.ERROR
-    assert done.status.message == "boom: bad dataset"
+    assert done.status.message == "Job failed with exit code: 3"
 
 
 def test_cancel_kills_a_sleeping_job(api: HfApi) -> None:
@@ -306,7 +306,17 @@ def test_timeout_ends_the_job_in_error(api: HfApi) -> None:
     )
     done = api.wait_for_job(job.id, namespace=NS, poll_interval=0.2, timeout=60)
     assert done.status.stage == JobStage.ERROR
-    assert "timeout" in (done.status.message or "").lower()
+    assert done.status.message == "Job timed out after 1s"
+
+
+def test_a_job_without_a_timeout_gets_the_default_one(hub: HubServer, api: HfApi) -> None:
+    hub.jobs.default_timeout_s = 1.0  # 30 minutes on the Hub
+    try:
+        job = api.run_job(image=IMAGE, command=["python", "-c", "import time; time.sleep(600)"], namespace=NS)
+        done = api.wait_for_job(job.id, namespace=NS, poll_interval=0.2, timeout=60)
+    finally:
+        hub.jobs.default_timeout_s = 1800.0
+    assert (done.status.stage, done.status.message) == (JobStage.ERROR, "Job timed out after 1s")
 
 
 def test_list_jobs_filters_by_label_and_stage(api: HfApi) -> None:

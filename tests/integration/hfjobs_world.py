@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,11 +100,12 @@ class HFJobsWorld:
             self.deps.backoff[uid] = dataclasses.replace(backoff, not_before=0.0)
         return self.step()
 
-    def until(self, phase: str, timeout: float = 60.0) -> None:
-        """Step every 0.3 s until the job reaches `phase`."""
+    def until(self, phase: str | Callable[[], bool], timeout: float = 60.0) -> None:
+        """Step every 0.3 s until the job reaches `phase` (or the check holds)."""
+        done = phase if callable(phase) else lambda: self.phase == phase
         deadline = time.monotonic() + timeout
-        while self.phase != phase:
-            assert time.monotonic() < deadline, self.body["status"]
+        while not done():
+            assert time.monotonic() < deadline, self.body.get("status")
             time.sleep(0.3)
             self.later()
 

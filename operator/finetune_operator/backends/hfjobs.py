@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from huggingface_hub import HfApi
+from huggingface_hub import HfApi, JobInfo
 from huggingface_hub.errors import HfHubHTTPError
 
 from finetune_operator.backends.base import JobTarget, WorkRef, WorkState, WorkStatus
@@ -27,6 +28,10 @@ from finetune_training.events import KEY_ENV as EVENTS_KEY_ENV
 from finetune_training.plan import TrainingPlan
 
 PLAN_ENV = "FTJOB_PLAN"
+HF_TIMEOUT_LABEL = "ftjob-timeout"
+"""The job's timeout in seconds, so an ERROR can be told a timeout by how long it ran, whatever the Hub says."""
+TIMEOUT_WORDS = re.compile(r"\btime[ds]?[\s_-]*out\b|deadline|time limit|max(imum)? duration", re.IGNORECASE)
+"""How a Jobs status message may say it timed out (`Job timed out after 2h`, `Timeout`, ...)."""
 ACCOUNT_TTL_SECONDS = 600.0
 """How long a token's account name is reused: the Hub rate-limits `whoami`, and every find and submit
 needs the namespace."""
@@ -161,6 +166,7 @@ class HFJobsBackend:
             HF_ATTEMPT_LABEL: str(target.attempt),
             HF_NAME_LABEL: target.name[:63],
             HF_NAMESPACE_LABEL: target.namespace[:63],
+            HF_TIMEOUT_LABEL: str(timeout_seconds),
         }
         # Jobs secrets are hidden from the job's spec and logs, unlike `env`.
         secrets = {"HF_TOKEN": target.token}
@@ -201,10 +207,12 @@ class HFJobsBackend:
         stage = str(getattr(job.status.stage, "value", job.status.stage))
         state = STAGES.get(stage, WorkState.QUEUED)
         message = job.status.message or ""
+        # ERROR says only `Job failed with exit code: N`; the runtime's signed error event in the logs, when
+        # there is one, is what the operator reports instead.
         reason = {"ERROR": "HFJobError", "CANCELED": "Cancelled", "DELETED": "BackendWorkLost"}.get(
             stage, stage.title()
         )
-        if state == WorkState.FAILED and "timeout" in message.lower():
+        if stage == "ERROR" and _timed_out(job, message):
             reason = "Timeout"
         return WorkStatus(
             state=state, reason=reason, message=message, started_at=job.started_at, ended_at=job.finished_at
@@ -234,3 +242,15 @@ class HFJobsBackend:
 def _refused(exc: Exception) -> bool:
     """Whether the Hub answered a request with a 4xx: it refused it, so nothing was created."""
     return isinstance(exc, HfHubHTTPError) and exc.response is not None and exc.response.status_code < 500
+
+
+def _timed_out(job: JobInfo, message: str) -> bool:
+    """Whether an ERROR job was stopped by its timeout: it ran at least as long as the timeout it was given,
+    or the Hub's message says so (a job submitted without the label)."""
+    limit = (job.labels or {}).get(HF_TIMEOUT_LABEL, "")
+    start = job.started_at or job.created_at
+    if limit.isdigit() and start and job.finished_at:
+        ran = (job.finished_at - start).total_seconds()
+        if ran >= int(limit) - 2:  # the Hub's times have a second's resolution
+            return True
+    return bool(TIMEOUT_WORDS.search(message))
