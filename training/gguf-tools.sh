@@ -54,8 +54,9 @@ mkdir -p "$DEST/dl"
 SDIST="${LLAMA_CPP_SDIST:-$DEST/dl/llama_cpp_python-$VERSION.tar.gz}"
 if [[ ! -f "$SDIST" ]]; then
   log "downloading the llama-cpp-python==$VERSION sdist (~77 MB)"
-  # pip (with build isolation) prepares the sdist's metadata; nothing is compiled at this step.
-  "$PYTHON" -m pip download --quiet --no-deps --no-binary :all: --dest "$DEST/dl" "llama-cpp-python==$VERSION"
+  # pip (with build isolation, its build requirements as wheels) prepares the sdist's metadata; nothing is
+  # compiled at this step.
+  "$PYTHON" -m pip download --quiet --no-deps --no-binary llama-cpp-python --dest "$DEST/dl" "llama-cpp-python==$VERSION"
   found="$(ls "$DEST"/dl/llama_cpp_python-"$VERSION".tar.gz 2>/dev/null || true)"
   [[ -n "$found" ]] || { log "error: download did not produce llama_cpp_python-$VERSION.tar.gz"; exit 1; }
   SDIST="$found"
