@@ -41,13 +41,19 @@ class FaultRule:
 
 
 @dataclass
-class LogDrop:
-    """Cut the next job log stream(s) after ``after_lines`` events, without closing it cleanly."""
+class LogFault:
+    """A fault of the next job log stream(s): the first event late, or the stream cut without a clean end."""
 
-    after_lines: int
     times: int
     job_id: str | None = None
+    after_lines: int | None = None
+    """Abort the connection after this many events."""
+    first_event_delay_s: float = 0.0
+    """Send the headers at once, the first event only after this long (the Hub's log backend lagging)."""
     hits: int = 0
+
+
+LogDrop = LogFault  # the name older tests know
 
 
 @dataclass
@@ -55,7 +61,7 @@ class FaultInjector:
     """Fault rules of one stand-in; thread-safe, editable while the server runs."""
 
     _rules: list[FaultRule] = field(default_factory=list)
-    _drops: list[LogDrop] = field(default_factory=list)
+    _log_faults: list[LogFault] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(
@@ -124,18 +130,24 @@ class FaultInjector:
         """Delay the next ``times`` matching requests by ``seconds``."""
         return self.add(path_regex, times=times, delay_s=seconds)
 
-    def drop_log_stream(self, after_lines: int, *, times: int = 1, job_id: str | None = None) -> LogDrop:
+    def drop_log_stream(self, after_lines: int, *, times: int = 1, job_id: str | None = None) -> LogFault:
         """Abort the next ``times`` job log streams (of ``job_id``, or any) after ``after_lines`` events."""
-        drop = LogDrop(after_lines=after_lines, times=times, job_id=job_id)
+        return self._log_fault(LogFault(times=times, job_id=job_id, after_lines=after_lines))
+
+    def lag_log_stream(self, seconds: float, *, times: int = 1, job_id: str | None = None) -> LogFault:
+        """Hold back the first event of the next ``times`` job log streams for ``seconds``."""
+        return self._log_fault(LogFault(times=times, job_id=job_id, first_event_delay_s=seconds))
+
+    def _log_fault(self, fault: LogFault) -> LogFault:
         with self._lock:
-            self._drops.append(drop)
-        return drop
+            self._log_faults.append(fault)
+        return fault
 
     def clear(self) -> None:
         """Remove every rule."""
         with self._lock:
             self._rules.clear()
-            self._drops.clear()
+            self._log_faults.clear()
 
     def take(self, method: str, path: str) -> FaultRule | None:
         """Consume and return the first live rule matching the request, if any."""
@@ -149,14 +161,14 @@ class FaultInjector:
                     return rule
         return None
 
-    def take_log_drop(self, job_id: str) -> int | None:
-        """Consume a log-stream drop for ``job_id``; return after how many lines to cut, or ``None``."""
+    def take_log_fault(self, job_id: str) -> LogFault | None:
+        """Consume the first live log-stream fault for ``job_id``, if any."""
         with self._lock:
-            for drop in self._drops:
-                if drop.times > 0 and drop.job_id in (None, job_id):
-                    drop.times -= 1
-                    drop.hits += 1
-                    return drop.after_lines
+            for fault in self._log_faults:
+                if fault.times > 0 and fault.job_id in (None, job_id):
+                    fault.times -= 1
+                    fault.hits += 1
+                    return fault
         return None
 
 

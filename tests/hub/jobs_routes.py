@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
 from tests.hub.auth import TokenOwner
-from tests.hub.faults import FaultInjector
+from tests.hub.faults import FaultInjector, LogFault
 from tests.hub.hardware import flavor_names, hardware_catalog
 from tests.hub.hub_routes import HubContext, error, require_owner
 from tests.hub.jobs import Job, JobRunner
@@ -134,9 +134,8 @@ def build_jobs_router(ctx: HubContext, runner: JobRunner, faults: FaultInjector)
         job = find(request, namespace, job_id)
         tail = request.query_params.get("tail")
         start = max(len(job.logs) - int(tail), 0) if tail and tail.isdigit() else 0
-        drop_after = faults.take_log_drop(job.id)
         return StreamingResponse(
-            _stream_logs(job, start, drop_after),
+            _stream_logs(job, start, faults.take_log_fault(job.id)),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -150,8 +149,11 @@ def build_jobs_router(ctx: HubContext, runner: JobRunner, faults: FaultInjector)
     return router
 
 
-async def _stream_logs(job: Job, start: int, drop_after: int | None) -> AsyncIterator[bytes]:
+async def _stream_logs(job: Job, start: int, fault: LogFault | None) -> AsyncIterator[bytes]:
     """Replay the logs from ``start``, follow them live, end once the job has ended and all were sent."""
+    drop_after = fault.after_lines if fault else None
+    if fault and fault.first_event_delay_s:  # the headers are out; the body's first byte waits
+        await asyncio.sleep(fault.first_event_delay_s)
     index = start
     sent = 0
     last_write = time.monotonic()

@@ -398,3 +398,12 @@ def test_follow_logs_recovers_from_a_dropped_stream(hub: HubServer, api: HfApi, 
             release.touch()
     assert seen == ["1", "2", "3", "4", "5"]
     assert drop.hits == 1
+
+
+def test_a_lagging_log_stream_sends_its_first_byte_late(hub: HubServer, api: HfApi) -> None:
+    job = api.run_job(image=IMAGE, command=["python", "-c", "print('a'); print('b')"], namespace=NS)
+    api.wait_for_job(job.id, namespace=NS, poll_interval=0.2, timeout=60)
+    lag = hub.faults.lag_log_stream(6.0, job_id=job.id, times=2)
+    assert list(api.fetch_job_logs(job_id=job.id, namespace=NS)) == []  # the client waits 5 s, no more
+    assert list(api.fetch_job_logs(job_id=job.id, namespace=NS, follow=True)) == ["a", "b"]
+    assert lag.hits == 2

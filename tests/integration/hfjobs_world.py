@@ -23,6 +23,13 @@ from finetune_training.plan import PeftMode
 from tests.hub import DEFAULT_TOKEN, HubServer
 
 SECRET = "hf-token"
+RUNTIME_ERROR = (  # a run that fails in the runtime: its signed error event, then exit 1
+    "import os, sys\n"
+    "from finetune_training.events import EventKind, RuntimeEvent, emit\n"
+    "print('Traceback (most recent call last): ...', flush=True)\n"
+    "emit(RuntimeEvent(ftjob=EventKind.ERROR, reason='DatasetInvalid', message='row 3 has no `text`'))\n"
+    "sys.exit(1)\n"
+)
 
 
 class Secrets:

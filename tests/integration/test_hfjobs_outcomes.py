@@ -9,17 +9,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.hub import HubServer, client_config, start_hub
-from tests.integration.hfjobs_world import hfjobs_world
+from tests.integration.hfjobs_world import RUNTIME_ERROR, hfjobs_world
 
 pytestmark = [pytest.mark.hub]
-
-RUNTIME_ERROR = (
-    "import os, sys\n"
-    "from finetune_training.events import EventKind, RuntimeEvent, emit\n"
-    "print('Traceback (most recent call last): ...', flush=True)\n"
-    "emit(RuntimeEvent(ftjob=EventKind.ERROR, reason='DatasetInvalid', message='row 3 has no `text`'))\n"
-    "sys.exit(1)\n"
-)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import re
 import threading
 import time
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from huggingface_hub import HfApi, JobInfo
 from huggingface_hub.errors import HfHubHTTPError
 
-from finetune_operator.backends.base import JobTarget, WorkRef, WorkState, WorkStatus
+from finetune_operator.backends.base import TERMINAL_STATES, JobTarget, WorkRef, WorkState, WorkStatus
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import RetryLater, SpecError
 from finetune_operator.hub import hf_job_log_lines, hub_error
@@ -26,6 +27,8 @@ from finetune_operator.identity import (
 )
 from finetune_training.events import KEY_ENV as EVENTS_KEY_ENV
 from finetune_training.plan import TrainingPlan
+
+log = logging.getLogger(__name__)
 
 PLAN_ENV = "FTJOB_PLAN"
 HF_TIMEOUT_LABEL = "ftjob-timeout"
@@ -40,6 +43,11 @@ LISTING_LAG_S = 300.0
 """How long a job just submitted may be missing from `list_jobs`: the Hub's listing lags its writes, so a
 label lookup right after a submit can miss the job."""
 LISTING_RECHECK_S = 15.0
+LOG_SILENCE_S = 4.5
+"""A read without `follow` that got nothing for this long was ended by the client's 5 s read timeout: the log
+stream lagged or stalled, it did not end."""
+SHORT_READ_RETRIES = 3
+"""How often the read of an ended job's logs is redone when it was cut short, before the job is judged anyway."""
 
 STAGES = {
     "SCHEDULING": WorkState.QUEUED,
@@ -76,6 +84,8 @@ class HFJobsBackend:
         # (uid, attempt) -> the last submit: what `find` answers while the listing does not show it yet.
         self._submissions: dict[tuple[str, int], _Submission] = {}
         self._submissions_lock = threading.Lock()
+        # job id -> short reads so far, for the jobs a poll saw ended (their logs are read one last time).
+        self._ended: dict[str, int] = {}
 
     def _api(self, target: JobTarget) -> HfApi:
         if not target.token:
@@ -214,6 +224,10 @@ class HFJobsBackend:
         )
         if stage == "ERROR" and _timed_out(job, message):
             reason = "Timeout"
+        if state in TERMINAL_STATES:
+            if len(self._ended) >= ACCOUNT_CACHE_SIZE:
+                self._ended.clear()  # only the last reads of jobs ending now need it
+            self._ended.setdefault(ref.id, 0)
         return WorkStatus(
             state=state, reason=reason, message=message, started_at=job.started_at, ended_at=job.finished_at
         )
@@ -221,12 +235,37 @@ class HFJobsBackend:
     def logs(
         self, target: JobTarget, ref: WorkRef, *, follow: bool = False, tail: int | None = None
     ) -> Iterator[str]:
-        """The job's log lines (server-sent events), as far as they go now (or until the end with follow)."""
+        """The job's log lines (server-sent events), as far as they go now (or until the end with follow).
+
+        A read without `follow` that the stream cut short (broken off, or silent past the client's read timeout)
+        ends quietly while the job runs: the next pass reads the tail again. Once a poll saw the job end, this
+        read is its last, so a short one raises RetryLater (up to SHORT_READ_RETRIES times) rather than let the
+        job be judged without its last events (the runtime's error, its push).
+        """
         api = self._api(target)
+        last = time.monotonic()
+        cut = ""
         try:
-            yield from hf_job_log_lines(api, ref.id, ref.namespace, follow=follow, tail=tail)
-        except Exception as exc:
+            for line in hf_job_log_lines(api, ref.id, ref.namespace, follow=follow, tail=tail):
+                last = time.monotonic()
+                yield line
+        except HfHubHTTPError as exc:
             raise hub_error(exc, "reading HF Job logs") from None
+        except Exception as exc:  # a dropped connection, an incomplete chunked body
+            if follow:
+                raise hub_error(exc, "reading HF Job logs") from None
+            cut = f"the log stream broke off ({type(exc).__name__})"
+        if not cut and not follow and time.monotonic() - last >= LOG_SILENCE_S:
+            cut = f"the log stream sent nothing for {LOG_SILENCE_S:.0f}s"
+        short_reads = self._ended.get(ref.id)
+        if short_reads is None:
+            return
+        if cut and short_reads < SHORT_READ_RETRIES:
+            self._ended[ref.id] = short_reads + 1
+            raise RetryLater(f"reading the ended HF Job's logs: {cut}; reading them again", delay=5)
+        if cut:
+            log.warning("HF Job %s: %s; judging it on the logs read so far", ref.id, cut)
+        self._ended.pop(ref.id, None)
 
     def cancel(self, target: JobTarget, ref: WorkRef) -> None:
         """Cancel the job; a job already ended or gone needs nothing."""
