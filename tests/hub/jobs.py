@@ -140,6 +140,8 @@ class JobRunner:
         """Jobs per page of `GET /api/jobs/{namespace}` (the rest follows a `Link: rel="next"` header)."""
         self.default_timeout_s = DEFAULT_TIMEOUT_S
         """Limit of a job created without a timeout."""
+        self.scheduling_message = "Waiting for {flavor} hardware to become available"
+        """Status message while a job is in SCHEDULING (`{flavor}`: its flavor), as the Hub says why it waits."""
         self.timeout_message = "Job timed out after {limit}"
         """Status message of a timed-out job (`{limit}` reads `30m`); a test may reword it."""
         self.listing_lag_s = 0.0
@@ -164,6 +166,7 @@ class JobRunner:
             creator=creator,
             spec=spec,
             created_at=datetime.now(UTC),
+            message=self.scheduling_message.format(flavor=spec.flavor),
         )
         with self._lock:
             self._jobs[job.id] = job
@@ -266,6 +269,7 @@ class JobRunner:
         with job.lock:
             job.process = process
             job.stage = "RUNNING"
+            job.message = None
             job.started_at = datetime.now(UTC)
         self._log(job, f"===== Job started at {_iso(job.started_at)} =====")
         if job.cancel_requested.is_set():

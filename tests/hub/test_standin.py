@@ -289,6 +289,20 @@ def test_failing_job_ends_in_error_with_its_exit_code_not_its_output(api: HfApi)
     assert done.status.message == "Job failed with exit code: 3"
 
 
+def test_a_scheduling_job_says_what_it_waits_for(hub: HubServer, api: HfApi) -> None:
+    hub.jobs.start_delay_s = 60.0
+    try:
+        job = api.run_job(image=IMAGE, command=["true"], flavor="a10g-small", namespace=NS)
+    finally:
+        hub.jobs.start_delay_s = 0.0
+    queued = api.inspect_job(job_id=job.id, namespace=NS)
+    assert queued.status.stage == JobStage.SCHEDULING
+    assert queued.status.message == "Waiting for a10g-small hardware to become available"
+    api.cancel_job(job_id=job.id, namespace=NS)
+    done = api.wait_for_job(job.id, namespace=NS, poll_interval=0.2, timeout=30)
+    assert done.status.stage == JobStage.CANCELED
+
+
 def test_cancel_kills_a_sleeping_job(api: HfApi) -> None:
     job = api.run_job(
         image=IMAGE, command=["python", "-c", "import time; print('sleeping'); time.sleep(600)"], namespace=NS

@@ -15,6 +15,7 @@ from typing import Any
 
 from finetune_operator.api.resource import FineTuneJob
 from finetune_operator.api.status import MethodVerdict, PlanSummary, ValidationSummary, Verdict
+from finetune_operator.backends.base import JobTarget
 from finetune_operator.backends.hfjobs import HFJobsBackend
 from finetune_operator.conditions import get_condition
 from finetune_operator.config import OperatorConfig
@@ -126,6 +127,10 @@ class HFJobsWorld:
 
     def condition(self, type_: str) -> Any:
         return get_condition(FineTuneJob.from_body(self.body).status, type_)
+
+    def target(self, attempt: int = 1) -> JobTarget:
+        """What the backend is handed for this FineTuneJob's `attempt`."""
+        return JobTarget(namespace="ns", name="hub-life", uid=self.uid, attempt=attempt, token=DEFAULT_TOKEN)
 
     def hub_jobs(self) -> list[Any]:
         """Every HF Job of this FineTuneJob the Hub holds (not the lagging listing: the ground truth)."""

@@ -1,6 +1,6 @@
 """How an ended HF Job reads to the operator when the Hub words its outcome as the real Jobs API does: an ERROR
 says only `Job failed with exit code: N`, a timeout says so in its own words, and a job without a timeout is
-stopped after 30 minutes."""
+stopped after 30 minutes; a job waiting for hardware says why."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from finetune_operator.backends.base import WorkState
 from tests.hub import HubServer, client_config, start_hub
 from tests.integration.hfjobs_world import RUNTIME_ERROR, hfjobs_world
 
@@ -67,4 +68,20 @@ def test_a_submitted_job_carries_its_own_timeout_not_the_hubs_30_minute_default(
     world.step()
     (job,) = world.hub_jobs()
     assert job.spec.timeout_seconds == 2 * 3600  # the plan's suggested timeout
+    hub.jobs.cancel(job)
+
+
+def test_a_job_waiting_for_hardware_is_queued_with_the_hubs_reason(hub: HubServer) -> None:
+    hub.jobs.start_delay_s = 60.0  # SCHEDULING for a while
+    try:
+        world = hfjobs_world(hub, ["python", "-c", "pass"])
+        world.step()
+        world.later()
+    finally:
+        hub.jobs.start_delay_s = 0.0
+    (job,) = world.hub_jobs()
+    work = world.backend.poll(world.target(), world.backend.find(world.target()))
+    assert (work.state, work.reason) == (WorkState.QUEUED, "Scheduling")
+    assert world.phase == "Queued"
+    assert world.status["message"] == work.message == "Waiting for cpu-basic hardware to become available"
     hub.jobs.cancel(job)
