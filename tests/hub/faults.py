@@ -30,6 +30,8 @@ class FaultRule:
     """Answer with this status instead of serving the request."""
     retry_after: int | None = None
     """``Retry-After`` header (seconds) sent with ``status``."""
+    ratelimit_reset: int | None = None
+    """Seconds until the rate-limit window resets, sent as the Hub's ``RateLimit: "api";r=0;t=N`` header."""
     delay_s: float = 0.0
     """Sleep before serving (or failing) the request."""
     method: str | None = None
@@ -74,6 +76,7 @@ class FaultInjector:
         delay_s: float = 0.0,
         method: str | None = None,
         lose_response: bool = False,
+        ratelimit_reset: int | None = None,
     ) -> FaultRule:
         """Add a rule for the next ``times`` requests whose path matches ``path_regex``.
 
@@ -93,6 +96,8 @@ class FaultInjector:
             Only requests with this method (``GET``, ``POST``, ...).
         lose_response : bool
             Serve the request first, then answer ``status`` instead of its response.
+        ratelimit_reset : int, optional
+            Seconds sent as the reset time ``t`` of the Hub's ``RateLimit`` header with the failure.
 
         Returns
         -------
@@ -107,6 +112,7 @@ class FaultInjector:
             delay_s=delay_s,
             method=method.upper() if method else None,
             lose_response=lose_response,
+            ratelimit_reset=ratelimit_reset,
         )
         with self._lock:
             self._rules.append(rule)
@@ -118,9 +124,12 @@ class FaultInjector:
         """Serve the next ``times`` matching requests, then answer ``status`` instead of their responses."""
         return self.add(path_regex, times=times, status=status, method=method, lose_response=True)
 
-    def rate_limit(self, path_regex: str, *, times: int = 1, retry_after: int = 0) -> FaultRule:
-        """Answer 429 with ``Retry-After`` to the next ``times`` matching requests."""
-        return self.add(path_regex, times=times, status=429, retry_after=retry_after)
+    def rate_limit(
+        self, path_regex: str, *, times: int = 1, retry_after: int | None = 0, reset: int | None = None
+    ) -> FaultRule:
+        """Answer 429 to the next ``times`` matching requests, with ``Retry-After`` (unless None) and, when
+        ``reset`` is given, the Hub's ``RateLimit: "api";r=0;t={reset}`` and ``RateLimit-Policy`` headers."""
+        return self.add(path_regex, times=times, status=429, retry_after=retry_after, ratelimit_reset=reset)
 
     def server_error(self, path_regex: str, *, status: int = 503, times: int = 1) -> FaultRule:
         """Answer a 5xx to the next ``times`` matching requests."""
@@ -200,6 +209,9 @@ class FaultMiddleware:
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         if rule.retry_after is not None:
             headers.append((b"retry-after", str(rule.retry_after).encode()))
+        if rule.ratelimit_reset is not None:  # the IETF draft's headers, as the Hub sends them
+            headers.append((b"ratelimit", f'"api";r=0;t={rule.ratelimit_reset}'.encode()))
+            headers.append((b"ratelimit-policy", b'"fixed window";"api";q=500;w=300'))
         await send({"type": "http.response.start", "status": rule.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

@@ -25,6 +25,7 @@ from huggingface_hub import (
     hf_hub_download,
 )
 from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+from huggingface_hub.utils import parse_ratelimit_headers
 
 from tests.hub.auth import DEFAULT_TOKEN
 from tests.hub.server import HubServer
@@ -93,6 +94,15 @@ def test_create_repo_again_with_exist_ok_returns_its_url(hub: HubServer, api: Hf
     with pytest.raises(HfHubHTTPError) as exc:
         api.create_repo(f"{NS}/twice")
     assert exc.value.response.status_code == 409
+
+
+def test_a_rate_limited_whoami_says_when_the_window_resets(hub: HubServer, api: HfApi) -> None:
+    hub.faults.rate_limit(r"^/api/whoami", retry_after=None, reset=55)
+    with pytest.raises(HfHubHTTPError) as info:
+        api.whoami()
+    limit = parse_ratelimit_headers(info.value.response.headers)
+    assert info.value.response.status_code == 429 and "retry-after" not in info.value.response.headers
+    assert limit is not None and (limit.remaining, limit.reset_in_seconds, limit.limit) == (0, 55, 500)
 
 
 def test_whoami_rejects_unknown_token(hub: HubServer) -> None:

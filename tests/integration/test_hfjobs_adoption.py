@@ -4,6 +4,7 @@ before it."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from finetune_operator.errors import SpecError
 from finetune_training.plan import TrainingPlan
 from tests.hub import DEFAULT_TOKEN, HubServer, start_hub
 from tests.hub.client import client_config
+from tests.integration.hfjobs_world import hfjobs_world
 
 pytestmark = [pytest.mark.hub]
 
@@ -108,3 +110,21 @@ def test_an_account_without_credits_gets_a_reason_to_fix_and_no_job(
     assert refused.hits == 1
     assert caught.value.reason == "HubPaymentRequired" and caught.value.fixable
     assert len(hub.jobs.list("tester", [], {})) == before
+
+
+@pytest.mark.parametrize("retry_after", [None, 5], ids=["ratelimit-only", "with-retry-after"])
+def test_a_rate_limited_whoami_waits_for_the_hubs_reset(hub: HubServer, retry_after: int | None) -> None:
+    """The Hub's 429 on `whoami` carries `RateLimit: "api";r=0;t=55`: the job is looked at again after 55 s, not
+    after a guess (or a shorter `Retry-After`), and then submitted once."""
+    world = hfjobs_world(hub, ["python", "-c", "pass"])
+    limited = hub.faults.rate_limit(r"^/api/whoami", retry_after=retry_after, reset=55)
+    world.step()
+    assert limited.hits == 1 and world.hub_jobs() == []
+    retrying = world.condition("Retrying")
+    assert "HTTP 429" in retrying.message and "next in 55s" in retrying.message
+    wait = world.deps.backoff[world.uid].not_before - time.monotonic()
+    assert 50 < wait <= 55
+    world.later()  # after the reset: the account is looked up, the job submitted
+    (job,) = world.hub_jobs()
+    assert world.status["backendRef"]["id"] == job.id
+    hub.jobs.cancel(job)
