@@ -156,6 +156,12 @@ class OperatorMetrics:
         self.job_reward_margin = gauge(
             "job_reward_margin", "Latest mean reward margin (chosen minus rejected) of a DPO job.", JOB_LABELS
         )
+        self.job_eval_loss = gauge(
+            "job_eval_loss", "Latest held-out evaluation loss of a job (with spec.evaluation).", JOB_LABELS
+        )
+        self.job_base_eval_loss = gauge(
+            "job_base_eval_loss", "The base model's held-out evaluation loss, before training.", JOB_LABELS
+        )
         self.job_step = gauge("job_step", "Latest training step of a job.", JOB_LABELS)
         self.job_total_steps = gauge("job_total_steps", "Training steps a job will take.", JOB_LABELS)
         self.job_progress_ratio = gauge(
@@ -178,6 +184,8 @@ class OperatorMetrics:
             self.job_reward,
             self.job_reward_accuracy,
             self.job_reward_margin,
+            self.job_eval_loss,
+            self.job_base_eval_loss,
             self.job_step,
             self.job_total_steps,
             self.job_progress_ratio,
@@ -292,6 +300,8 @@ class OperatorMetrics:
             self.job_reward: p.reward,
             self.job_reward_accuracy: p.reward_accuracy,
             self.job_reward_margin: p.reward_margin,
+            self.job_eval_loss: p.evaluation.loss if p.evaluation else None,
+            self.job_base_eval_loss: p.evaluation.base_loss if p.evaluation else None,
             self.job_step: p.step if progress is not None else None,
             self.job_total_steps: p.total_steps,
             self.job_progress_ratio: ratio,

@@ -38,7 +38,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from finetune_operator.api.status import Outputs, Progress
+from finetune_operator.api.status import EvaluationProgress, Outputs, Progress
 from finetune_training.camel import CamelModel
 from finetune_training.events import EventKind, RuntimeEvent, parse_line
 
@@ -291,6 +291,9 @@ class ProgressTracker:
             return
         if kind == EventKind.CHECKPOINT:
             return
+        if kind == EventKind.EVALUATION:
+            self._evaluation(event)
+            return
         first = self.progress.updated_time is None
         p = self.progress
         if event.step is not None:
@@ -362,6 +365,28 @@ class ProgressTracker:
         margin = _finite(metrics.get(DPO_MARGIN))
         if margin is not None:
             p.reward_margin = round(margin, 6)
+
+    def _evaluation(self, event: RuntimeEvent) -> None:
+        evaluation = self.progress.evaluation or EvaluationProgress()
+        # Figures without the `eval_` prefix, and without the Trainer's timing counters.
+        figures = {
+            k.removeprefix("eval_"): round(v, 6)
+            for k, v in (event.metrics or {}).items()
+            if k.startswith("eval_")
+            and k != "eval_loss"
+            and not k.endswith(("_runtime", "_per_second"))
+            and math.isfinite(v)
+        }
+        loss = _finite(event.loss)
+        if event.baseline:
+            evaluation.base_loss = round(loss, 6) if loss is not None else None
+            evaluation.base_metrics = figures or None
+        else:
+            evaluation.loss = round(loss, 6) if loss is not None else None
+            evaluation.step = event.step
+            evaluation.metrics = figures or None
+        self.progress.evaluation = evaluation
+        self._dirty = self._forced = True  # rare and telling: written at once
 
     def _published(self, event: RuntimeEvent) -> None:
         if not event.url:

@@ -46,6 +46,7 @@ def render_plan(job: FineTuneJob, plan: PlanSummary, config: OperatorConfig, att
         lora=spec.lora or LoraSettings(),
         hyperparameters=plan.hyperparameters or Hyperparameters(),
         rewards=spec.rewards or [],
+        evaluation=spec.evaluation,
         output=PlanOutput(
             repo=out.repo if out else None,
             private=out.private if out else True,

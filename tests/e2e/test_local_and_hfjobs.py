@@ -38,6 +38,7 @@ def test_local_backend_trains_pushes_the_model_and_gguf(
         hyperparameters=TRAINING,
         output={"repo": repo, "gguf": ["Q4_K_M"]},
         tokenSecretRef={"name": token_secret},
+        evaluation={"fraction": 0.1},
     )
     with run_operator():
         apply(namespace, manifest)
@@ -51,8 +52,10 @@ def test_local_backend_trains_pushes_the_model_and_gguf(
     assert any(u.endswith("Q4_K_M.gguf") for u in status["outputs"]["gguf"])
     assert condition(obj, "ModelPushed")["status"] == "True"  # type: ignore[index]
     assert condition(obj, "GGUFPushed")["status"] == "True"  # type: ignore[index]
+    evaluation = status["progress"]["evaluation"]  # the base model's held-out loss, then the final one
+    assert evaluation["baseLoss"] > 0 and evaluation["loss"] > 0 and evaluation["step"] == 6
     card = hub.store.read_file("model", repo, "README.md").decode()
-    assert f"base_model: {TINY_REPO}" in card and "local-sft" in card
+    assert f"base_model: {TINY_REPO}" in card and "local-sft" in card and "## Evaluation" in card
     files = hub.store.list_files("model", f"{repo}-GGUF")
     assert any(f.endswith("-Q4_K_M.gguf") for f in files)
     log = Path(status["backendRef"]["url"].removeprefix("file://")).read_text()

@@ -234,6 +234,13 @@ def test_busy_gpus_with_explicit_kubernetes_queue() -> None:
             "multiple",
         ),
         ({"hyperparameters": {"numGenerations": 4}}, 1e9, "HyperparametersInvalid", "GRPO"),
+        ({"method": "DPO", "hyperparameters": {"packing": True}}, 1e9, "HyperparametersInvalid", "SFT"),
+        (
+            {"method": "GRPO", "evaluation": {"maxLoss": 1.0}},
+            1e9,
+            "EvaluationInvalid",
+            "`evaluation.maxLoss` and `evaluation.minImprovement` compare losses",
+        ),
     ],
 )
 def test_refusals_name_the_problem_and_the_fix(fields: dict, size: float, reason: str, needle: str) -> None:

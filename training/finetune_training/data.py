@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from finetune_training.errors import TrainingError
-from finetune_training.plan import DatasetSource, Method, RewardSpec, RewardType
+from finetune_training.plan import DatasetSource, Method, RewardSpec, RewardType, TrainingPlan
 from finetune_training.profiles import profile
 
 if TYPE_CHECKING:
@@ -164,3 +164,30 @@ def _check_format(columns: list[str], method: Method) -> None:
         f"{need} after mapping, but the rows have {sorted(have)}; "
         "set `dataset.conversion` or `dataset.columns` (see `ftjob validate`)",
     )
+
+
+def evaluation_split(
+    dataset: Dataset, plan: TrainingPlan, token: str | None = None
+) -> tuple[Dataset, Dataset | None]:
+    """The training rows and the held-out evaluation rows for `plan.evaluation` (None without one).
+
+    A named split is read and mapped like the training split; otherwise `fraction` of the training rows
+    is held out, chosen by the plan's seed (the same rows on every attempt, and never trained on).
+    """
+    evaluation = plan.evaluation
+    if evaluation is None:
+        return dataset, None
+    if evaluation.split:
+        source = plan.dataset.model_copy(update={"split": evaluation.split})
+        held_out = prepare_dataset(source, plan.method, plan.rewards, token)
+    else:
+        if len(dataset) < 2:
+            raise TrainingError(
+                "DatasetTooSmall", "evaluation needs at least 2 rows to hold one out: name `evaluation.split`"
+            )
+        size = max(1, min(round(len(dataset) * evaluation.fraction), evaluation.max_rows, len(dataset) - 1))
+        parts = dataset.train_test_split(test_size=size, seed=plan.hyperparameters.seed, shuffle=True)
+        dataset, held_out = parts["train"], parts["test"]
+    if len(held_out) > evaluation.max_rows:
+        held_out = held_out.shuffle(seed=plan.hyperparameters.seed).select(range(evaluation.max_rows))
+    return dataset, held_out

@@ -36,6 +36,9 @@ class EventKind(StrEnum):
     """A checkpoint was saved (and pushed); `step`, `url`."""
     PUBLISHED = "published"
     """An artifact landed: `artifact` is `model` or `gguf`, `url` where."""
+    EVALUATION = "evaluation"
+    """Held-out evaluation: `metrics` (`eval_loss`, …) at `step`; `baseline` for the base model's, before
+    training."""
     DONE = "done"
     """Everything finished; final metrics."""
     STOPPED = "stopped"
@@ -99,6 +102,8 @@ class RuntimeEvent(CamelModel):
     metrics: dict[str, float] | None = None
     rows: DataRows | None = None
     """How rows became steps (the `start` event)."""
+    baseline: bool | None = None
+    """An `evaluation` of the base model, before any training step."""
 
 
 def commit_trailer(job_uid: str) -> str:

@@ -172,6 +172,10 @@ def common_args(plan: TrainingPlan, output_dir: Path) -> dict[str, Any]:
         "model_init_kwargs": model_init_kwargs(plan, bf16),
         "push_to_hub": False,
     }
+    if plan.evaluation is not None:
+        args["eval_strategy"] = "steps"
+        args["eval_steps"] = plan.evaluation.steps or hp.save_steps
+        args["per_device_eval_batch_size"] = hp.per_device_batch_size
     if hp.gradient_checkpointing:
         # Non-reentrant checkpointing works with PEFT's frozen inputs and with DDP.
         args["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
@@ -285,6 +289,7 @@ def build_trainer(
     output_dir: Path,
     callbacks: list[TrainerCallback],
     tokenizer: Any | None = None,
+    eval_dataset: Any | None = None,
 ) -> Trainer:
     """The TRL trainer for the plan's method (the builder its profile names), configured for this machine.
 
@@ -300,15 +305,17 @@ def build_trainer(
         Progress and checkpoint callbacks.
     tokenizer
         The tokenizer; loaded from the base model when None.
+    eval_dataset
+        Held-out rows for `plan.evaluation` (see :func:`finetune_training.data.evaluation_split`).
 
     Returns
     -------
     transformers.Trainer
-        The method's TRL trainer (`SFTTrainer`, `DPOTrainer`, `GRPOTrainer`).
+        The method's TRL trainer (`SFTTrainer`, `DPOTrainer`, `GRPOTrainer`, `KTOTrainer`).
     """
     tokenizer = tokenizer or load_tokenizer(plan)
     trainer: Trainer = profile(plan.method).build(
-        plan, dataset, output_dir, callbacks, tokenizer, peft_config(plan)
+        plan, dataset, output_dir, callbacks, tokenizer, peft_config(plan), eval_dataset
     )
     return trainer
 
@@ -320,6 +327,7 @@ def build_sft_trainer(
     callbacks: list[TrainerCallback],
     tokenizer: Any,
     peft: Any,
+    eval_dataset: Any | None = None,
 ) -> Trainer:
     """SFT, with the row-wise packed collator where no varlen attention kernel keeps documents apart."""
     from trl import SFTConfig, SFTTrainer
@@ -330,6 +338,7 @@ def build_sft_trainer(
         model=plan.model,
         args=sft_config,
         train_dataset=dataset,
+        eval_dataset=eval_dataset,
         processing_class=tokenizer,
         peft_config=peft,
         callbacks=callbacks,
@@ -353,6 +362,7 @@ def build_dpo_trainer(
     callbacks: list[TrainerCallback],
     tokenizer: Any,
     peft: Any,
+    eval_dataset: Any | None = None,
 ) -> Trainer:
     """DPO (with LoRA, the reference is the base model with the adapter off)."""
     from trl import DPOConfig, DPOTrainer
@@ -361,6 +371,7 @@ def build_dpo_trainer(
         model=plan.model,
         args=DPOConfig(**dpo_args(plan, output_dir)),
         train_dataset=dataset,
+        eval_dataset=eval_dataset,
         processing_class=tokenizer,
         peft_config=peft,
         callbacks=callbacks,
@@ -374,6 +385,7 @@ def build_kto_trainer(
     callbacks: list[TrainerCallback],
     tokenizer: Any,
     peft: Any,
+    eval_dataset: Any | None = None,
 ) -> Trainer:
     """KTO (with LoRA, the reference is the base model with the adapter off)."""
     from trl import KTOConfig, KTOTrainer
@@ -382,6 +394,7 @@ def build_kto_trainer(
         model=plan.model,
         args=KTOConfig(**kto_args(plan, output_dir)),
         train_dataset=dataset,
+        eval_dataset=eval_dataset,
         processing_class=tokenizer,
         peft_config=peft,
         callbacks=callbacks,
@@ -395,6 +408,7 @@ def build_grpo_trainer(
     callbacks: list[TrainerCallback],
     tokenizer: Any,
     peft: Any,
+    eval_dataset: Any | None = None,
 ) -> Trainer:
     """GRPO with the plan's reward functions (reward columns stay in the rows for them)."""
     from trl import GRPOConfig, GRPOTrainer
@@ -407,6 +421,7 @@ def build_grpo_trainer(
         reward_funcs=list[Any](funcs),
         args=GRPOConfig(**grpo_args(plan, output_dir, weights)),
         train_dataset=dataset,
+        eval_dataset=eval_dataset,
         processing_class=tokenizer,
         peft_config=peft,
         callbacks=callbacks,

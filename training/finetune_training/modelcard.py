@@ -75,6 +75,15 @@ def render_model_card(
     if plan.rewards:
         lines += ["", "## Rewards", ""]
         lines += [f"- {r.type.value} (weight {r.weight})" for r in plan.rewards]
+    evaluation = _evaluation_rows(metrics)
+    if evaluation:
+        held_out = (
+            f"split `{plan.evaluation.split}`"
+            if plan.evaluation and plan.evaluation.split
+            else "rows held out from the training split (never trained on)"
+        )
+        lines += ["", "## Evaluation", "", f"On {held_out}:", "", "| metric | base model | fine-tuned |"]
+        lines += ["|---|---|---|", *evaluation]
     lines += ["", "## Final metrics", ""]
     if metrics:
         lines += ["| metric | value |", "|---|---|"]
@@ -100,3 +109,16 @@ def render_model_card(
     if plan.finetune_job_yaml:
         lines += ["", "## FineTuneJob", "", "```yaml", plan.finetune_job_yaml.rstrip(), "```"]
     return _front_matter(meta) + "\n" + "\n".join(lines) + "\n"
+
+
+def _evaluation_rows(metrics: Mapping[str, float]) -> list[str]:
+    """`| eval metric | base | fine-tuned |` rows from `eval_*` and `base_eval_*` metrics (runtime and
+    sample counters left out)."""
+    rows = []
+    for key in sorted(k for k in metrics if k.startswith("eval_")):
+        if key.endswith(("_runtime", "_per_second", "_samples", "_steps")) or key == "eval_epoch":
+            continue
+        base = metrics.get(f"base_{key}")
+        base_text = f"{base:.4g}" if base is not None else "—"
+        rows.append(f"| {key.removeprefix('eval_')} | {base_text} | {metrics[key]:.4g} |")
+    return rows

@@ -169,6 +169,27 @@ class Hyperparameters(CamelModel):
     """Passed through to the TRL config as they are (snake_case TRL names)."""
 
 
+class Evaluation(CamelModel):
+    """Held-out evaluation: before training (the base model's score), every `steps` and at the end.
+
+    The rows come from `split` of the same dataset, else a `fraction` of the training rows held out
+    (deterministic by the seed, and never trained on).
+    """
+
+    split: str | None = Field(default=None, min_length=1, max_length=128)
+    """A split of the same dataset to evaluate on (e.g. `test`). Unset: hold out `fraction` of the rows."""
+    fraction: float = Field(default=0.05, gt=0, le=0.5)
+    """Share of the training rows held out when no `split` is named."""
+    max_rows: int = Field(default=500, ge=1, le=100_000)
+    """At most this many evaluation rows (evaluation time stays small next to training)."""
+    steps: int | None = Field(default=None, ge=1)
+    """Evaluate every this many steps (default: at each checkpoint, `saveSteps`)."""
+    max_loss: float | None = Field(default=None, gt=0)
+    """Gate: a final evaluation loss above this is not pushed (the job fails `EvaluationGateFailed`)."""
+    min_improvement: float | None = Field(default=None, ge=0, lt=1)
+    """Gate: the final evaluation loss must be at least this share below the base model's (0.1: 10%)."""
+
+
 class GGUFQuant(StrEnum):
     """A llama.cpp GGUF file type."""
 
@@ -243,6 +264,8 @@ class TrainingPlan(CamelModel):
     lora: LoraSettings = Field(default_factory=LoraSettings)
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
     rewards: list[RewardSpec] = Field(default_factory=list)
+    evaluation: Evaluation | None = None
+    """Held-out evaluation; None trains without one."""
     output: PlanOutput = Field(default_factory=PlanOutput)
     tracking: Tracking
     resources: Resources = Field(default_factory=Resources)

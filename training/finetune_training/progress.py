@@ -131,6 +131,18 @@ class EventsCallback(TrainerCallback):
         logs = logs or {}
         if not state.is_world_process_zero or "train_loss" in logs:
             return
+        if "eval_loss" in logs or any(k.startswith("eval_") for k in logs):
+            emit(
+                RuntimeEvent(
+                    ftjob=EventKind.EVALUATION,
+                    step=state.global_step,
+                    total_steps=state.max_steps or None,
+                    loss=_number(logs.get("eval_loss")),
+                    metrics={k: float(v) for k, v in logs.items() if _number(v) is not None} or None,
+                    baseline=state.global_step == 0 or None,
+                )
+            )
+            return
         now = time.monotonic()
         # Real (non-pad) tokens counted by the Trainer; else TRL's own running count (GRPO).
         tokens = int(state.num_input_tokens_seen or logs.get("num_tokens") or 0)

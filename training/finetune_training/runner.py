@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from finetune_training.errors import TrainingError
 from finetune_training.events import EventKind, RuntimeEvent, emit, hold_key
-from finetune_training.plan import TrainingPlan
+from finetune_training.plan import Evaluation, TrainingPlan
 from finetune_training.stop import STOP_EXIT_CODE, Stopped, StopRequest
 
 PLAN_ENV = "FTJOB_PLAN"
@@ -102,7 +102,7 @@ def train(plan: TrainingPlan, stop: StopRequest | None = None) -> dict[str, Any]
         StopOnSignalCallback,
         resume_checkpoint,
     )
-    from finetune_training.data import prepare_dataset
+    from finetune_training.data import evaluation_split, prepare_dataset
     from finetune_training.methods import build_trainer, load_tokenizer
     from finetune_training.progress import EventsCallback, data_rows, trackio_location
     from finetune_training.publish import publish
@@ -119,7 +119,9 @@ def train(plan: TrainingPlan, stop: StopRequest | None = None) -> dict[str, Any]
     if api is not None and plan.output.repo and plan.output.push_checkpoints:
         hub = HubCheckpoints(api, plan.output.repo, plan.job.uid, private=plan.output.private)
 
-    dataset = prepare_dataset(plan.dataset, plan.method, plan.rewards, token)
+    dataset, eval_dataset = evaluation_split(
+        prepare_dataset(plan.dataset, plan.method, plan.rewards, token), plan, token
+    )
     with state.main_process_first():
         resume_dir, resumed_step = resume_checkpoint(checkpoints_dir, hub)
     if resume_dir is not None:
@@ -135,6 +137,7 @@ def train(plan: TrainingPlan, stop: StopRequest | None = None) -> dict[str, Any]
         checkpoints_dir,
         callbacks=[events, pushes, StopOnSignalCallback(stop)],
         tokenizer=tokenizer,
+        eval_dataset=eval_dataset,
     )
     events.rows = data_rows(len(dataset), trainer)
     # Our events replace the Trainer's printed log dicts on stdout.
@@ -142,11 +145,18 @@ def train(plan: TrainingPlan, stop: StopRequest | None = None) -> dict[str, Any]
     if stop.agreed(state.device):
         # Asked before the first step: the checkpoint resumed from (if any) already holds everything.
         _stopped(trainer, resumed_step or 0, None)
+    baseline = None
+    if eval_dataset is not None and resume_dir is None:
+        baseline = _numbers(trainer.evaluate())  # the base model's score: what training must beat
     result = trainer.train(resume_from_checkpoint=str(resume_dir) if resume_dir else None)
     if stop.agreed(state.device):
         # Publishing is left to the resumed run, which starts from this step's checkpoint.
         _stopped(trainer, trainer.state.global_step, pushes.last_url)
     metrics = _numbers(result.metrics)
+    if eval_dataset is not None and plan.evaluation is not None:
+        final = _numbers(trainer.evaluate())
+        metrics |= final | {f"base_{k}": v for k, v in (baseline or {}).items()}
+        check_gates(plan.evaluation, final, baseline)
     final_dir = work / "final"
     trainer.save_model(str(final_dir))
     outputs: dict[str, Any] = {"model": None, "gguf": []}
@@ -165,6 +175,34 @@ def train(plan: TrainingPlan, stop: StopRequest | None = None) -> dict[str, Any]
             )
         )
     return {"metrics": metrics, **outputs}
+
+
+def check_gates(evaluation: Evaluation, final: dict[str, float], baseline: dict[str, float] | None) -> None:
+    """Refuse to publish a model that evaluates worse than the job asked for (`EvaluationGateFailed`).
+
+    Raises
+    ------
+    TrainingError
+        When the final evaluation loss is over `maxLoss`, or not `minImprovement` below the base model's.
+    """
+    loss = final.get("eval_loss")
+    if loss is None:
+        return
+    if evaluation.max_loss is not None and loss > evaluation.max_loss:
+        raise TrainingError(
+            "EvaluationGateFailed",
+            f"the final evaluation loss {loss:.4f} is over `evaluation.maxLoss` {evaluation.max_loss}: "
+            "the model was not pushed",
+        )
+    base = (baseline or {}).get("eval_loss")
+    if evaluation.min_improvement is not None and base is not None:
+        target = base * (1 - evaluation.min_improvement)
+        if loss > target:
+            raise TrainingError(
+                "EvaluationGateFailed",
+                f"the final evaluation loss {loss:.4f} is not {evaluation.min_improvement:.0%} below the base "
+                f"model's {base:.4f} (needs at most {target:.4f}): the model was not pushed",
+            )
 
 
 def _stopped(trainer: Any, step: int, url: str | None) -> None:

@@ -22,8 +22,8 @@ CRD_FILE = f"{GROUP}_{PLURAL}.yaml"
 
 # Fields defining the training: immutable once the job was submitted (suspend and budget may change).
 IMMUTABLE_AFTER_SUBMIT = (
-    "model", "dataset", "method", "peft", "lora", "hyperparameters", "rewards", "backend", "hardware",
-    "output", "tokenSecretRef",
+    "model", "dataset", "method", "peft", "lora", "hyperparameters", "rewards", "evaluation", "backend",
+    "hardware", "output", "tokenSecretRef",
 )  # fmt: skip
 
 # The spec's own patterns, as CEL single-quoted string literals (backslashes escaped).

@@ -11,6 +11,7 @@ from finetune_training.camel import CamelModel
 from finetune_training.plan import (
     MAX_REWARD_CODE_TOTAL,
     DatasetSource,
+    Evaluation,
     GGUFQuant,
     LoraSettings,
     Method,
@@ -147,6 +148,8 @@ class FineTuneJobSpec(CamelModel):
     """Training settings; every field optional."""
     rewards: list[RewardSpec] | None = Field(default=None, max_length=16)
     """GRPO reward functions (default: Accuracy on the `answer` column)."""
+    evaluation: Evaluation | None = None
+    """Held-out evaluation before, during and after training, with optional gates on pushing."""
     backend: Backend = Backend.AUTO
     """Where the training runs."""
     hardware: HardwareSpec | None = None

@@ -131,6 +131,21 @@ class PlanSummary(CamelModel):
     """The resolved training settings (spec overrides on top of the method's defaults)."""
 
 
+class EvaluationProgress(CamelModel):
+    """Held-out evaluation: the base model's score, and the latest during or after training."""
+
+    base_loss: float | None = None
+    """The base model's evaluation loss, before any training step."""
+    loss: float | None = None
+    """The latest evaluation loss (the final one once training ended)."""
+    step: int | None = None
+    """The step of the latest evaluation."""
+    metrics: dict[str, float] | None = None
+    """The latest evaluation's other figures (`mean_token_accuracy`, `rewards/accuracies`, `reward`, …)."""
+    base_metrics: dict[str, float] | None = None
+    """The base model's figures, to compare with `metrics`."""
+
+
 class Progress(CamelModel):
     """Live training progress, parsed from the runtime's progress lines."""
 
@@ -156,6 +171,8 @@ class Progress(CamelModel):
     """Training time so far, summed over attempts (from the runtime's clock: start to latest event)."""
     rows: DataRows | None = None
     """How the dataset's rows became examples and steps."""
+    evaluation: EvaluationProgress | None = None
+    """Held-out evaluation (with `spec.evaluation`): base model, then every `evaluation.steps` and the end."""
     learning_rate: float | None = None
     tokens_per_second: float | None = None
     eta_seconds: float | None = None

@@ -176,6 +176,9 @@ def summary_line(status: FineTuneJobStatus, name: str | None = None, method: str
         if p.reward_accuracy is not None:
             margin = "" if p.reward_margin is None else f", margin {p.reward_margin:.3g}"
             parts.append(f"reward accuracy {p.reward_accuracy:.0%}{margin}")
+        if p.evaluation is not None and p.evaluation.loss is not None:
+            base = p.evaluation.base_loss
+            parts.append(f"eval loss {p.evaluation.loss:.3g}" + (f" (base model {base:.3g})" if base else ""))
         if p.learning_rate is not None and status.phase == Phase.RUNNING:
             parts.append(f"learning rate {p.learning_rate:.2g}")
         if p.eta_seconds and status.phase == Phase.RUNNING:

@@ -557,6 +557,16 @@ def _reason(spec: FineTuneJobSpec, inp: _Inputs, fit: _Fit, search: _Search) -> 
 
 
 def _check_spec(spec: FineTuneJobSpec) -> None:
+    evaluation = spec.evaluation
+    gated = evaluation is not None and (
+        evaluation.max_loss is not None or evaluation.min_improvement is not None
+    )
+    if gated and PROFILES[spec.method].generates:
+        raise SpecError(
+            "EvaluationInvalid",
+            f"`evaluation.maxLoss` and `evaluation.minImprovement` compare losses, and {spec.method.value}'s "
+            "loss says little about the model: remove them (its held-out reward is still reported)",
+        )
     hp = spec.hyperparameters
     if spec.method == Method.GRPO and hp and hp.per_device_batch_size:
         gens = hp.num_generations or PROFILES[Method.GRPO].default("num_generations")
