@@ -11,17 +11,17 @@ import hashlib
 import json
 import secrets
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import yaml
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from tests.hub.auth import TokenOwner, TokenRegistry, account_id
+from tests.hub.cdn import blob_response, signed_url
 from tests.hub.models import (
     BranchRequest,
     CommitDeletion,
@@ -52,6 +52,11 @@ class HubContext:
     tokens: TokenRegistry
     pending_uploads: dict[str, tuple[str, int]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    cdn_host: str | None = "localhost"
+    """`/resolve/` of an LFS file answers 302 to the CDN under this host name; None serves it directly."""
+    cdn_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    tree_page_size: int = 1000
+    """Entries per page of a tree listing (the rest follows a `Link: rel="next"` header, as on the Hub)."""
 
 
 def error(
@@ -380,8 +385,14 @@ def build_hub_router(ctx: HubContext) -> APIRouter:
             depth = len(parts) if recursive else 1
             for i in range(1, depth + 1):
                 children.add(prefix + "/".join(parts[:i]))
-        entries = [tree_entry_json(ctx, repo, commit, p, expand) for p in sorted(children)]
-        return JSONResponse([e for e in entries if e is not None])
+        paths = sorted(children)
+        start = int(request.query_params.get("cursor", "0"))
+        end = start + ctx.tree_page_size
+        headers = {}
+        if end < len(paths):
+            headers["Link"] = f'<{request.url.include_query_params(cursor=end)}>; rel="next"'
+        entries = [tree_entry_json(ctx, repo, commit, p, expand) for p in paths[start:end]]
+        return JSONResponse([e for e in entries if e is not None], headers=headers)
 
     @router.post("/api/{kind}/{namespace}/{name}/paths-info/{revision:path}")
     async def paths_info(
@@ -585,46 +596,14 @@ def _add_resolve_routes(router: APIRouter, ctx: HubContext, prefix: str, repo_ty
         entry = commit.files.get(path)
         if entry is None:
             raise error(404, "Entry not found", "EntryNotFound", {"X-Repo-Commit": commit.id})
-        headers = {
-            "X-Repo-Commit": commit.id,
-            "ETag": f'"{entry.etag}"',
-            "Accept-Ranges": "bytes",
-            "Content-Type": "application/octet-stream",
-        }
+        headers = {"X-Repo-Commit": commit.id, "ETag": f'"{entry.etag}"'}
         if entry.lfs:
             headers["X-Linked-Etag"] = f'"{entry.sha256}"'
             headers["X-Linked-Size"] = str(entry.size)
-        start, end, status = 0, entry.size - 1, 200
-        range_header = request.headers.get("range")
-        if range_header:
-            parsed = _parse_range(range_header, entry.size)
-            if parsed is None:
-                headers["Content-Range"] = f"bytes */{entry.size}"
-                return Response(status_code=416, headers=headers)
-            start, end = parsed
-            status = 206
-            headers["Content-Range"] = f"bytes {start}-{end}/{entry.size}"
-        headers["Content-Length"] = str(max(end - start + 1, 0))
-        if request.method == "HEAD":
-            return Response(status_code=status, headers=headers)
-        body: Iterator[bytes] = ctx.store.read_range(entry.sha256, start, end) if entry.size else iter([b""])
-        return StreamingResponse(body, status_code=status, headers=headers)
-
-
-def _parse_range(header: str, size: int) -> tuple[int, int] | None:
-    """Parse a single ``bytes=`` range; ``None`` when unsatisfiable (multi-ranges are not supported)."""
-    unit, _, spec = header.partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
-        return None
-    first, _, last = spec.strip().partition("-")
-    if first == "":
-        n = int(last)
-        return (max(size - n, 0), size - 1) if n > 0 and size > 0 else None
-    start = int(first)
-    end = int(last) if last else size - 1
-    if start >= size or end < start:
-        return None
-    return start, min(end, size - 1)
+            if ctx.cdn_host:  # like the Hub: the bytes come from the CDN, the metadata from this answer
+                headers["Location"] = signed_url(request, ctx.cdn_host, ctx.cdn_secret, entry.sha256)
+                return Response(status_code=302, headers=headers)
+        return blob_response(request, ctx.store, entry.sha256, entry.size, headers)
 
 
 def _parse(model: Any, raw: bytes) -> Any:

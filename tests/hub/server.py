@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tests.hub.auth import TokenRegistry
+from tests.hub.cdn import build_cdn_router
 from tests.hub.faults import FaultInjector, FaultMiddleware
 from tests.hub.hub_routes import HubContext, build_hub_router, error_response
 from tests.hub.jobs import JobRunner
@@ -67,6 +68,7 @@ def build_app(ctx: HubContext, runner: JobRunner, faults: FaultInjector) -> Fast
         The ASGI app.
     """
     app = FastAPI(title="Hugging Face Hub stand-in", docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(build_cdn_router(ctx.store, ctx.cdn_secret))
     app.include_router(build_jobs_router(ctx, runner, faults))
     app.include_router(build_hub_router(ctx))
 
@@ -96,6 +98,8 @@ class HubServer:
         Size from which files go through LFS.
     job_start_delay_s : float
         Seconds each job stays in SCHEDULING before it runs.
+    cdn_host : str, optional
+        Host name under which `/resolve/` redirects LFS files to the CDN (this server); None serves them directly.
 
     Attributes
     ----------
@@ -111,6 +115,8 @@ class HubServer:
         Fault rules; add while running.
     jobs : JobRunner
         The job runner (``jobs.get(namespace, id)`` exposes live state and logs).
+    context : HubContext
+        What the Hub routes share; ``context.tree_page_size`` and ``context.cdn_host`` may be changed while running.
     """
 
     def __init__(
@@ -122,6 +128,7 @@ class HubServer:
         token: str | None = None,
         lfs_threshold: int = LFS_SIZE_THRESHOLD,
         job_start_delay_s: float = 0.0,
+        cdn_host: str | None = "localhost",
     ) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="hub-standin-") if data_dir is None else None
         self.data_dir = Path(self._tmp.name if self._tmp else data_dir)  # type: ignore[arg-type]
@@ -135,7 +142,8 @@ class HubServer:
         self.tokens = TokenRegistry.with_default(token)
         self.faults = FaultInjector()
         self.jobs = JobRunner(self.data_dir, hub_url=lambda: self.url, start_delay_s=job_start_delay_s)
-        self.app = build_app(HubContext(self.store, self.tokens), self.jobs, self.faults)
+        self.context = HubContext(self.store, self.tokens, cdn_host=cdn_host)
+        self.app = build_app(self.context, self.jobs, self.faults)
         config = uvicorn.Config(
             self.app, log_level="warning", access_log=False, lifespan="off", date_header=False
         )

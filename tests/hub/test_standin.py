@@ -124,6 +124,25 @@ def test_upload_folder_then_download(hub: HubServer, api: HfApi, model_repo: str
         assert Path(local).read_bytes() == hub.store.read_file("model", model_repo, name)
 
 
+def test_lfs_downloads_go_through_the_cdn_redirect(
+    hub: HubServer, api: HfApi, model_repo: str, tmp_path: Path
+) -> None:
+    cdn = hub.faults.add(r"^/__cdn/", times=1000)  # a no-op rule: counts the CDN reads
+    local = hf_hub_download(model_repo, "big.bin", endpoint=hub.url, token=DEFAULT_TOKEN, cache_dir=tmp_path)
+    assert Path(local).read_bytes() == hub.store.read_file("model", model_repo, "big.bin")
+    assert cdn.hits == 1
+
+
+def test_tree_listings_span_pages_with_link_headers(hub: HubServer, api: HfApi, model_repo: str) -> None:
+    pages = hub.faults.add(r"/tree/", times=1000)
+    hub.context.tree_page_size = 2
+    try:
+        paths = sorted(f.path for f in api.list_repo_tree(model_repo, recursive=True))
+    finally:
+        hub.context.tree_page_size = 1000
+    assert paths == hub.store.list_files("model", model_repo) and pages.hits == 3
+
+
 def test_model_info_reports_safetensors_parameters_and_card(api: HfApi, model_repo: str) -> None:
     info = api.model_info(model_repo)
     assert info.safetensors is not None
