@@ -110,7 +110,8 @@ def test_peft_modes_order_and_checkpointing_saves(size: float, method: Method) -
 def test_reference_models(size: float) -> None:
     model = model_info_from_parameters(size)
     dpo_full = estimate_memory(model, shape(Method.DPO))
-    assert dpo_full.reference_model_gib == pytest.approx(size * 2 / GIB, rel=1e-3)
+    # Loaded like the policy: fp32 for full fine-tuning (TRL builds it from the same `model_init_kwargs`).
+    assert dpo_full.reference_model_gib == pytest.approx(size * 4 / GIB, rel=1e-3)
     assert estimate_memory(model, shape(Method.DPO, PeftMode.LORA)).reference_model_gib == 0  # adapter off
     assert estimate_memory(model, shape(Method.GRPO)).reference_model_gib == 0  # beta 0: none
     assert estimate_memory(model, shape(Method.GRPO, beta=0.04)).reference_model_gib > 0
@@ -153,3 +154,22 @@ def test_fsdp_divides_model_states_and_ddp_replicates() -> None:
 def test_auto_must_be_resolved_first() -> None:
     with pytest.raises(ValueError, match="Auto"):
         estimate_memory(model_info_from_parameters(1e9), shape(peft=PeftMode.AUTO))
+
+
+@pytest.mark.parametrize(("peft", "bf16"), itertools.product([PeftMode.NONE, PeftMode.LORA], [True, False]))
+def test_the_planner_charges_the_weights_as_the_runtime_loads_them(peft: PeftMode, bf16: bool) -> None:
+    """One decision (`load_dtype`), two readers: the memory model and the runtime's `from_pretrained`
+    arguments. A 7B LoRA in bf16 is 13 GiB of frozen weights, not the 26 GiB an fp32 load would take."""
+    from finetune_training.methods import model_init_kwargs
+    from finetune_training.plan import DTYPE_BYTES, TrainingPlan
+
+    plan = TrainingPlan.model_validate(
+        {"job": {"name": "j"}, "model": "m", "dataset": {"name": "d"}, "method": "SFT", "peft": peft.value,
+         "tracking": {"project": "p", "runName": "r"}}
+    )  # fmt: skip
+    loaded = model_init_kwargs(plan, bf16)["dtype"]
+    model = info(LLAMA2_7B)
+    m = estimate_memory(model, shape(peft=peft, bf16=bf16))
+    adapter = 0 if peft == PeftMode.NONE else m.trainable_parameters * 4  # LoRA weights train in fp32
+    frozen = m.weights_gib * GIB - adapter
+    assert frozen == pytest.approx(model.parameters * DTYPE_BYTES[loaded], rel=1e-3)

@@ -31,7 +31,7 @@ import torch
 from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback
 
 from finetune_training.errors import TrainingError
-from finetune_training.plan import Hyperparameters, Method, PeftMode, TrainingPlan
+from finetune_training.plan import Hyperparameters, Method, PeftMode, TrainingPlan, load_dtype
 from finetune_training.profiles import profile
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def peft_config(plan: TrainingPlan) -> Any:
 
 def model_init_kwargs(plan: TrainingPlan, bf16: bool) -> dict[str, Any]:
     """Keyword arguments TRL passes to `from_pretrained` (revision, attention, 4-bit for QLoRA)."""
-    kwargs: dict[str, Any] = {"dtype": "float32"}
+    kwargs: dict[str, Any] = {"dtype": load_dtype(plan.peft, bf16)}
     if plan.model_revision:
         kwargs["revision"] = plan.model_revision
     attn = attention_implementation(plan)
@@ -133,7 +133,6 @@ def model_init_kwargs(plan: TrainingPlan, bf16: bool) -> dict[str, Any]:
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=compute,
         )
-        kwargs["dtype"] = compute
     return kwargs
 
 

@@ -32,6 +32,24 @@ class PeftMode(StrEnum):
     NONE = "None"
 
 
+def load_dtype(peft: PeftMode, bf16: bool) -> str:
+    """The dtype the base model (and a reference copy) is loaded in: the runtime loads it so, and the
+    planner's memory model charges it so (one decision, two readers).
+
+    Full fine-tuning keeps fp32 master weights (bf16 runs compute under autocast, so the optimizer updates
+    fp32); LoRA's frozen weights need no master copy, so they are bf16 where the GPU computes in bf16; QLoRA
+    stores NF4 and computes in bf16 (fp16 without it).
+    """
+    if peft == PeftMode.QLORA:
+        return "bfloat16" if bf16 else "float16"
+    if peft == PeftMode.LORA and bf16:
+        return "bfloat16"
+    return "float32"
+
+
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+
+
 class Conversion(StrEnum):
     """A named conversion of a whole row into a TRL format, applied before the column renames."""
 

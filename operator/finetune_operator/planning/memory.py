@@ -36,7 +36,8 @@ See tests/unit/test_planning_memory.py.
 
 Method specifics (TRL 1.16):
 - DPO concatenates chosen and rejected: `2 × batch` sequences per step. Its reference model is a frozen
-  bf16 copy (`p · 2`), except with LoRA/QLoRA, where TRL computes it with the adapter switched off.
+  copy loaded like the policy (fp32 for full fine-tuning, `p · 4`), except with LoRA/QLoRA, where TRL
+  computes it with the adapter switched off. KTO likewise (two sequences per row: its KL pairs).
 - GRPO generates with `model.generate` (no vLLM): one generation batch of `batch × steps_per_generation`
   (TRL's default: the gradient-accumulation steps) sequences holds a KV cache of
   `2 · L · kv · d · a · sequences · maxLength`. Generation runs before the training forward and frees its
@@ -59,7 +60,7 @@ from pydantic import BaseModel, Field
 
 from finetune_operator.planning.model_info import ModelInfo
 from finetune_training.camel import CamelModel
-from finetune_training.plan import Method, PeftMode
+from finetune_training.plan import DTYPE_BYTES, Method, PeftMode, load_dtype
 from finetune_training.profiles import profile
 
 GIB = 1024**3
@@ -235,26 +236,28 @@ def estimate_memory(
         raise ValueError("resolve `peft: Auto` before estimating memory")
     sharding = Sharding.NONE if gpu_count <= 1 else sharding
     p = model.parameters
-    a = 2 if shape.bf16 else 4
+    a = 2 if shape.bf16 else 4  # activations: bf16 under autocast
     full = shape.peft == PeftMode.NONE
+    # Weights as the runtime loads them (`load_dtype`: fp32 master weights for full fine-tuning).
+    w = DTYPE_BYTES[load_dtype(shape.peft, shape.bf16)]
 
     # Model states.
     if shape.peft == PeftMode.QLORA:
         emb = min(model.embedding_parameters, p)
         weights = (p - emb) * NF4_BYTES_PER_PARAM + emb * 2
     else:
-        weights = p * a
+        weights = p * w
     trainable = p if full else lora_parameters(model, shape.lora_r, shape.lora_target_modules)
     if full:
-        gradients = p * a
-        optimizer = p * (12 if shape.bf16 else 8)
+        gradients = p * w  # gradients take the weights' dtype
+        optimizer = p * 8  # Adam's two fp32 moments
     else:
         weights += trainable * 4
         gradients = trainable * 4
         optimizer = trainable * 8
     method = profile(shape.method)
     # With LoRA the reference is the base model with the adapter off: no second copy.
-    reference = p * a if method.needs_reference(shape.beta) and full else 0
+    reference = p * w if method.needs_reference(shape.beta) and full else 0
 
     # Activations of one micro-batch.
     batch = shape.per_device_batch_size
