@@ -136,7 +136,12 @@ def prepare_dataset(
         return map_row(row, source.conversion, source.columns)
 
     try:
-        mapped = raw.map(convert, remove_columns=raw.column_names, desc="Mapping dataset")
+        mapped = raw.map(
+            convert,
+            remove_columns=raw.column_names,
+            features=_mapped_features(raw, convert),
+            desc="Mapping dataset",
+        )
     except TrainingError:
         raise
     except (KeyError, ValueError, TypeError) as exc:
@@ -151,6 +156,19 @@ def prepare_dataset(
         mapped = mapped.remove_columns(drop)
     _check_format(mapped.column_names, method)
     return mapped
+
+
+def _mapped_features(raw: Dataset, convert: Any) -> Any:
+    """Features of the mapped rows with every list-of-turns column as `List(Json())`: turns differ in keys (a
+    tool-call turn has `tool_calls`), and Arrow would otherwise fix a turn's struct from the first written
+    batch and refuse a later row whose turns have other keys (see :mod:`finetune_training.mapping`)."""
+    from datasets import Features, Json, List
+
+    from finetune_training.mapping import TURN_COLUMNS
+
+    probe = raw.select(range(1)).map(convert, remove_columns=raw.column_names)
+    turns = {c: List(Json()) for c in TURN_COLUMNS if isinstance(probe.features.get(c), List)}
+    return Features({**probe.features, **turns}) if turns else None
 
 
 def _check_format(columns: list[str], method: Method) -> None:
