@@ -1,15 +1,21 @@
-"""Mapping of Hugging Face Hub client errors onto the domain's errors (user mistake vs transient)."""
+"""The Hugging Face Hub as the operator sees it: one mapping of client errors onto the domain's (waiting,
+failing or transient), pushes confirmed on the Hub, and HF Job log reading."""
 
 from __future__ import annotations
 
 import re
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 from huggingface_hub import HfApi, constants
 from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
+    LocalEntryNotFoundError,
+    OfflineModeIsEnabled,
+    RemoteEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
@@ -17,17 +23,88 @@ from huggingface_hub.errors import (
 from finetune_operator.errors import RetryLater, SpecError
 from finetune_training.events import commit_trailer
 
-TRANSIENT_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+TRANSIENT_STATUS = frozenset({408, 425, 429})
+"""With every 5xx: answers that mean "not now", asked again after the Hub's `RateLimit`/`Retry-After`."""
+NOT_FOUND_REASONS = {"model": "ModelNotFound", "dataset": "DatasetNotFound"}
+"""A missing repo is the subject's own reason (both wait: the repo may be created or shared later)."""
 
 
-def hub_error(exc: Exception, what: str) -> SpecError | RetryLater:
-    """The domain error for a failed Hub call; `what` says what was being done."""
-    if isinstance(exc, (RepositoryNotFoundError, GatedRepoError, RevisionNotFoundError)):
-        return SpecError("HubNotFound", f"{what}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
-    if isinstance(exc, HfHubHTTPError) and exc.response is not None:
-        code = exc.response.status_code
-        if code in TRANSIENT_STATUS:
-            delay = retry_delay(exc.response.headers)
+@dataclass(frozen=True)
+class HubSubject:
+    """What a Hub call was about, so one mapping can say it in the user's terms."""
+
+    kind: str
+    """`model`, `dataset`, or anything else (a job, a push): says what the spec field is."""
+    repo: str
+    revision: str | None = None
+    token_given: bool = True
+
+    @property
+    def not_found_reason(self) -> str:
+        return NOT_FOUND_REASONS.get(self.kind, "HubNotFound")
+
+    def describe(self) -> str:
+        return f"{self.kind} `{self.repo}`"
+
+    def missing(self) -> str:
+        field = f"`{self.kind}.name`" if self.kind in NOT_FOUND_REASONS else "the repo id"
+        token = (
+            "set `tokenSecretRef` (HF_TOKEN for `ftjob`) to a token that can read it"
+            if self.token_given
+            else "no token was given: set `tokenSecretRef` (HF_TOKEN for `ftjob`)"
+        )
+        return f"{self.describe()} does not exist on the Hub or is private: check {field}, or {token}"
+
+
+def hub_error(exc: BaseException, what: str, subject: HubSubject | None = None) -> SpecError | RetryLater:
+    """The one mapping of a failed Hub call onto the domain's errors; `what` says what was being done.
+
+    One rule per answer: absent (repo, revision or file; gated too) → the subject's not-found reason;
+    401 → `TokenInvalid`; 402 → `HubPaymentRequired`; 403 → `HubForbidden`; 408/425/429/5xx and transport
+    errors → retry after the Hub's `RateLimit`/`Retry-After`; offline mode → `HubOffline`; any other 4xx
+    → `HubRequestRefused`. `LocalEntryNotFoundError` (a download that could not ask the Hub) is judged by
+    what it wraps, never as "absent". The not-found reasons and `HubOffline`, `TokenInvalid`,
+    `HubForbidden` and `HubPaymentRequired` wait for a fix (`errors.WAITING_REASONS`).
+    """
+    if isinstance(exc, LocalEntryNotFoundError):
+        cause = exc.__cause__
+        if isinstance(cause, Exception) and not isinstance(cause, LocalEntryNotFoundError):
+            return hub_error(cause, what, subject)
+        return RetryLater(f"{what}: the Hub could not be reached; retrying")
+    if isinstance(exc, OfflineModeIsEnabled):
+        return SpecError(
+            "HubOffline",
+            f"{what}: the Hub is disabled here (HF_HUB_OFFLINE=1); unset it, or name a local folder "
+            "(`ftjob plan` also takes the size by hand: `--offline-model-params`)",
+        )
+    if subject is not None and isinstance(exc, GatedRepoError):  # before its parent, RepositoryNotFoundError
+        return SpecError(
+            subject.not_found_reason,
+            f"{subject.describe()} is gated: accept its conditions on the Hub with the account whose token "
+            "`tokenSecretRef` names (or HF_TOKEN for `ftjob`)",
+        )
+    if subject is not None and isinstance(exc, RevisionNotFoundError):
+        return SpecError(
+            subject.not_found_reason,
+            f"{subject.describe()} has no revision `{subject.revision}`: fix `{subject.kind}.revision`",
+        )
+    if subject is not None and isinstance(exc, RepositoryNotFoundError):
+        return SpecError(subject.not_found_reason, subject.missing())
+    if subject is not None and isinstance(exc, RemoteEntryNotFoundError):
+        return SpecError(
+            subject.not_found_reason,
+            f"a file of {subject.describe()} is missing at revision `{subject.revision or 'main'}`: "
+            f"{_first_line(exc)}",
+        )
+    if isinstance(
+        exc, RepositoryNotFoundError | GatedRepoError | RevisionNotFoundError | RemoteEntryNotFoundError
+    ):
+        return SpecError("HubNotFound", f"{what}: {type(exc).__name__}: {_first_line(exc)}")
+    code = _status(exc)
+    if code is not None:
+        headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+        if code in TRANSIENT_STATUS or code >= 500:
+            delay = retry_delay(headers)
             return RetryLater(f"{what}: HTTP {code} from the Hub; retrying", delay=min(delay, 300))
         if code == 401:
             return SpecError(
@@ -44,13 +121,55 @@ def hub_error(exc: Exception, what: str) -> SpecError | RetryLater:
         if code == 403:
             return SpecError(
                 "HubForbidden",
-                f"{what}: HTTP {code}: {_server_message(exc)} (check the token's rights, the account's "
+                f"{what}: HTTP 403: {_server_message(exc)} (check the token's rights, the account's "
                 "billing/quota, or pick another `hardware.flavor`)",
             )
+        if code == 404 and subject is not None:
+            return SpecError(subject.not_found_reason, subject.missing())
         return SpecError("HubRequestRefused", f"{what}: HTTP {code}: {_server_message(exc)}")
-    if isinstance(exc, (OSError, TimeoutError)) or "Timeout" in type(exc).__name__:
+    if is_transport_error(exc):
         return RetryLater(f"{what}: {type(exc).__name__}; retrying")
-    return RetryLater(f"{what}: {type(exc).__name__}: {exc}")
+    return RetryLater(f"{what}: {type(exc).__name__}: {_first_line(exc)}")
+
+
+def is_hub_failure(exc: BaseException) -> bool:
+    """Whether `exc` is something the Hub or the network did (not a bug in the caller)."""
+    return isinstance(exc, HfHubHTTPError | OfflineModeIsEnabled | LocalEntryNotFoundError) or (
+        _status(exc) is not None or is_transport_error(exc)
+    )
+
+
+@contextmanager
+def hub_errors(what: str, subject: HubSubject | None = None) -> Iterator[None]:
+    """Raise Hub failures inside the block as :func:`hub_error` maps them; anything else as it is."""
+    try:
+        yield
+    except (SpecError, RetryLater):
+        raise
+    except Exception as exc:
+        if not is_hub_failure(exc):
+            raise
+        raise hub_error(exc, what, subject) from exc
+
+
+def is_transport_error(exc: BaseException) -> bool:
+    """Connections, timeouts and their httpx/httpx2 kinds (named, so neither needs importing)."""
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return True
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & {"TransportError", "TimeoutException", "NetworkError"})
+
+
+def _status(exc: BaseException) -> int | None:
+    """The HTTP status of a Hub error or of an httpx `HTTPStatusError` (file reads raise those)."""
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 _RATELIMIT_RESET = re.compile(r"(?:^|;)\s*t\s*=\s*(\d+)")
@@ -68,9 +187,9 @@ def retry_delay(headers: Mapping[str, str], default: float = 30.0) -> float:
         return default
 
 
-def _server_message(exc: HfHubHTTPError) -> str:
+def _server_message(exc: BaseException) -> str:
     server = getattr(exc, "server_message", None)
-    return (server or str(exc).splitlines()[0])[:300]
+    return (server or _first_line(exc))[:300]
 
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")

@@ -13,11 +13,11 @@ from collections.abc import Callable
 
 import httpx2
 import pytest
-from huggingface_hub.errors import LocalEntryNotFoundError
+from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
 from huggingface_hub.utils import hf_raise_for_status
 
 from finetune_operator.errors import RetryLater, SpecError
-from finetune_operator.hub import hub_error
+from finetune_operator.hub import HubSubject, hub_error
 from finetune_training.hubrepo import HubUnreadable, ReadFailure, read_failure, read_with_retries
 from finetune_training.stop import StopRequest
 
@@ -142,3 +142,58 @@ def test_no_credits_is_its_own_reason_and_the_job_waits_for_them() -> None:
     error = hub_error(_hub_error(402, "https://huggingface.co/api/jobs/tester"), "submitting the HF Job")
     assert isinstance(error, SpecError) and error.reason == "HubPaymentRequired" and error.fixable
     assert "credits" in error.message
+
+
+MODEL = HubSubject("model", "tester/m", "main")
+DATASET = HubSubject("dataset", "tester/d", None, token_given=False)
+
+
+@pytest.mark.parametrize(
+    ("error", "subject", "outcome"),
+    [
+        (_hub_error(404, REFS, "RepoNotFound"), MODEL, "ModelNotFound"),
+        (_hub_error(404, REFS, "RepoNotFound"), DATASET, "DatasetNotFound"),
+        (_hub_error(404, REFS, "RepoNotFound"), None, "HubNotFound"),
+        (_hub_error(404, MARKER, "RevisionNotFound"), MODEL, "ModelNotFound"),
+        (_hub_error(403, MARKER, "GatedRepo"), DATASET, "DatasetNotFound"),
+        # The client reads a bare 401 as "missing or private"; a refused token says so in X-Error-Message.
+        (_hub_error(401, REFS), MODEL, "ModelNotFound"),
+        (
+            _hub_error(401, REFS, **{"X-Error-Message": "Invalid credentials in Authorization header"}),
+            MODEL,
+            "TokenInvalid",
+        ),
+        (_hub_error(402), None, "HubPaymentRequired"),
+        (_hub_error(403, REFS), MODEL, "HubForbidden"),
+        (_hub_error(400, REFS), DATASET, "HubRequestRefused"),
+        (_hub_error(503), MODEL, RetryLater),
+        (_hub_error(520), DATASET, RetryLater),
+        (_hub_error(408), None, RetryLater),
+        (_hub_error(429, REFS, **{"RateLimit": '"api";r=0;t=55'}), MODEL, RetryLater),
+        (_cannot_reach_hub(), MODEL, RetryLater),  # never "absent"
+        (httpx2.ConnectError("connection refused"), DATASET, RetryLater),
+        (OfflineModeIsEnabled("offline"), MODEL, "HubOffline"),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, Exception) else str(v),
+)
+def test_one_rule_per_hub_answer_for_every_subject(
+    error: Exception, subject: HubSubject | None, outcome: str | type
+) -> None:
+    """The one mapping (`hub.hub_error`) that planning, validation, HF Jobs and push checks share."""
+    mapped = hub_error(error, "reading", subject)
+    if outcome is RetryLater:
+        assert isinstance(mapped, RetryLater)
+    else:
+        assert isinstance(mapped, SpecError) and mapped.reason == outcome, mapped
+
+
+def test_a_rate_limit_waits_as_the_hub_says() -> None:
+    mapped = hub_error(_hub_error(429, REFS, **{"RateLimit": '"api";r=0;t=55'}), "reading", MODEL)
+    assert isinstance(mapped, RetryLater) and mapped.delay == 55
+
+
+def test_not_found_messages_name_the_field_and_the_token() -> None:
+    missing = hub_error(_hub_error(404, REFS, "RepoNotFound"), "reading", DATASET)
+    assert "`dataset.name`" in missing.message and "no token was given" in missing.message
+    revision = hub_error(_hub_error(404, MARKER, "RevisionNotFound"), "reading", MODEL)
+    assert "`model.revision`" in revision.message

@@ -15,26 +15,20 @@ from __future__ import annotations
 import json
 import math
 import struct
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx2
 from huggingface_hub import HfApi
 from huggingface_hub.errors import (
     EntryNotFoundError,
-    GatedRepoError,
-    HfHubHTTPError,
+    LocalEntryNotFoundError,
     NotASafetensorsRepoError,
-    OfflineModeIsEnabled,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
     SafetensorsParsingError,
 )
 from pydantic import Field
 
-from finetune_operator.errors import RetryLater, SpecError
+from finetune_operator.errors import SpecError
+from finetune_operator.hub import HubSubject, hub_errors
 from finetune_operator.validation.local import looks_local
 from finetune_training.camel import CamelModel
 
@@ -428,54 +422,6 @@ def model_info_from_folder(folder: str | Path) -> ModelInfo:
 # ---- the Hub -----------------------------------------------------------------------------------------
 
 
-@contextmanager
-def hub_errors(what: str, revision: str | None = None) -> Iterator[None]:
-    """Map Hub client errors onto :class:`SpecError` (user must act) or :class:`RetryLater` (transient).
-
-    Parameters
-    ----------
-    what
-        The repo id, for the messages.
-    revision
-        The revision asked for, for the messages.
-    """
-    try:
-        yield
-    except GatedRepoError as exc:
-        raise SpecError(
-            "ModelNotFound",
-            f"model `{what}` is gated: accept its conditions on the Hub with the account whose token "
-            "`tokenSecretRef` names (or HF_TOKEN for `ftjob`)",
-        ) from exc
-    except RevisionNotFoundError as exc:
-        raise SpecError(
-            "ModelNotFound", f"revision `{revision}` of model `{what}` does not exist: fix `model.revision`"
-        ) from exc
-    except RepositoryNotFoundError as exc:
-        raise SpecError(
-            "ModelNotFound",
-            f"model `{what}` does not exist on the Hub or is private: check `model.name`, or set "
-            "`tokenSecretRef` (HF_TOKEN for `ftjob`) to a token that can read it",
-        ) from exc
-    except OfflineModeIsEnabled as exc:
-        raise SpecError(
-            "HubOffline",
-            f"cannot read model `{what}`: the Hub is disabled (HF_HUB_OFFLINE=1); "
-            "unset it, use a local model folder, or give the size by hand (`--offline-model-params`)",
-        ) from exc
-    except HfHubHTTPError as exc:
-        status = exc.response.status_code if exc.response is not None else 0
-        if status in (401, 403):
-            raise SpecError(
-                "ModelNotFound", f"the Hub refused access to model `{what}` ({status}): check the token"
-            ) from exc
-        if status >= 500 or status in (408, 429):
-            raise RetryLater(f"the Hub answered {status} for model `{what}`", delay=30) from exc
-        raise SpecError("ModelNotFound", f"the Hub answered {status} for model `{what}`: {exc}") from exc
-    except httpx2.TransportError as exc:
-        raise RetryLater(f"cannot reach the Hub for model `{what}`: {type(exc).__name__}", delay=30) from exc
-
-
 def model_info_from_hub(
     repo_id: str,
     *,
@@ -508,19 +454,24 @@ def model_info_from_hub(
         For 5xx answers, rate limits and network failures.
     """
     api = HfApi(endpoint=endpoint, token=token)
-    with hub_errors(repo_id, revision):
+    subject = HubSubject("model", repo_id, revision, token_given=bool(token))
+    with hub_errors(f"reading model `{repo_id}`", subject):
         info = api.model_info(repo_id, revision=revision)
         counts: dict[str, int] = dict(info.safetensors.parameters) if info.safetensors else {}
         if not counts:
             try:
                 meta = api.get_safetensors_metadata(repo_id, revision=revision)
                 counts = {str(dtype): int(n) for dtype, n in meta.parameter_count.items()}
+            except LocalEntryNotFoundError:
+                raise  # the Hub could not be asked: not "no safetensors" (see `hub.hub_error`)
             except (NotASafetensorsRepoError, SafetensorsParsingError, EntryNotFoundError):
                 counts = {}
         config: dict[str, Any] | None
         try:
             config_path = api.hf_hub_download(repo_id, "config.json", revision=revision)
             config = _read_config(Path(config_path))
+        except LocalEntryNotFoundError:
+            raise  # the Hub could not be asked: not "no config"
         except EntryNotFoundError:
             config = None
     if counts:

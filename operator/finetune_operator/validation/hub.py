@@ -8,12 +8,11 @@ When the revision has no data files we read, the Hub's `refs/convert/parquet` br
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, BinaryIO, cast
 
-from finetune_operator.errors import RetryLater, SpecError
-from finetune_operator.validation.errors import invalid, not_found
+from finetune_operator.hub import HubSubject, hub_errors
+from finetune_operator.validation.errors import invalid
 from finetune_operator.validation.layout import DataFile, Layout, is_data_file, resolve
 from finetune_operator.validation.readers import Opener
 from finetune_operator.validation.sampling import Sample, sample_split
@@ -21,92 +20,6 @@ from finetune_operator.validation.sampling import Sample, sample_split
 FULL_READ_BYTES = 16 * 1024 * 1024
 """Hub JSON/CSV files up to this size are read whole for an exact row count."""
 PARQUET_BRANCH = "refs/convert/parquet"
-
-
-@contextmanager
-def hub_errors(repo_id: str, revision: str | None, token: str | None) -> Iterator[None]:
-    """Translate Hub client errors into `SpecError` (the user can fix it) or `RetryLater` (transient)."""
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        HfHubHTTPError,
-        OfflineModeIsEnabled,
-        RemoteEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-
-    try:
-        yield
-    except (SpecError, RetryLater):
-        raise
-    except GatedRepoError as exc:
-        raise not_found(
-            f"dataset `{repo_id}` is gated: accept its conditions on the Hub with the account of the token"
-        ) from exc
-    except RepositoryNotFoundError as exc:
-        why = (
-            "the token cannot read it" if token else "no token was given (set `HF_TOKEN` or `tokenSecretRef`)"
-        )
-        raise not_found(f"dataset `{repo_id}` does not exist on the Hub, or it is private and {why}") from exc
-    except RevisionNotFoundError as exc:
-        raise not_found(f"dataset `{repo_id}` has no revision `{revision}`") from exc
-    except RemoteEntryNotFoundError as exc:
-        raise not_found(
-            f"a file of dataset `{repo_id}` is missing at revision `{revision or 'main'}`: {exc}"
-        ) from exc
-    except OfflineModeIsEnabled as exc:
-        raise RetryLater(
-            f"cannot read dataset `{repo_id}`: `HF_HUB_OFFLINE` is set, the Hub is not reachable"
-        ) from exc
-    except HfHubHTTPError as exc:
-        code = _status_of(exc) or 0
-        if code in (401, 403):
-            raise not_found(
-                f"dataset `{repo_id}`: access denied ({code}); check the token's permissions"
-            ) from exc
-        if code == 429 or code >= 500 or code == 0:
-            raise RetryLater(
-                f"the Hub answered {code} for dataset `{repo_id}`; retrying later", delay=30
-            ) from exc
-        raise invalid(f"the Hub refused to serve dataset `{repo_id}` ({code}): {_first_line(exc)}") from exc
-    except (TimeoutError, ConnectionError) as exc:
-        raise RetryLater(
-            f"the Hub did not answer for dataset `{repo_id}`: {_first_line(exc)}", delay=30
-        ) from exc
-    except Exception as exc:
-        status = _status_of(exc)
-        if status is not None and (status == 429 or status >= 500):
-            raise RetryLater(
-                f"the Hub answered {status} for dataset `{repo_id}`; retrying later", delay=30
-            ) from exc
-        if status is not None:
-            raise invalid(
-                f"the Hub refused to serve dataset `{repo_id}` ({status}): {_first_line(exc)}"
-            ) from exc
-        if _is_transport_error(exc):
-            raise RetryLater(
-                f"the Hub did not answer for dataset `{repo_id}`: {_first_line(exc)}", delay=30
-            ) from exc
-        raise
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-def _status_of(exc: BaseException) -> int | None:
-    """The HTTP status of an httpx/httpx2 `HTTPStatusError` (file reads raise those, not Hub errors)."""
-    response = getattr(exc, "response", None)
-    status = getattr(response, "status_code", None)
-    return status if isinstance(status, int) else None
-
-
-def _is_transport_error(exc: BaseException) -> bool:
-    """httpx/httpx2 network errors (timeouts, refused connections), without importing either."""
-    return any(
-        cls.__name__ in ("TransportError", "TimeoutException", "NetworkError") for cls in type(exc).__mro__
-    )
 
 
 def _list_files(api: Any, repo_id: str, revision: str | None) -> list[DataFile]:
@@ -147,7 +60,7 @@ def sample_hub(
     from huggingface_hub import HfApi, HfFileSystem
 
     where = f"dataset `{repo_id}`"
-    with hub_errors(repo_id, revision, token):
+    with hub_errors(f"reading {where}", HubSubject("dataset", repo_id, revision, token_given=bool(token))):
         # Never fall back to a token of the environment: only the job's own token may open private data.
         api = HfApi(endpoint=endpoint, token=token or False)
         fs = HfFileSystem(endpoint=endpoint, token=token or False, skip_instance_cache=True)
