@@ -90,7 +90,7 @@ check() {
   out=$(run_in "$TRAINER_IMAGE" ftjob train --help)
   grep -q -- '--plan' <<<"$out" || { echo "$out"; log "FAIL: the trainer's help names no --plan"; exit 1; }
   log "trainer: the GGUF tools and the training stack import"
-  run_in "$TRAINER_IMAGE" sh -c 'test -x "$FTJOB_LLAMA_CPP/bin/llama-quantize" && python -c "import trl, peft, torch, finetune_training.main"'
+  run_in "$TRAINER_IMAGE" sh -c 'test -x "$FTJOB_LLAMA_CPP/bin/llama-quantize" && python -c "import trl, peft, torch, finetune_training.runner, finetune_training.methods"'
   [ "$(run_in "$TRAINER_IMAGE" id -u)" = 10001 ] || { log "FAIL: the trainer does not run as uid 10001"; exit 1; }
 
   log "operator: kopf starts the operator, which stops for want of a cluster, saying so"
