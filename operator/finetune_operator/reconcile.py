@@ -64,6 +64,7 @@ from finetune_operator.progress import ProgressTracker
 from finetune_operator.render import render_plan
 from finetune_operator.signing import events_key
 from finetune_operator.status_writer import StatusWriter
+from finetune_training.errors import RETRIED_REASONS
 from finetune_training.plan import Method, RewardSpec, RewardType
 
 log = logging.getLogger(__name__)
@@ -660,7 +661,9 @@ class Reconciler:
             self.fail("Cancelled", message or "the backend run was cancelled")
             return
         runtime_error = tracker.error
-        if runtime_error is not None and runtime_error.reason:
+        if runtime_error is not None and runtime_error.reason in RETRIED_REASONS:
+            reason, message = runtime_error.reason or reason, runtime_error.message or message
+        elif runtime_error is not None and runtime_error.reason:
             self.fail(runtime_error.reason, runtime_error.message or message)
             return
         if self.retry_attempt(reason, message):
@@ -698,7 +701,7 @@ class Reconciler:
         if backend.retries_itself or reason in {"Timeout", "Cancelled"} or self.status.attempts >= limit:
             return False
         text = (
-            f"attempt {self.status.attempts} ended without a runtime error ({reason or 'failed'}: "
+            f"attempt {self.status.attempts} ended ({reason or 'failed'}: "
             f"{message or 'no message'}); attempt {self.status.attempts + 1} of {limit} resumes from the "
             "last checkpoint"
         )

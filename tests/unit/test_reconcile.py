@@ -583,6 +583,19 @@ def test_an_infrastructure_failure_is_retried_as_a_new_attempt_up_to_the_limit(w
     assert world.body["status"]["attempts"] == 3
 
 
+def test_a_hub_outage_the_runtime_reports_is_retried_as_a_new_attempt(world: World) -> None:
+    """`HubUnavailable` (a 5xx, the network, an hf_xet transfer) is the one runtime error a new attempt can
+    overcome: it resumes from the last checkpoint instead of failing the job."""
+    world.step()
+    world.backend.work().state = WorkState.RUNNING
+    world.emit(ftjob=EventKind.ERROR, reason="HubUnavailable", message="the Hub could not be reached")
+    world.backend.work().state = WorkState.FAILED
+    outcome = world.step()
+    assert world.phase != Phase.FAILED and "Retrying" in [e.reason for e in outcome.events]
+    world.later()
+    assert world.backend.submissions == 2
+
+
 def test_the_runtimes_own_error_is_not_retried(world: World) -> None:
     world.step()
     world.backend.work().state = WorkState.FAILED

@@ -88,3 +88,22 @@ def test_the_launcher_passes_sigterm_on_and_exits_with_the_stop_code() -> None:
         timer.cancel()
     assert code == STOP_EXIT_CODE and time.monotonic() - started < 30
     assert run_passing_stop_on([sys.executable, "-c", "raise SystemExit(3)"]) == 3  # no stop: its own code
+
+
+def test_an_hf_xet_or_hub_outage_is_reported_as_hub_unavailable() -> None:
+    """Production pushes go through hf_xet, whose failures are plain OS/runtime errors: the runtime tells
+    them (and a Hub that cannot answer) apart from a training failure, so the operator retries the attempt."""
+    import httpx2
+
+    from finetune_training.runner import _reason
+
+    def _upload_xet_files() -> None:  # the frame huggingface_hub's Xet upload runs in
+        raise RuntimeError(
+            "Data processing error: CAS service error : Reqwest Error: HTTP status server error"
+        )
+
+    with pytest.raises(RuntimeError) as xet:
+        _upload_xet_files()
+    assert _reason(xet.value)[0] == "HubUnavailable"
+    assert _reason(httpx2.ConnectError("connection refused"))[0] == "HubUnavailable"
+    assert _reason(RuntimeError("CUDA error: device-side assert"))[0] == "TrainingFailed"

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from finetune_training.errors import TrainingError
+from finetune_training.errors import HUB_UNAVAILABLE, TrainingError
 from finetune_training.events import EventKind, RuntimeEvent, emit, hold_key
 from finetune_training.plan import Evaluation, TrainingPlan
 from finetune_training.stop import STOP_EXIT_CODE, Stopped, StopRequest
@@ -225,6 +225,14 @@ def _reason(exc: BaseException) -> tuple[str, str]:
     """The CamelCase reason and message for an exception."""
     if isinstance(exc, TrainingError):
         return exc.reason, exc.message
+    from finetune_training.hubrepo import ReadFailure, read_failure
+
+    if _from_xet(exc) or read_failure(exc) == ReadFailure.UNAVAILABLE:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return HUB_UNAVAILABLE, (
+            f"the Hub could not be reached ({type(exc).__name__}: {first}); a new attempt resumes from the "
+            "last checkpoint"
+        )
     name = type(exc).__name__
     known = {
         "OutOfMemoryError": "OutOfMemory",
@@ -238,6 +246,20 @@ def _reason(exc: BaseException) -> tuple[str, str]:
     if name in known:
         return known[name], str(exc).splitlines()[0] if str(exc) else name
     return "TrainingFailed", f"{name}: {exc}"
+
+
+def _from_xet(exc: BaseException) -> bool:
+    """Whether `exc` came out of an `hf_xet` transfer (production uploads and downloads use Xet; its errors
+    are plain OS/runtime errors, told apart by where they were raised)."""
+    if type(exc).__module__.startswith("hf_xet"):
+        return True
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if "hf_xet" in code.co_filename or code.co_name.startswith(("_upload_xet", "xet_get")):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def _redact(message: str) -> str:
