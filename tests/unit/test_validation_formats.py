@@ -275,3 +275,20 @@ def test_wrong_mapping_given_is_reported_with_the_right_one() -> None:
     assert sft is not None and sft.verdict == N
     assert sft.conversion == Conversion.ALPACA
     assert "does not work" in sft.reason and "no `conversations` column" in sft.reason
+
+
+def test_the_sample_spreads_over_the_files_so_a_late_problem_shows(tmp_path: Path) -> None:
+    """Twenty files of 100 rows: the sample (1,000 rows) reads the first and the last ones too, so rows
+    marked bad in the last file (`label: false`) turn SFT Incompatible before any GPU is allocated."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    good = {"prompt": "Say hi.", "completion": "Hi!", "label": True}
+    bad = {"prompt": "Say hi.", "completion": "Go away.", "label": False}
+    for i in range(20):
+        row = bad if i == 19 else good
+        (folder / f"part-{i:02d}.jsonl").write_text("".join(json.dumps(row) + "\n" for _ in range(100)))
+    report = inspect_dataset(DatasetSource(name=str(folder)), methods=["SFT", "KTO"])
+    assert report.rows is not None and abs(report.rows - 2000) < 100  # estimated from file sizes
+    assert report.verdict("SFT").verdict == Verdict.INCOMPATIBLE
+    assert "label: false" in report.verdict("SFT").reason
+    assert report.verdict("KTO").verdict == Verdict.READY

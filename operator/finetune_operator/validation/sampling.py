@@ -15,6 +15,17 @@ from finetune_operator.validation.readers import FileRead, Opener, file_format, 
 
 FOOTER_LIMIT = 64
 """Read at most this many Parquet footers for an exact count; beyond, estimate from file sizes."""
+SAMPLED_FILES = 8
+"""Sample rows from at most this many files, spread over the split (first, last and evenly between): a
+problem that starts in a later file (a new column, tool-call turns) shows before any GPU is allocated."""
+
+
+def spread(files: list[DataFile], count: int = SAMPLED_FILES) -> list[DataFile]:
+    """Up to `count` files evenly spaced over `files`, the first and the last included, in order."""
+    if len(files) <= count:
+        return list(files)
+    step = (len(files) - 1) / (count - 1)
+    return [files[round(i * step)] for i in range(count)]
 
 
 @dataclass
@@ -43,7 +54,8 @@ def sample_split(
     full_read_bytes: int,
     where: str,
 ) -> Sample:
-    """Sample ``rows`` rows from the split's files in order and count (or estimate) its rows.
+    """Sample ``rows`` rows spread over the split's files (see :func:`spread`) and count (or estimate) its
+    rows: each sampled file gives an equal share, and the first file makes up what short files lack.
 
     Raises
     ------
@@ -56,16 +68,20 @@ def sample_split(
     columns: list[tuple[str, str]] = []
     exact, estimated_total, estimated = 0, 0.0, False
     read_bytes, read_rows = 0, 0
-    unread: list[DataFile] = []
-    for f in files:
-        if len(sample) >= rows:
+    chosen = spread(files)
+    share = -(-rows // len(chosen))  # ceil
+    unread = [f for f in files if f not in chosen]
+    for index, f in enumerate(chosen):
+        # The last chosen file may take what is still missing (files shorter than their share).
+        want = rows - len(sample) if index == len(chosen) - 1 else min(share, rows - len(sample))
+        if want <= 0:
             unread.append(f)
             continue
         got: FileRead = read_file(
             open_file(f),
             f.path,
             f.size,
-            rows=rows - len(sample),
+            rows=want,
             max_row_bytes=max_row_bytes,
             full_read_bytes=full_read_bytes,
         )
