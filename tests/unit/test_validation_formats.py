@@ -292,3 +292,16 @@ def test_the_sample_spreads_over_the_files_so_a_late_problem_shows(tmp_path: Pat
     assert report.verdict("SFT").verdict == Verdict.INCOMPATIBLE
     assert "label: false" in report.verdict("SFT").reason
     assert report.verdict("KTO").verdict == Verdict.READY
+
+
+def test_a_parquet_sample_reads_later_row_groups_too(tmp_path: Path) -> None:
+    """One file, ten row groups of 500 rows: rows marked bad only in the last row group still show."""
+    good = {"prompt": "Say hi.", "completion": "Hi!", "label": True}
+    bad = {"prompt": "Say hi.", "completion": "Go away.", "label": False}
+    table = pa.Table.from_pylist([good] * 4500 + [bad] * 500)
+    path = tmp_path / "data.parquet"
+    pq.write_table(table, path, row_group_size=500)
+    assert pq.ParquetFile(path).metadata.num_row_groups == 10
+    report = inspect_dataset(DatasetSource(name=str(path)), methods=["SFT"])
+    assert report.rows == 5000
+    assert report.verdict("SFT").verdict == Verdict.INCOMPATIBLE

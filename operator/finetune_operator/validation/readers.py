@@ -148,8 +148,21 @@ def approx_size(value: Any) -> int:
 # ------------------------------------------------------------------------------------------------ parquet
 
 
+SAMPLED_ROW_GROUPS = 4
+"""Sample a Parquet file's rows from at most this many row groups, spread over the file."""
+
+
+def spread_indexes(count: int, most: int) -> list[int]:
+    """Up to `most` indexes evenly spaced over `range(count)`, the first and the last included."""
+    if count <= most:
+        return list(range(count))
+    step = (count - 1) / (most - 1)
+    return sorted({round(i * step) for i in range(most)})
+
+
 def read_parquet(opener: Opener, path: str, *, rows: int, max_row_bytes: int) -> FileRead:
-    """Footer for the schema and row count; the first row group's first batch for the sample."""
+    """Footer for the schema and row count; the first rows of row groups spread over the file (the first
+    and the last among them) for the sample, so rows written later in the file are seen too."""
     with opener() as handle:
         # No pre-buffering: it would fetch whole column chunks (all of a one-row-group file) up front.
         pf = pq.ParquetFile(handle, pre_buffer=False)
@@ -162,8 +175,15 @@ def read_parquet(opener: Opener, path: str, *, rows: int, max_row_bytes: int) ->
         per_row = max(1, group.total_byte_size // max(1, group.num_rows))
         # Enormous rows shrink the sample instead of pulling gigabytes.
         want = max(1, min(rows, SAMPLE_BYTES // per_row))
-        batch = next(pf.iter_batches(batch_size=want, use_threads=True), None)
-        sample = [] if batch is None else batch.to_pylist()
+        groups = spread_indexes(meta.num_row_groups, SAMPLED_ROW_GROUPS)
+        share = -(-want // len(groups))  # ceil
+        sample: list[dict[str, Any]] = []
+        for group_index in groups:
+            size = min(share, want - len(sample))
+            if size <= 0:
+                break
+            batch = next(pf.iter_batches(batch_size=size, row_groups=[group_index], use_threads=True), None)
+            sample += [] if batch is None else batch.to_pylist()
     for i, row in enumerate(sample):
         check_row_size(row, f"row {i} of `{path}`", max_row_bytes)
     return FileRead(rows=sample, columns=columns, num_rows=total)

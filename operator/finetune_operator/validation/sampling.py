@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 
 from finetune_operator.validation.errors import invalid
 from finetune_operator.validation.layout import DataFile, Layout
-from finetune_operator.validation.readers import FileRead, Opener, file_format, read_file
+from finetune_operator.validation.readers import FileRead, Opener, file_format, read_file, spread_indexes
 
 FOOTER_LIMIT = 64
 """Read at most this many Parquet footers for an exact count; beyond, estimate from file sizes."""
@@ -22,10 +22,7 @@ problem that starts in a later file (a new column, tool-call turns) shows before
 
 def spread(files: list[DataFile], count: int = SAMPLED_FILES) -> list[DataFile]:
     """Up to `count` files evenly spaced over `files`, the first and the last included, in order."""
-    if len(files) <= count:
-        return list(files)
-    step = (len(files) - 1) / (count - 1)
-    return [files[round(i * step)] for i in range(count)]
+    return [files[i] for i in spread_indexes(len(files), count)]
 
 
 @dataclass
