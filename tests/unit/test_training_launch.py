@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from finetune_training.errors import TrainingError
-from finetune_training.launch import accelerate_command, needs_accelerate, run_passing_stop_on
+from finetune_training.launch import launcher_command, needs_launcher, run_passing_stop_on
 from finetune_training.plan import TrainingPlan
 from finetune_training.runner import load_plan
 from finetune_training.stop import STOP_EXIT_CODE
@@ -32,18 +32,31 @@ def _plan(gpus: int) -> TrainingPlan:
     return TrainingPlan.model_validate({**PLAN, "resources": {"gpuCount": gpus}})
 
 
-def test_several_gpus_launch_accelerate_once() -> None:
-    assert needs_accelerate(_plan(4), environ={})
-    assert not needs_accelerate(_plan(1), environ={})
-    assert not needs_accelerate(_plan(4), environ={"LOCAL_RANK": "0"})  # already a worker
+def test_several_gpus_launch_torchrun_once() -> None:
+    assert needs_launcher(_plan(4), environ={})
+    assert not needs_launcher(_plan(1), environ={})
+    assert not needs_launcher(_plan(4), environ={"LOCAL_RANK": "0"})  # already a worker
 
 
-def test_accelerate_command_runs_the_runner_on_every_gpu() -> None:
-    cmd = accelerate_command(_plan(4), "plan.json")
-    assert cmd[1:3] == ["-m", "accelerate.commands.launch"]
-    assert cmd[cmd.index("--num_processes") + 1] == "4"
+def test_the_launcher_is_torchrun_with_one_process_per_gpu() -> None:
+    cmd = launcher_command(_plan(4), "plan.json")
+    assert cmd[1:3] == ["-m", "torch.distributed.run"]
+    assert cmd[cmd.index("--nproc-per-node") + 1] == "4"
     assert cmd[-4:] == ["-m", "finetune_training.runner", "--plan", "plan.json"]
-    assert accelerate_command(_plan(2), None)[-2:] == ["--plan-env", "FTJOB_PLAN"]
+    assert launcher_command(_plan(2), None)[-2:] == ["--plan-env", "FTJOB_PLAN"]
+
+
+def test_a_run_that_joined_fewer_processes_than_planned_fails() -> None:
+    from finetune_training.runner import check_world_size
+
+    check_world_size(_plan(0), 1)
+    check_world_size(_plan(4), 4)
+    with pytest.raises(TrainingError) as err:
+        check_world_size(_plan(2), 1)  # what `accelerate launch` on a machine without GPUs does
+    assert (
+        err.value.reason == "WorldSizeMismatch"
+        and "joined 1 process(es), the plan needs 2" in err.value.message
+    )
 
 
 def test_plan_from_file_or_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,10 @@
-"""Decide how to start a run: in this process, or under `accelerate launch` for several GPUs."""
+"""Decide how to start a run: in this process, or under PyTorch's own launcher (`torchrun`) for several GPUs.
+
+`torchrun` rather than `accelerate launch`: the Trainer reads everything else (bf16, gradient checkpointing)
+from its own arguments, torchrun brings up the process group on GPUs (NCCL) and CPUs (gloo) alike, and its
+rendezvous flags are what a multi-node run needs. `accelerate launch` on a machine without GPUs quietly
+starts one process where two were asked for; the runtime checks the world size it joined either way.
+"""
 
 from __future__ import annotations
 
@@ -14,33 +20,28 @@ from finetune_training.plan import TrainingPlan
 from finetune_training.runner import PLAN_ENV, load_plan, run
 from finetune_training.stop import STOP_EXIT_CODE
 
-# Set by accelerate/torchrun in each worker: a worker must train, never launch again.
+# Set by torchrun (and accelerate) in each worker: a worker must train, never launch again.
 _WORKER_ENV = ("LOCAL_RANK", "ACCELERATE_PROCESS_ID", "WORLD_SIZE")
 
 
-def needs_accelerate(plan: TrainingPlan, environ: dict[str, str] | None = None) -> bool:
-    """True when the plan has several GPUs and this process is not already one of the workers."""
+def needs_launcher(plan: TrainingPlan, environ: dict[str, str] | None = None) -> bool:
+    """True when the plan has several processes and this process is not already one of the workers."""
     env = os.environ if environ is None else environ
     return plan.resources.gpu_count > 1 and not any(name in env for name in _WORKER_ENV)
 
 
-def accelerate_command(plan: TrainingPlan, plan_path: str | None, plan_env: str = PLAN_ENV) -> list[str]:
-    """The `accelerate launch` command that runs the plan on every GPU of this machine (one per process)."""
-    from finetune_training.methods import use_bf16
-
+def launcher_command(plan: TrainingPlan, plan_path: str | None, plan_env: str = PLAN_ENV) -> list[str]:
+    """The `torchrun` command that runs the plan once per GPU of this machine."""
     source = ["--plan", plan_path] if plan_path else ["--plan-env", plan_env]
     return [
         sys.executable,
         "-m",
-        "accelerate.commands.launch",
-        "--num_processes",
-        str(plan.resources.gpu_count),
-        "--num_machines",
+        "torch.distributed.run",
+        "--standalone",
+        "--nnodes",
         "1",
-        "--mixed_precision",
-        "bf16" if use_bf16(plan.hyperparameters) else "no",
-        "--dynamo_backend",
-        "no",
+        "--nproc-per-node",
+        str(plan.resources.gpu_count),
         "-m",
         "finetune_training.runner",
         *source,
@@ -60,9 +61,9 @@ def launch(plan_path: str | None, plan_env: str = PLAN_ENV) -> int:
     except TrainingError as exc:
         emit(RuntimeEvent(ftjob=EventKind.ERROR, reason=exc.reason, message=exc.message))
         return 1
-    if needs_accelerate(plan):
+    if needs_launcher(plan):
         # The workers emit their own events (rank 0 only) and errors; pass their exit code on.
-        return run_passing_stop_on(accelerate_command(plan, plan_path, plan_env))
+        return run_passing_stop_on(launcher_command(plan, plan_path, plan_env))
     return run(plan_path, plan_env)
 
 
@@ -70,7 +71,7 @@ def run_passing_stop_on(command: list[str]) -> int:
     """Run `command`, passing SIGTERM on to it, and return its exit code (143 after a stop).
 
     In a container this process is PID 1, the only one the kubelet signals, and its death kills the rest: it
-    forwards the signal and waits, and torch's elastic agent under `accelerate launch` passes it to every
+    forwards the signal and waits, and torch's elastic agent (`torchrun`) passes it to every
     worker, which saves and pushes the checkpoint (:mod:`finetune_training.stop`). The agent waits
     `TORCH_ELASTIC_SHUTDOWN_TIMEOUT` for them (30 s by default; raised here so the pod's grace period is the
     bound) and then exits non-zero itself, so after a forwarded stop any failure code reads as the stop;

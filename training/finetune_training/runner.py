@@ -92,6 +92,7 @@ def train(plan: TrainingPlan, stop: StopRequest | None = None) -> dict[str, Any]
         After a stop request: the checkpoint is saved and pushed, and the `stopped` event emitted.
     """
     # Heavy imports here, so `--help` and plan errors stay fast.
+    import torch
     from accelerate import PartialState
     from huggingface_hub import HfApi
     from transformers.trainer_callback import PrinterCallback
@@ -112,8 +113,11 @@ def train(plan: TrainingPlan, stop: StopRequest | None = None) -> dict[str, Any]
     token = os.environ.get("HF_TOKEN") or None
     work = Path(plan.output.local_dir)
     checkpoints_dir = work / "checkpoints"
-    state = PartialState()
+    # The process group as the Trainer will see it: on a machine without CUDA, `cpu=True` is what makes a
+    # torchrun world of several processes a gloo group (the first PartialState fixes it for the process).
+    state = PartialState(cpu=not torch.cuda.is_available())
 
+    check_world_size(plan, state.num_processes)
     api = HfApi(token=token) if plan.output.repo else None
     hub = None
     if api is not None and plan.output.repo and plan.output.push_checkpoints:
@@ -175,6 +179,24 @@ def train(plan: TrainingPlan, stop: StopRequest | None = None) -> dict[str, Any]
             )
         )
     return {"metrics": metrics, **outputs}
+
+
+def check_world_size(plan: TrainingPlan, joined: int) -> None:
+    """Fail when the run joined another number of processes than the plan's GPUs: a launcher that quietly
+    started one process where several were planned would train on a fraction of the hardware paid for.
+
+    Raises
+    ------
+    TrainingError
+        `WorldSizeMismatch`.
+    """
+    expected = max(plan.resources.gpu_count, 1)
+    if joined != expected:
+        raise TrainingError(
+            "WorldSizeMismatch",
+            f"the run joined {joined} process(es), the plan needs {expected} (one per GPU): the launcher or "
+            "the node did not bring up every GPU; check the GPUs the pod sees (`nvidia-smi`) and its logs",
+        )
 
 
 def check_gates(evaluation: Evaluation, final: dict[str, float], baseline: dict[str, float] | None) -> None:

@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction, name: str) -> None:
         description=(
             "Train as the plan says, pushing checkpoints and the result to the Hub. Progress is printed as "
             "one JSON object per line. With `resources.gpuCount` > 1 the run is re-launched under "
-            "`accelerate launch`."
+            "`torchrun` (one process per GPU)."
         ),
     )
     add_arguments(parser)
