@@ -87,6 +87,9 @@ class OperatorConfig(BaseSettings):
     """Least time between two progress updates of one job's status."""
     poll_interval_seconds: float = 15.0
     """How often running jobs are polled."""
+    workers: int = Field(default=16, ge=1, le=256)
+    """Handler threads (kopf's executor); the Kubernetes client's connection pool is sized to match, so
+    no handler waits for (or discards) a connection."""
     budget_stop_margin_seconds: float = Field(default=120.0, ge=0)
     """The budget guard stops a run this long (plus one poll interval) before it would pass
     `spec.budget.maxCostUSD`: the time the runtime takes to save and push its checkpoint after SIGTERM."""

@@ -52,6 +52,18 @@ def test_api_client_reads_kubeconfig_set_after_import(
         api.close()
 
 
+def test_the_connection_pool_fits_the_handler_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outside_a_pod: None
+) -> None:
+    """urllib3's default pool (10) under kopf's 16 handler threads discards connections under load."""
+    monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kubeconfig", "https://127.0.0.1:6443")))
+    api = api_client(16)
+    try:
+        assert api.configuration.connection_pool_maxsize >= 16
+    finally:
+        api.close()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

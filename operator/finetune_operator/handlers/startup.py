@@ -25,7 +25,7 @@ from finetune_operator.validation import inspect_dataset
 FINALIZER = "finetune.dev/cancel-backend-work"
 
 
-def api_client() -> client.ApiClient:
+def api_client(pool_size: int | None = None) -> client.ApiClient:
     """A Kubernetes client: in-cluster when running in a pod, else the kubeconfig.
 
     `KUBECONFIG` is read now, not when the kubernetes package was imported (its default path is frozen at
@@ -35,7 +35,11 @@ def api_client() -> client.ApiClient:
         config.load_incluster_config()
     except config.ConfigException:
         config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None)
-    return client.ApiClient()
+    configuration = client.Configuration.get_default_copy()
+    if pool_size:
+        # One connection per handler thread, and a few for the metrics and status writers.
+        configuration.connection_pool_maxsize = pool_size + 4
+    return client.ApiClient(configuration)
 
 
 @kopf.on.login()
@@ -101,17 +105,17 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logge
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    settings.execution.max_workers = 16
+    cfg = OperatorConfig.load()
+    settings.execution.max_workers = cfg.workers
     # The namespaces are named (`--namespace` per watched namespace, or `--all-namespaces`) and the CRD is
     # installed with the chart, so kopf need not watch Namespaces and CRDs: the chart grants neither.
     settings.scanning.disabled = True
     # On deletion kopf keeps the finalizer until a running timer tick ends, and re-checks only this often
     # (default 60 s): a tick takes seconds, so a deleted job should not wait a minute longer.
     settings.background.cancellation_polling = 5
-    cfg = OperatorConfig.load()
     # kopf retries a failed start-up: connect first, and bind the metrics port only once per process.
     try:
-        memo.api = api_client()
+        memo.api = api_client(cfg.workers)
     except config.ConfigException as exc:
         # No credentials will appear by retrying: stop with a message that says what is missing.
         raise kopf.PermanentError(
