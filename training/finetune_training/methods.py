@@ -24,6 +24,7 @@ import dataclasses
 import importlib.util
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -312,116 +313,85 @@ def build_trainer(
     transformers.Trainer
         The method's TRL trainer (`SFTTrainer`, `DPOTrainer`, `GRPOTrainer`, `KTOTrainer`).
     """
-    tokenizer = tokenizer or load_tokenizer(plan)
-    trainer: Trainer = profile(plan.method).build(
-        plan, dataset, output_dir, callbacks, tokenizer, peft_config(plan), eval_dataset
+    inputs = TrainerInputs(
+        plan=plan,
+        dataset=dataset,
+        eval_dataset=eval_dataset,
+        output_dir=output_dir,
+        callbacks=callbacks,
+        tokenizer=tokenizer or load_tokenizer(plan),
+        peft=peft_config(plan),
     )
+    trainer: Trainer = profile(plan.method).build(inputs)
     return trainer
 
 
-def build_sft_trainer(
-    plan: TrainingPlan,
-    dataset: Any,
-    output_dir: Path,
-    callbacks: list[TrainerCallback],
-    tokenizer: Any,
-    peft: Any,
-    eval_dataset: Any | None = None,
-) -> Trainer:
+@dataclass(frozen=True)
+class TrainerInputs:
+    """What every method's trainer is built from (a method's builder adds its own config and extras)."""
+
+    plan: TrainingPlan
+    dataset: Any
+    eval_dataset: Any | None
+    output_dir: Path
+    callbacks: list[TrainerCallback]
+    tokenizer: Any
+    peft: Any
+
+    def trainer(self, trainer_class: Any, config: Any, **extra: Any) -> Trainer:
+        """`trainer_class` on these inputs with `config` (its TRL config) and the method's `extra` arguments."""
+        built: Trainer = trainer_class(
+            model=self.plan.model,
+            args=config,
+            train_dataset=self.dataset,
+            eval_dataset=self.eval_dataset,
+            processing_class=self.tokenizer,
+            peft_config=self.peft,
+            callbacks=self.callbacks,
+            **extra,
+        )
+        return built
+
+
+def build_sft_trainer(inputs: TrainerInputs) -> Trainer:
     """SFT, with the row-wise packed collator where no varlen attention kernel keeps documents apart."""
     from trl import SFTConfig, SFTTrainer
 
-    columns = list(dataset.column_names)
-    sft_config = SFTConfig(**sft_args(plan, output_dir, columns, tokenizer))
-    sft = SFTTrainer(
-        model=plan.model,
-        args=sft_config,
-        train_dataset=dataset,
-        eval_dataset=eval_dataset,
-        processing_class=tokenizer,
-        peft_config=peft,
-        callbacks=callbacks,
-    )
-    if sft.padding_free and not uses_varlen_attention(sft.model):
+    columns = list(inputs.dataset.column_names)
+    sft_config = SFTConfig(**sft_args(inputs.plan, inputs.output_dir, columns, inputs.tokenizer))
+    sft = inputs.trainer(SFTTrainer, sft_config)
+    if getattr(sft, "padding_free", False) and not uses_varlen_attention(sft.model):
         # No varlen kernel: keep packed rows as rows, each with its own block mask (TRL refuses a
         # custom collator in this mode, so it is swapped in after construction).
         from finetune_training.packing import RowwisePackedCollator
 
         multiple = sft_config.pad_to_multiple_of if isinstance(sft_config.pad_to_multiple_of, int) else None
         sft.data_collator = RowwisePackedCollator(
-            pad_token_id=tokenizer.pad_token_id, pad_to_multiple_of=multiple
+            pad_token_id=inputs.tokenizer.pad_token_id, pad_to_multiple_of=multiple
         )
     return sft
 
 
-def build_dpo_trainer(
-    plan: TrainingPlan,
-    dataset: Any,
-    output_dir: Path,
-    callbacks: list[TrainerCallback],
-    tokenizer: Any,
-    peft: Any,
-    eval_dataset: Any | None = None,
-) -> Trainer:
+def build_dpo_trainer(inputs: TrainerInputs) -> Trainer:
     """DPO (with LoRA, the reference is the base model with the adapter off)."""
     from trl import DPOConfig, DPOTrainer
 
-    return DPOTrainer(
-        model=plan.model,
-        args=DPOConfig(**dpo_args(plan, output_dir)),
-        train_dataset=dataset,
-        eval_dataset=eval_dataset,
-        processing_class=tokenizer,
-        peft_config=peft,
-        callbacks=callbacks,
-    )
+    return inputs.trainer(DPOTrainer, DPOConfig(**dpo_args(inputs.plan, inputs.output_dir)))
 
 
-def build_kto_trainer(
-    plan: TrainingPlan,
-    dataset: Any,
-    output_dir: Path,
-    callbacks: list[TrainerCallback],
-    tokenizer: Any,
-    peft: Any,
-    eval_dataset: Any | None = None,
-) -> Trainer:
+def build_kto_trainer(inputs: TrainerInputs) -> Trainer:
     """KTO (with LoRA, the reference is the base model with the adapter off)."""
     from trl import KTOConfig, KTOTrainer
 
-    return KTOTrainer(
-        model=plan.model,
-        args=KTOConfig(**kto_args(plan, output_dir)),
-        train_dataset=dataset,
-        eval_dataset=eval_dataset,
-        processing_class=tokenizer,
-        peft_config=peft,
-        callbacks=callbacks,
-    )
+    return inputs.trainer(KTOTrainer, KTOConfig(**kto_args(inputs.plan, inputs.output_dir)))
 
 
-def build_grpo_trainer(
-    plan: TrainingPlan,
-    dataset: Any,
-    output_dir: Path,
-    callbacks: list[TrainerCallback],
-    tokenizer: Any,
-    peft: Any,
-    eval_dataset: Any | None = None,
-) -> Trainer:
+def build_grpo_trainer(inputs: TrainerInputs) -> Trainer:
     """GRPO with the plan's reward functions (reward columns stay in the rows for them)."""
     from trl import GRPOConfig, GRPOTrainer
 
     from finetune_training.rewards import build_rewards
 
-    funcs, weights = build_rewards(plan.rewards, list(dataset.column_names))
-    return GRPOTrainer(
-        model=plan.model,
-        reward_funcs=list[Any](funcs),
-        args=GRPOConfig(**grpo_args(plan, output_dir, weights)),
-        train_dataset=dataset,
-        eval_dataset=eval_dataset,
-        processing_class=tokenizer,
-        peft_config=peft,
-        callbacks=callbacks,
-    )
+    funcs, weights = build_rewards(inputs.plan.rewards, list(inputs.dataset.column_names))
+    config = GRPOConfig(**grpo_args(inputs.plan, inputs.output_dir, weights))
+    return inputs.trainer(GRPOTrainer, config, reward_funcs=list[Any](funcs))
