@@ -1,9 +1,10 @@
-"""Fixtures for training-runtime tests: the tiny model (built once per session) and plan/run helpers."""
+"""Fixtures for integration tests: the tiny model (built once per session), plan/run helpers, and a Hub
+stand-in per module."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from finetune_training.plan import TrainingPlan
 from tests.example_data import DATASETS
+from tests.hub import HubServer, client_config, start_hub
 
 
 @pytest.fixture(scope="session")
@@ -70,3 +72,13 @@ def trackio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("trackio")
     os.environ["TRACKIO_DIR"] = str(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
+    """A Hub + Jobs stand-in for the module; the client talks to it anonymously (each call passes the token
+    it means to use, as the operator does). Modules that need other contents define their own `hub`."""
+    server = start_hub(tmp_path_factory.mktemp("hub"))
+    with client_config(server, token=None):
+        yield server
+    server.stop()

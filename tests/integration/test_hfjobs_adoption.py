@@ -5,7 +5,6 @@ before it."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,19 +14,10 @@ from finetune_operator.backends.hfjobs import HFJobsBackend
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import SpecError
 from finetune_training.plan import TrainingPlan
-from tests.hub import DEFAULT_TOKEN, HubServer, start_hub
-from tests.hub.client import client_config
+from tests.hub import DEFAULT_TOKEN, HubServer
 from tests.integration.hfjobs_world import hfjobs_world
 
 pytestmark = [pytest.mark.hub]
-
-
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
-    server = start_hub(tmp_path_factory.mktemp("hub"))
-    with client_config(server, token=None):
-        yield server
-    server.stop()
 
 
 @pytest.fixture

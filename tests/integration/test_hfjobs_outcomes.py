@@ -4,23 +4,13 @@ stopped after 30 minutes; a job waiting for hardware says why."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from finetune_operator.backends.base import WorkState
-from tests.hub import HubServer, client_config, start_hub
+from tests.hub import HubServer
 from tests.integration.hfjobs_world import RUNTIME_ERROR, hfjobs_world
 
 pytestmark = [pytest.mark.hub]
-
-
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
-    server = start_hub(tmp_path_factory.mktemp("hub"))
-    with client_config(server, token=None):
-        yield server
-    server.stop()
 
 
 def test_the_runtimes_own_error_wins_over_the_hubs_exit_code(hub: HubServer) -> None:

@@ -7,20 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.hub import HubServer, client_config, start_hub
+from tests.hub import HubServer
 from tests.integration.hfjobs_world import hfjobs_world
 
 pytestmark = [pytest.mark.hub]
 
 SLEEP = ["python", "-c", "import time; time.sleep(60)"]
-
-
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
-    server = start_hub(tmp_path_factory.mktemp("hub"))
-    with client_config(server, token=None):
-        yield server
-    server.stop()
 
 
 @pytest.fixture(autouse=True)
