@@ -38,9 +38,7 @@ from finetune_training.profiles import profile
 log = logging.getLogger(__name__)
 
 # Method defaults for plans written by hand (the planner's plans carry them resolved): one source, the profiles.
-DPO = profile(Method.DPO)
 GRPO = profile(Method.GRPO)
-KTO = profile(Method.KTO)
 
 
 def cuda_available() -> bool:
@@ -227,26 +225,14 @@ def sft_args(plan: TrainingPlan, output_dir: Path, columns: Sequence[str], token
     return _apply_extra(SFTConfig, args, hp.extra_args)
 
 
-def dpo_args(plan: TrainingPlan, output_dir: Path) -> dict[str, Any]:
-    """DPOConfig keyword arguments."""
+def preference_args(plan: TrainingPlan, output_dir: Path, config_class: type) -> dict[str, Any]:
+    """DPOConfig/KTOConfig keyword arguments: the common ones, the length limit, and beta (the method's own
+    default when the plan leaves it out)."""
     hp = plan.hyperparameters
     args = common_args(plan, output_dir)
     args["max_length"] = hp.max_length
-    args["beta"] = hp.beta if hp.beta is not None else DPO.default("beta")
-    from trl import DPOConfig
-
-    return _apply_extra(DPOConfig, args, hp.extra_args)
-
-
-def kto_args(plan: TrainingPlan, output_dir: Path) -> dict[str, Any]:
-    """KTOConfig keyword arguments."""
-    hp = plan.hyperparameters
-    args = common_args(plan, output_dir)
-    args["max_length"] = hp.max_length
-    args["beta"] = hp.beta if hp.beta is not None else KTO.default("beta")
-    from trl import KTOConfig
-
-    return _apply_extra(KTOConfig, args, hp.extra_args)
+    args["beta"] = hp.beta if hp.beta is not None else profile(plan.method).default("beta")
+    return _apply_extra(config_class, args, hp.extra_args)
 
 
 def grpo_args(plan: TrainingPlan, output_dir: Path, weights: list[float]) -> dict[str, Any]:
@@ -376,14 +362,14 @@ def build_dpo_trainer(inputs: TrainerInputs) -> Trainer:
     """DPO (with LoRA, the reference is the base model with the adapter off)."""
     from trl import DPOConfig, DPOTrainer
 
-    return inputs.trainer(DPOTrainer, DPOConfig(**dpo_args(inputs.plan, inputs.output_dir)))
+    return inputs.trainer(DPOTrainer, DPOConfig(**preference_args(inputs.plan, inputs.output_dir, DPOConfig)))
 
 
 def build_kto_trainer(inputs: TrainerInputs) -> Trainer:
     """KTO (with LoRA, the reference is the base model with the adapter off)."""
     from trl import KTOConfig, KTOTrainer
 
-    return inputs.trainer(KTOTrainer, KTOConfig(**kto_args(inputs.plan, inputs.output_dir)))
+    return inputs.trainer(KTOTrainer, KTOConfig(**preference_args(inputs.plan, inputs.output_dir, KTOConfig)))
 
 
 def build_grpo_trainer(inputs: TrainerInputs) -> Trainer:
