@@ -1,0 +1,230 @@
+"""How one operator process keeps up with N FineTuneJobs, next to the API server's own floor, in one run.
+
+    .venv/bin/python benchmarks/operator_scale.py [N]        (default 200; starts the local control plane)
+
+On the local control plane (kwok nodes) and the Hub stand-in, in a fresh namespace:
+
+1. the floor: N batch/v1 Jobs (suspended, so nothing runs) created by one `kubectl create`;
+2. the operator (a separate `kopf run` process, Kubernetes backend) and N FineTuneJobs applied suspended
+   by one `kubectl create`: the time until every one is planned (phase `Suspended`: validated, planned,
+   estimated);
+3. every job un-suspended by one `kubectl apply`: the time until every one is submitted (`backendRef` set).
+
+It prints one table: the times and their ratio to the floor, the operator's peak and final RSS, and the
+API server requests per job (writes: create/update/patch/delete; reads: get/list/watch), counted from the
+API server's own `apiserver_request_total`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.example_data import DATASETS  # noqa: E402
+from tests.hub import DEFAULT_TOKEN, client_config, client_env, start_hub  # noqa: E402
+
+KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
+MODEL = "tester/bench-tiny-chat"
+DATASET = "tester/bench-alpaca"
+WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY", "CREATE", "UPDATE"}
+READ_VERBS = {"GET", "LIST", "WATCH"}
+_REQUESTS = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>[0-9.e+]+)$")
+
+
+def kubectl(*args: str, stdin: str | None = None) -> str:
+    env = {**os.environ, "KUBECONFIG": str(KUBECONFIG)}
+    cmd = [str(ROOT / ".testbin" / "bin" / "kubectl"), *args]
+    done = subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=env, check=False, timeout=600)
+    if done.returncode:
+        raise RuntimeError(f"kubectl {' '.join(args[:3])}: {done.stderr[-2000:]}")
+    return done.stdout
+
+
+def requests() -> tuple[float, float]:
+    """Writes and reads the API server has answered so far (all clients; the deltas are what matters)."""
+    writes = reads = 0.0
+    for line in kubectl("get", "--raw", "/metrics").splitlines():
+        found = _REQUESTS.match(line)
+        if not found:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', found["labels"]))
+        verb = labels.get("verb", "")
+        if verb in WRITE_VERBS:
+            writes += float(found["value"])
+        elif verb in READ_VERBS:
+            reads += float(found["value"])
+    return writes, reads
+
+
+def timed(action: Callable[[], None]) -> float:
+    start = time.monotonic()
+    action()
+    return time.monotonic() - start
+
+
+def wait_all(namespace: str, n: int, done: Callable[[dict[str, Any]], bool], limit: float) -> None:
+    """Return once `done` holds for all N FineTuneJobs (listed every second)."""
+    start, ready = time.monotonic(), 0
+    while time.monotonic() - start < limit:
+        items = json.loads(kubectl("get", "ftj", "-n", namespace, "-o", "json"))["items"]
+        ready = sum(1 for obj in items if done(obj))
+        if ready >= n:
+            return
+        time.sleep(1.0)
+    raise TimeoutError(f"only {ready} of {n} FineTuneJobs got there in {limit:.0f} s")
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """The process's peak and current resident memory (MB)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    values = {k: float(v.split()[0]) / 1024 for k, v in re.findall(r"^(VmHWM|VmRSS):\s+(.*)$", status, re.M)}
+    return values.get("VmHWM", 0.0), values.get("VmRSS", 0.0)
+
+
+def jobs_yaml(namespace: str, n: int) -> str:
+    return yaml.safe_dump_all(
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": f"floor-{i:05d}", "namespace": namespace},
+            "spec": {
+                "suspend": True,
+                "template": {
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{"name": "c", "image": "busybox:1.36", "command": ["true"]}],
+                    }
+                },
+            },
+        }
+        for i in range(n)
+    )
+
+
+def finetunejobs_yaml(namespace: str, n: int, suspend: bool) -> str:
+    return yaml.safe_dump_all(
+        {
+            "apiVersion": "finetune.dev/v1alpha1",
+            "kind": "FineTuneJob",
+            "metadata": {"name": f"bench-{i:05d}", "namespace": namespace},
+            "spec": {
+                "model": {"name": MODEL},
+                "dataset": {"name": DATASET, "conversion": "Alpaca"},
+                "method": "SFT",
+                "backend": "Kubernetes",
+                "hyperparameters": {"maxSteps": 10},
+                "tokenSecretRef": {"name": "hf-token"},
+                "suspend": suspend,
+            },
+        }
+        for i in range(n)
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("n", nargs="?", type=int, default=200, help="FineTuneJobs (default 200)")
+    parser.add_argument("--limit", type=float, default=1800, help="seconds to wait for each phase")
+    args = parser.parse_args(argv)
+    n = args.n
+
+    subprocess.run([str(ROOT / "tests" / "cluster" / "cluster.sh"), "up"], check=True, timeout=900)
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    namespace = f"bench-{uuid.uuid4().hex[:6]}"
+    kubectl("create", "namespace", namespace)
+    kubectl(
+        "create", "secret", "generic", "hf-token", "-n", namespace, f"--from-literal=token={DEFAULT_TOKEN}"
+    )
+
+    from finetune_training.tiny import build_tiny_model
+
+    with tempfile.TemporaryDirectory() as tmp, start_hub(Path(tmp) / "hub") as hub:
+        with client_config(hub):
+            from huggingface_hub import HfApi
+
+            api = HfApi(endpoint=hub.url, token=DEFAULT_TOKEN)
+            api.create_repo(MODEL, exist_ok=True)
+            api.upload_folder(
+                repo_id=MODEL, folder_path=str(build_tiny_model(ROOT / ".cache" / "tiny-model"))
+            )
+            api.create_repo(DATASET, repo_type="dataset", exist_ok=True)
+            api.upload_file(
+                repo_id=DATASET, repo_type="dataset", path_or_fileobj=str(DATASETS / "alpaca.json"),
+                path_in_repo="alpaca.json",
+            )  # fmt: skip
+
+        print(f"[bench] floor: {n} batch/v1 Jobs in one `kubectl create`", flush=True)
+        floor = timed(lambda: kubectl("create", "-f", "-", stdin=jobs_yaml(namespace, n)))
+        kubectl("delete", "jobs", "--all", "-n", namespace, "--wait=false")
+
+        env = {
+            **client_env(hub),
+            "KUBECONFIG": str(KUBECONFIG),
+            "FTJOB_ENABLED_BACKENDS": json.dumps(["Kubernetes"]),
+            "FTJOB_HF_ENDPOINT": hub.url,
+            "FTJOB_METRICS_PORT": "0",
+            "FTJOB_TRAINER_IMAGE": "ghcr.io/finetune-operator/trainer:bench",
+            "FTJOB_EVENTS_SIGNING_KEY": "bench",
+        }
+        operator = subprocess.Popen(
+            [sys.executable, "-m", "kopf", "run", "--standalone", f"--namespace={namespace}", "-m",
+             "finetune_operator.main"],
+            env=env, stdout=subprocess.DEVNULL, stderr=(Path(tmp) / "operator.log").open("w"),
+        )  # fmt: skip
+        try:
+            time.sleep(3)
+            base_writes, base_reads = requests()
+            print(f"[bench] operator: {n} FineTuneJobs applied suspended, until all are planned", flush=True)
+            start = time.monotonic()
+            kubectl("create", "-f", "-", stdin=finetunejobs_yaml(namespace, n, suspend=True))
+            wait_all(namespace, n, lambda o: o.get("status", {}).get("phase") == "Suspended", args.limit)
+            planned = time.monotonic() - start
+            planned_writes, planned_reads = requests()
+            print(f"[bench] un-suspending all {n}, until all are submitted", flush=True)
+            start = time.monotonic()
+            kubectl("apply", "-f", "-", stdin=finetunejobs_yaml(namespace, n, suspend=False))
+            wait_all(namespace, n, lambda o: bool(o.get("status", {}).get("backendRef")), args.limit)
+            submitted = time.monotonic() - start
+            writes, reads = requests()
+            peak, current = rss_mb(operator.pid)
+        finally:
+            operator.terminate()
+            operator.wait(timeout=60)
+            kubectl("delete", "namespace", namespace, "--wait=false")
+
+    rows = [
+        ("floor: N Job creates", f"{floor:.1f} s", "1.0x"),
+        ("operator: all planned (suspended)", f"{planned:.1f} s", f"{planned / floor:.1f}x"),
+        ("operator: all submitted", f"{submitted:.1f} s", f"{submitted / floor:.1f}x"),
+        ("operator peak / final RSS", f"{peak:.0f} / {current:.0f} MB", ""),
+        ("API writes per job to planned / to submitted",
+         f"{(planned_writes - base_writes) / n:.1f} / {(writes - planned_writes) / n:.1f}", ""),
+        ("API reads per job to planned / to submitted",
+         f"{(planned_reads - base_reads) / n:.1f} / {(reads - planned_reads) / n:.1f}", ""),
+    ]  # fmt: skip
+    print(f"\nN = {n} FineTuneJobs, one operator process, Kubernetes backend, kwok nodes")
+    width = max(len(r[0]) for r in rows)
+    for label, value, ratio in rows:
+        print(f"  {label:<{width}}  {value:>14}  {ratio}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
