@@ -532,6 +532,7 @@ class Reconciler:
         target = self.target()
         work = backend.poll(target, ref)
         self.observe_cost(ref, work)
+        self.observe_restarts(ref, work)
         if self.job.spec.suspend and work.state not in TERMINAL_STATES:
             self.suspend_running(backend, target, ref)
             return
@@ -567,6 +568,21 @@ class Reconciler:
         self.absorb(tracker)
         if work.state in TERMINAL_STATES:
             self.finish(work.state, work.reason, work.message, tracker)
+
+    def observe_restarts(self, ref: WorkRef, work: WorkStatus) -> None:
+        """A run the backend restarted itself (a Job's failed pod) is said, not hidden in the attempt."""
+        if work.restarts <= (ref.restarts or 0):
+            return
+        status_ref = self.status.backend_ref
+        if status_ref is not None:
+            status_ref.restarts = work.restarts
+        limit = self.deps.config.job_backoff_limit
+        self.event(
+            "RunRestarted",
+            f"{ref.kind} {ref.id}: a run failed and the backend started another ({work.restarts} so far, at most "
+            f"{limit}); it resumes from the last checkpoint",
+            warning=True,
+        )
 
     def observe_cost(self, ref: WorkRef, work: WorkStatus) -> None:
         if self.status.plan is not None:

@@ -12,7 +12,7 @@ import pytest
 from tests.cluster.podrunner import PodRunner
 from tests.conftest import kubectl
 from tests.e2e.conftest import TINY_REPO
-from tests.e2e.support import apply, condition, ftj, phase_is, wait_for
+from tests.e2e.support import apply, condition, events_for, ftj, phase_is, wait_for
 from tests.hub import HubServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow, pytest.mark.hub]
@@ -122,6 +122,9 @@ def test_a_killed_pod_resumes_from_its_hub_checkpoint_on_the_jobs_retry(
     starts = [json.loads(line[line.index("{") :]) for line in log.splitlines() if '"ftjob":"start"' in line]
     assert starts and 3 <= starts[0].get("resumedFromStep", 0) < 24, starts
     assert status["progress"]["step"] == 24
+    # The Job's own retry is said, not hidden inside the attempt.
+    assert status["backendRef"]["restarts"] == 1 and status["attempts"] == 1
+    assert "RunRestarted" in [e["reason"] for e in events_for(namespace, "k8s-retry")]
 
 
 def test_a_failing_training_pod_fails_the_job_with_the_runtimes_reason(

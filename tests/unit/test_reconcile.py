@@ -596,6 +596,24 @@ def test_a_hub_outage_the_runtime_reports_is_retried_as_a_new_attempt(world: Wor
     assert world.backend.submissions == 2
 
 
+def test_a_run_the_backend_restarted_itself_is_visible(world: World) -> None:
+    """A Job replaces a failed pod within the attempt: status and an Event say so, once per restart."""
+    world.step()
+    world.backend.work().state = WorkState.RUNNING
+    original_poll = world.backend.poll
+
+    def restarted(target: JobTarget, ref: WorkRef) -> WorkStatus:
+        return original_poll(target, ref).model_copy(update={"restarts": 1})
+
+    world.backend.poll = restarted  # type: ignore[method-assign]
+    first = world.step()
+    again = world.step()
+    assert world.body["status"]["backendRef"]["restarts"] == 1
+    assert [e.reason for e in first.events].count("RunRestarted") == 1
+    assert "RunRestarted" not in [e.reason for e in again.events]
+    assert world.body["status"]["attempts"] == 1 and world.backend.submissions == 1
+
+
 def test_the_runtimes_own_error_is_not_retried(world: World) -> None:
     world.step()
     world.backend.work().state = WorkState.FAILED

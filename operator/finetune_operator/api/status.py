@@ -192,6 +192,9 @@ class BackendRef(CamelModel):
     url: str | None = None
     attempt: int | None = None
     """Which attempt this work carries (1, 2, …)."""
+    restarts: int | None = None
+    """Runs the backend itself restarted within this attempt (a Job's pods that failed and were replaced,
+    each resuming from the last checkpoint)."""
 
 
 class Outputs(CamelModel):

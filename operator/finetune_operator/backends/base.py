@@ -58,6 +58,8 @@ class WorkStatus(BaseModel):
     started_at: datetime | None = None
     """When the work began running, by the backend's own record (what it bills from)."""
     ended_at: datetime | None = None
+    restarts: int = 0
+    """Runs that failed and were restarted by the backend itself (a Job's failed pods), so far."""
 
 
 class Backend(Protocol):

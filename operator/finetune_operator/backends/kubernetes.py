@@ -258,10 +258,16 @@ class KubernetesBackend:
                     started_at=started,
                     ended_at=cond.last_transition_time,
                 )
+        restarts = status.failed or 0  # failed pods the Job replaced (it has not failed itself)
         if (status.active or 0) > 0 and (status.ready or 0) > 0:
-            return WorkStatus(state=WorkState.RUNNING, reason="PodRunning", started_at=started)
+            return WorkStatus(
+                state=WorkState.RUNNING, reason="PodRunning", started_at=started, restarts=restarts
+            )
         return WorkStatus(
-            state=WorkState.QUEUED, reason="PodPending", message=self._pending_reason(target, ref)
+            state=WorkState.QUEUED,
+            reason="PodPending",
+            message=self._pending_reason(target, ref),
+            restarts=restarts,
         )
 
     def _pending_reason(self, target: JobTarget, ref: WorkRef) -> str:
