@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from finetune_operator import GROUP, PLURAL, VERSION
 from finetune_operator.api.resource import FineTuneJob
-from finetune_operator.api.status import TERMINAL_PHASES
+from finetune_operator.api.status import TERMINAL_PHASES, Phase
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import RetryLater, SpecError
 from finetune_operator.handlers.errors import kopf_errors
@@ -19,10 +19,16 @@ RESOURCE = (GROUP, VERSION, PLURAL)
 # The timer's period is fixed when handlers are registered, so it is read from the configuration here.
 POLL_SECONDS = OperatorConfig.load().poll_interval_seconds
 TERMINAL = {p.value for p in TERMINAL_PHASES}
+SUSPENDED = Phase.SUSPENDED.value
 
 
 def _active(status: kopf.Status, **_: Any) -> bool:
-    return status.get("phase") not in TERMINAL
+    """Whether the timer should look at the job: not for a terminal one, nor for one suspended before any
+    run (it waits for a spec edit, which the update handler sees at once; nothing else can move it)."""
+    phase = status.get("phase")
+    if phase == SUSPENDED and not status.get("backendRef"):
+        return False
+    return phase not in TERMINAL
 
 
 def _apply(body: kopf.Body, deps: Deps, logger: kopf.Logger) -> None:
