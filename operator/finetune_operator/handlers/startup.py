@@ -21,6 +21,7 @@ from finetune_operator.planner_service import PlannerService
 from finetune_operator.reconcile import Deps
 from finetune_operator.status_writer import StatusWriter
 from finetune_operator.validation import inspect_dataset
+from finetune_operator.validation.cache import ValidationCache
 
 FINALIZER = "finetune.dev/cancel-backend-work"
 
@@ -90,7 +91,7 @@ def build_deps(cfg: OperatorConfig, api: client.ApiClient, metrics: OperatorMetr
         kube=kube,
         backends=backends,
         metrics=metrics,
-        validate=inspect_dataset,
+        validate=ValidationCache(inspect_dataset),
         plan=planner.plan,
         status_writer=StatusWriter(api),
     )
