@@ -199,10 +199,7 @@ class Reconciler:
         return self.status.attempts + 1
 
     def fail(self, reason: str, message: str) -> None:
-        set_condition(self.status, ConditionType.FAILED, "True", reason, message, self.gen)
-        set_condition(self.status, ConditionType.COMPLETE, "False", reason, message, self.gen)
-        self.status.message = message
-        self.status.completion_time = self.status.completion_time or now()
+        mark_failed(self.status, reason, message, self.gen)
         self.event(reason, message, warning=True)
         if self.deps.metrics:
             self.deps.metrics.job_failed(reason)
@@ -573,9 +570,7 @@ class Reconciler:
         """A run the backend restarted itself (a Job's failed pod) is said, not hidden in the attempt."""
         if work.restarts <= (ref.restarts or 0):
             return
-        status_ref = self.status.backend_ref
-        if status_ref is not None:
-            status_ref.restarts = work.restarts
+        ref.restarts = work.restarts  # `ref` is the status's own backendRef
         limit = self.deps.config.job_backoff_limit
         self.event(
             "RunRestarted",
@@ -751,6 +746,15 @@ def reconcile(job: FineTuneJob, deps: Deps) -> Outcome:
     return outcome
 
 
+def mark_failed(status: FineTuneJobStatus, reason: str, message: str, generation: int) -> bool:
+    """Set `Failed=True` and `Complete=False` for this generation; True when `Failed` changed."""
+    changed = set_condition(status, ConditionType.FAILED, "True", reason, message, generation)
+    set_condition(status, ConditionType.COMPLETE, "False", reason, message, generation)
+    status.message = message
+    status.completion_time = status.completion_time or now()
+    return changed
+
+
 MALFORMED_SPEC = "InvalidSpec"
 """Failure reason for a FineTuneJob body the API models refuse (admission let it through)."""
 
@@ -800,12 +804,9 @@ def reject_malformed(body: dict[str, Any], error: ValidationError) -> Outcome:
         status = FineTuneJobStatus.model_validate(body.get("status") or {})
     except ValidationError:
         status = FineTuneJobStatus()
-    status.completion_time = status.completion_time or now()
     events = []
-    if set_condition(status, ConditionType.FAILED, "True", MALFORMED_SPEC, message, generation):
+    if mark_failed(status, MALFORMED_SPEC, message, generation):
         events.append(EventRecord("Warning", MALFORMED_SPEC, message))
-    set_condition(status, ConditionType.COMPLETE, "False", MALFORMED_SPEC, message, generation)
-    status.message = message
     status.phase = summarise_phase(status)
     status.observed_generation = generation
     return Outcome(status, events)
