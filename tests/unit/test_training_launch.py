@@ -28,8 +28,8 @@ PLAN = {
 }
 
 
-def _plan(gpus: int) -> TrainingPlan:
-    return TrainingPlan.model_validate({**PLAN, "resources": {"gpuCount": gpus}})
+def _plan(gpus: int, nodes: int = 1) -> TrainingPlan:
+    return TrainingPlan.model_validate({**PLAN, "resources": {"gpuCount": gpus, "nodes": nodes}})
 
 
 def test_several_gpus_launch_torchrun_once() -> None:
@@ -44,6 +44,23 @@ def test_the_launcher_is_torchrun_with_one_process_per_gpu() -> None:
     assert cmd[cmd.index("--nproc-per-node") + 1] == "4"
     assert cmd[-4:] == ["-m", "finetune_training.runner", "--plan", "plan.json"]
     assert launcher_command(_plan(2), None)[-2:] == ["--plan-env", "FTJOB_PLAN"]
+
+
+def test_several_nodes_join_through_torchruns_rendezvous_not_standalone() -> None:
+    cmd = launcher_command(_plan(8, nodes=4), "plan.json")
+    assert "--standalone" not in cmd, "a standalone rendezvous would make each node a world of its own"
+    assert cmd[cmd.index("--nnodes") + 1] == "4" and cmd[cmd.index("--nproc-per-node") + 1] == "8"
+    assert needs_launcher(_plan(0, nodes=2), environ={}), "two CPU nodes are two processes"
+    assert "--standalone" in launcher_command(_plan(2), "plan.json")
+
+
+def test_a_node_that_trained_alone_fails_the_world_size_check() -> None:
+    from finetune_training.runner import check_world_size
+
+    check_world_size(_plan(8, nodes=2), 16)
+    with pytest.raises(TrainingError) as err:
+        check_world_size(_plan(8, nodes=2), 8)  # the trap: each node a world of its own, both "succeed"
+    assert "the plan needs 16 (2 node(s) × 8 process(es)" in err.value.message
 
 
 def test_a_run_that_joined_fewer_processes_than_planned_fails() -> None:

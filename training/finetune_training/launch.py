@@ -2,8 +2,13 @@
 
 `torchrun` rather than `accelerate launch`: the Trainer reads everything else (bf16, gradient checkpointing)
 from its own arguments, torchrun brings up the process group on GPUs (NCCL) and CPUs (gloo) alike, and its
-rendezvous flags are what a multi-node run needs. `accelerate launch` on a machine without GPUs quietly
+rendezvous is what a multi-node run needs. `accelerate launch` on a machine without GPUs quietly
 starts one process where two were asked for; the runtime checks the world size it joined either way.
+
+Several nodes: every node runs the same command; torchrun's own environment variables (`PET_NODE_RANK`,
+`PET_MASTER_ADDR`, `PET_MASTER_PORT`, which the Kubernetes backend sets on each pod of its Indexed Job) say
+which node this is and where node 0 listens. Only the node count comes from the plan, so a pod that was
+given another count than its plan fails the world-size check instead of training on part of the hardware.
 """
 
 from __future__ import annotations
@@ -27,21 +32,25 @@ _WORKER_ENV = ("LOCAL_RANK", "ACCELERATE_PROCESS_ID", "WORLD_SIZE")
 def needs_launcher(plan: TrainingPlan, environ: dict[str, str] | None = None) -> bool:
     """True when the plan has several processes and this process is not already one of the workers."""
     env = os.environ if environ is None else environ
-    return plan.resources.gpu_count > 1 and not any(name in env for name in _WORKER_ENV)
+    return plan.resources.world_size > 1 and not any(name in env for name in _WORKER_ENV)
 
 
 def launcher_command(plan: TrainingPlan, plan_path: str | None, plan_env: str = PLAN_ENV) -> list[str]:
-    """The `torchrun` command that runs the plan once per GPU of this machine."""
+    """The `torchrun` command that runs the plan once per GPU of this machine, and joins the other nodes'
+    (static rendezvous at node 0: `PET_NODE_RANK`, `PET_MASTER_ADDR` and `PET_MASTER_PORT` in the environment)
+    when the plan spans several."""
     source = ["--plan", plan_path] if plan_path else ["--plan-env", plan_env]
+    res = plan.resources
+    rendezvous = ["--standalone"] if res.nodes == 1 else []
     return [
         sys.executable,
         "-m",
         "torch.distributed.run",
-        "--standalone",
+        *rendezvous,
         "--nnodes",
-        "1",
+        str(res.nodes),
         "--nproc-per-node",
-        str(plan.resources.gpu_count),
+        str(res.processes_per_node),
         "-m",
         "finetune_training.runner",
         *source,

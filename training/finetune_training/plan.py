@@ -253,9 +253,22 @@ class Resources(CamelModel):
     """What the run has, so the runtime can configure accelerate."""
 
     gpu_count: int = 0
+    """GPUs per node (each node's pod requests this many)."""
     gpu_product: str | None = None
     flavor: str | None = None
     """The HF Jobs flavor, when the run is an HF Job."""
+    nodes: int = Field(default=1, ge=1)
+    """Machines the run spans; above 1, each node's pod joins the others through torchrun's rendezvous."""
+
+    @property
+    def processes_per_node(self) -> int:
+        """One training process per GPU, or one on a machine without GPUs."""
+        return max(self.gpu_count, 1)
+
+    @property
+    def world_size(self) -> int:
+        """Every training process of the run, on every node."""
+        return self.nodes * self.processes_per_node
 
 
 class JobIdentity(CamelModel):

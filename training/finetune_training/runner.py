@@ -182,20 +182,23 @@ def train(plan: TrainingPlan, stop: StopRequest | None = None) -> dict[str, Any]
 
 
 def check_world_size(plan: TrainingPlan, joined: int) -> None:
-    """Fail when the run joined another number of processes than the plan's GPUs: a launcher that quietly
-    started one process where several were planned would train on a fraction of the hardware paid for.
+    """Fail when the run joined another number of processes than the plan's nodes × GPUs: a launcher that
+    quietly started one process where several were planned (or one node that trained alone) would train on a
+    fraction of the hardware paid for.
 
     Raises
     ------
     TrainingError
         `WorldSizeMismatch`.
     """
-    expected = max(plan.resources.gpu_count, 1)
-    if joined != expected:
+    res = plan.resources
+    if joined != res.world_size:
+        where = f"{res.nodes} node(s) × {res.processes_per_node} process(es)"
         raise TrainingError(
             "WorldSizeMismatch",
-            f"the run joined {joined} process(es), the plan needs {expected} (one per GPU): the launcher or "
-            "the node did not bring up every GPU; check the GPUs the pod sees (`nvidia-smi`) and its logs",
+            f"the run joined {joined} process(es), the plan needs {res.world_size} ({where}, one per GPU): the "
+            "launcher, a node or its GPUs did not join; check the GPUs each pod sees (`nvidia-smi`), the "
+            "rendezvous address (PET_MASTER_ADDR) and every pod's logs",
         )
 
 
