@@ -1,5 +1,5 @@
 """The operator's entry point: `kopf run --standalone -m finetune_operator.main --all-namespaces`."""
 
-from finetune_operator.handlers import jobs, startup
+from finetune_operator.handlers import indexes, jobs, startup
 
-__all__ = ["jobs", "startup"]
+__all__ = ["indexes", "jobs", "startup"]

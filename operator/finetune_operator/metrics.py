@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, suppress
 from wsgiref.simple_server import WSGIServer
 
@@ -23,9 +23,11 @@ from prometheus_client import (
     generate_latest,
     start_http_server,
 )
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
 from pydantic import BaseModel
 
 from finetune_operator.api.status import Phase, Progress
@@ -73,6 +75,36 @@ class JobLabels(BaseModel):
         return (self.namespace, self.name, self.method, self.backend)
 
 
+PhaseCounts = Callable[[], Mapping[str, int]]
+"""Jobs per phase value, as the operator knows them now."""
+
+
+class JobsByPhase(Collector):
+    """`finetune_operator_jobs{phase}`, counted when scraped (every phase present, 0 when none).
+
+    Counted at scrape time from what the operator knows, not set on transitions: a job that never changes
+    phase again (a terminal one after a restart) still counts.
+    """
+
+    NAME = f"{NAMESPACE}_jobs"
+    DOC = "FineTuneJobs known to the operator, by phase."
+
+    def __init__(self, counts: PhaseCounts) -> None:
+        self.counts = counts
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(self.NAME, self.DOC, labels=["phase"])
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(self.NAME, self.DOC, labels=["phase"])
+        counts = dict(self.counts())
+        for phase in Phase:
+            family.add_metric([phase.value], counts.pop(phase.value, 0))
+        for other, count in sorted(counts.items()):
+            family.add_metric([other], count)
+        yield family
+
+
 class OperatorMetrics:
     """Every metric the operator exposes, on one registry.
 
@@ -97,6 +129,7 @@ class OperatorMetrics:
         self._clock = clock
         self._lock = threading.Lock()
         self._phases: dict[str, tuple[str, float]] = {}
+        self._phase_source: PhaseCounts | None = None
         self._jobs: dict[tuple[str, str], JobLabels] = {}
         # The `reward` labels each job's `job_function_reward` series carry, to remove them by name.
         self._rewards: dict[tuple[str, ...], set[str]] = {}
@@ -112,7 +145,7 @@ class OperatorMetrics:
         ) -> Histogram:
             return Histogram(name, doc, labels, namespace=NAMESPACE, registry=registry, buckets=buckets)
 
-        self.jobs = gauge("jobs", "FineTuneJobs known to the operator, by phase.", ["phase"])
+        registry.register(JobsByPhase(self.phase_counts))
         self.phase_transitions = counter(
             "phase_transitions",
             "FineTuneJob phase transitions, by phase left and phase entered.",
@@ -194,33 +227,28 @@ class OperatorMetrics:
             self.job_elapsed_cost_usd,
             self.job_eta_seconds,
         )
-        self._publish_phase_counts(Tally())
 
     # Operator series
 
-    def _publish_phase_counts(self, counts: Tally[str]) -> None:
-        for phase in Phase:
-            self.jobs.labels(phase=phase.value).set(counts.get(phase.value, 0))
-        known = {p.value for p in Phase}
-        for other, count in counts.items():
-            if other not in known:
-                self.jobs.labels(phase=other).set(count)
+    def count_phases_from(self, source: PhaseCounts | None) -> None:
+        """Count `finetune_operator_jobs` from `source` at each scrape (the operator's index of every
+        FineTuneJob it watches, filled from its initial listing and each watch event); None: from the
+        phases reported to :meth:`job_phase_changed`."""
+        self._phase_source = source
 
-    def set_jobs_by_phase(self, counts: dict[str, int]) -> None:
-        """Set the jobs gauge from a full count (every phase not named reads 0).
-
-        Parameters
-        ----------
-        counts
-            Jobs per phase value (``"Running"``: 3, ...).
-        """
-        self._publish_phase_counts(Tally({str(k): int(v) for k, v in counts.items()}))
+    def phase_counts(self) -> Mapping[str, int]:
+        """Jobs per phase value now."""
+        source = self._phase_source
+        if source is not None:
+            return source()
+        with self._lock:
+            return Tally(phase for phase, _ in self._phases.values())
 
     def job_phase_changed(self, key: str, old_phase: str | None, new_phase: str | None) -> None:
         """Record that a job entered a phase (or appeared, or went).
 
-        The jobs gauge is recomputed from the phase of every job seen here, so calling this for each
-        job on start-up (``old_phase=None``) rebuilds it after a restart. A real transition counts in
+        Without a source (:meth:`count_phases_from`), the jobs gauge counts the phase of every job seen
+        here (``old_phase=None`` announces a job). A real transition counts in
         ``phase_transitions_total``, and the time spent in the old phase (when its start was seen by this
         process) is observed in ``phase_duration_seconds``.
 
@@ -244,7 +272,6 @@ class OperatorMetrics:
                 self._phases.pop(key, None)
             elif previous is None or previous[0] != str(new_phase):
                 self._phases[key] = (str(new_phase), now)
-            self._publish_phase_counts(Tally(phase for phase, _ in self._phases.values()))
 
     def job_failed(self, reason: str) -> None:
         """Count a failed job under its CamelCase reason."""

@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -328,14 +329,17 @@ class Reconciler:
         assert validate is not None
         max_length = (spec.hyperparameters.max_length if spec.hyperparameters else None) or 1024
         answer = _reference_answer_column(spec)
-        report = validate(
-            spec.dataset,
-            token=self.target().token,
-            methods=[spec.method.value],
-            max_length=max_length,
-            endpoint=self.deps.config.hf_endpoint,
-            answer_column=answer,
-        )
+        token = self.target().token
+        metrics = self.deps.metrics
+        with metrics.time_validation() if metrics else nullcontext():
+            report = validate(
+                spec.dataset,
+                token=token,
+                methods=[spec.method.value],
+                max_length=max_length,
+                endpoint=self.deps.config.hf_endpoint,
+                answer_column=answer,
+            )
         summary = report.summary()
         self.status.validation = summary
         verdict = report.verdict(spec.method.value)
@@ -364,12 +368,15 @@ class Reconciler:
         planner = self.deps.plan
         assert planner is not None
         validation = self.status.validation
-        decision = planner(
-            self.job.spec,
-            token=self.target().token,
-            rows=validation.rows if validation else None,
-            mean_tokens=validation.mean_tokens if validation else None,
-        )
+        token = self.target().token
+        metrics = self.deps.metrics
+        with metrics.time_planning() if metrics else nullcontext():
+            decision = planner(
+                self.job.spec,
+                token=token,
+                rows=validation.rows if validation else None,
+                mean_tokens=validation.mean_tokens if validation else None,
+            )
         summary = decision.summary
         self.status.plan = summary
         message = (

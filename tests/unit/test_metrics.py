@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import urllib.request
+from collections.abc import Iterator
+from functools import partial
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from finetune_operator.api.status import Progress
+from finetune_operator.backends.base import JobTarget, WorkRef, WorkState, WorkStatus
+from finetune_operator.backends.metered import MeteredBackend
+from finetune_operator.errors import RetryLater, SpecError
+from finetune_operator.handlers.indexes import ftj_phases, phase_counts
 from finetune_operator.metrics import JobLabels, OperatorMetrics, start_metrics_server
 
 LABELS = JobLabels(namespace="team-a", name="support-bot", method="SFT", backend="Kubernetes")
@@ -140,9 +147,90 @@ def test_jobs_by_phase_and_transitions() -> None:
     assert value(metrics, "finetune_operator_jobs", phase="Running") == 2
     metrics.job_phase_changed("a/y", "Running", None)
     assert value(metrics, "finetune_operator_jobs", phase="Running") == 1
-    metrics.set_jobs_by_phase({"Succeeded": 4})
+
+
+def test_jobs_by_phase_are_counted_at_scrape_time_from_the_operators_index() -> None:
+    """After a restart no terminal job reports a transition again: the gauge counts what the index holds
+    (kopf's listing of every FineTuneJob), at each scrape."""
+    index: dict[str, list[None]] = {"Succeeded": [None] * 4, "Running": [None]}
+    metrics = OperatorMetrics()
+    metrics.count_phases_from(partial(phase_counts, index))
     assert value(metrics, "finetune_operator_jobs", phase="Succeeded") == 4
+    assert value(metrics, "finetune_operator_jobs", phase="Running") == 1
+    assert value(metrics, "finetune_operator_jobs", phase="Failed") == 0  # every phase is present
+    # The index moves with the watch events; nothing else needs to be called.
+    index["Succeeded"].append(None)
+    del index["Running"]
+    metrics.job_phase_changed("a/x", None, "Running")  # announcements do not count twice
+    assert value(metrics, "finetune_operator_jobs", phase="Succeeded") == 5
     assert value(metrics, "finetune_operator_jobs", phase="Running") == 0
+
+
+def test_the_phase_index_files_each_job_under_its_phase() -> None:
+    assert asyncio.run(ftj_phases(status={"phase": "Succeeded"})) == {"Succeeded": None}
+    assert asyncio.run(ftj_phases(status={})) == {"Pending": None}  # no status yet
+
+
+class Flaky:
+    """A backend whose calls fail as told."""
+
+    kind = "Fake"
+    needs_token = False
+    retries_itself = True
+
+    def __init__(self) -> None:
+        self.error: Exception | None = None
+
+    def _maybe_fail(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def find(self, target: JobTarget) -> WorkRef | None:
+        self._maybe_fail()
+        return None
+
+    def submit(self, target: JobTarget, plan: object, timeout_seconds: int) -> WorkRef:
+        self._maybe_fail()
+        return WorkRef(kind="Fake", id="w")
+
+    def poll(self, target: JobTarget, ref: WorkRef) -> WorkStatus:
+        self._maybe_fail()
+        return WorkStatus(state=WorkState.RUNNING)
+
+    def logs(
+        self, target: JobTarget, ref: WorkRef, *, follow: bool = False, tail: int | None = None
+    ) -> Iterator[str]:
+        yield "a line"
+        self._maybe_fail()
+
+    def cancel(self, target: JobTarget, ref: WorkRef) -> None:
+        self._maybe_fail()
+
+
+def test_backend_api_errors_are_counted_by_backend_and_kind() -> None:
+    metrics = OperatorMetrics()
+    inner = Flaky()
+    backend = MeteredBackend(inner, "HFJobs", metrics)  # type: ignore[arg-type]
+    target = JobTarget(namespace="a", name="x", uid="u")
+    ref = WorkRef(kind="Fake", id="w")
+    assert backend.poll(target, ref).state == WorkState.RUNNING and list(backend.logs(target, ref)) == [
+        "a line"
+    ]
+    assert backend.needs_token is False and backend.retries_itself is True
+    inner.error = RetryLater("HTTP 503")
+    for call in (lambda: backend.poll(target, ref), lambda: list(backend.logs(target, ref))):
+        with pytest.raises(RetryLater):
+            call()
+    inner.error = SpecError("Forbidden", "no")
+    with pytest.raises(SpecError):
+        backend.cancel(target, ref)
+    inner.error = ValueError("bug")
+    with pytest.raises(ValueError):
+        backend.find(target)
+    key = "finetune_operator_backend_api_errors_total"
+    assert value(metrics, key, backend="HFJobs", kind="Transient") == 2
+    assert value(metrics, key, backend="HFJobs", kind="Forbidden") == 1
+    assert value(metrics, key, backend="HFJobs", kind="ValueError") == 1
 
 
 def test_counters_and_histograms() -> None:

@@ -30,6 +30,7 @@ from finetune_operator.backends.base import JobTarget, WorkRef, WorkState, WorkS
 from finetune_operator.conditions import get_condition
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import RetryLater, SpecError
+from finetune_operator.metrics import OperatorMetrics
 from finetune_operator.rbac import forbidden
 from finetune_operator.reconcile import Deps, Outcome, cancel_work, reconcile, reject_malformed
 from finetune_training.events import EventKind, RuntimeEvent, emit
@@ -682,3 +683,12 @@ def test_the_kept_cancel_token_goes_when_the_work_ends(world: World) -> None:
     world.backend.work().state = WorkState.SUCCEEDED
     world.step()
     assert world.phase == Phase.SUCCEEDED and world.kube.kept == {}
+
+
+def test_validation_and_planning_are_timed_where_they_run(world: World) -> None:
+    metrics = OperatorMetrics()
+    world.deps.metrics = metrics
+    world.step()
+    text = metrics.render()
+    assert "finetune_operator_validation_duration_seconds_count 1.0" in text
+    assert "finetune_operator_planning_duration_seconds_count 1.0" in text

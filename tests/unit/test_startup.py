@@ -138,3 +138,23 @@ def test_kopf_login_in_a_pod_uses_the_service_account(
     assert info.server == "https://10.96.0.1:443" and info.ca_path == str(ca)
     scheme, _, token_value = info.as_http_headers()["Authorization"].partition(" ")
     assert scheme.lower() == "bearer" and token_value == "sa-token-abc"  # schemes are case-insensitive
+
+
+def test_startup_counts_jobs_from_kopfs_index_and_meters_the_backends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outside_a_pod: None
+) -> None:
+    """kopf hands its indexes to start-up (empty, filled before any handler runs): the jobs gauge reads
+    the FineTuneJob index at each scrape, so it is right after a restart; backend calls are counted."""
+    monkeypatch.setenv("FTJOB_METRICS_PORT", "0")
+    monkeypatch.setenv("FTJOB_ENABLED_BACKENDS", '["Local"]')
+    monkeypatch.setenv("FTJOB_LOCAL_WORKDIR", str(tmp_path / "work"))
+    monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kc", "https://127.0.0.1:6443")))
+    memo = kopf.Memo()
+    index: dict[str, list[None]] = {}
+    try:
+        startup(settings=kopf.OperatorSettings(), memo=memo, logger=logging.getLogger("t"), ftj_phases=index)
+        index["Succeeded"] = [None, None]
+        assert 'finetune_operator_jobs{phase="Succeeded"} 2.0' in memo.metrics.render()
+        assert type(memo.deps.backends["Local"]).__name__ == "MeteredBackend"
+    finally:
+        cleanup(memo=memo)

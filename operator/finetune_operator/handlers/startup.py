@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import kopf
@@ -14,7 +16,9 @@ from finetune_operator.backends.base import Backend
 from finetune_operator.backends.hfjobs import HFJobsBackend
 from finetune_operator.backends.kubernetes import KubernetesBackend
 from finetune_operator.backends.local import LocalBackend
+from finetune_operator.backends.metered import MeteredBackend
 from finetune_operator.config import OperatorConfig
+from finetune_operator.handlers.indexes import phase_counts
 from finetune_operator.kube import KubeGateway
 from finetune_operator.metrics import OperatorMetrics, start_metrics_server
 from finetune_operator.planner_service import PlannerService
@@ -85,6 +89,8 @@ def build_deps(cfg: OperatorConfig, api: client.ApiClient, metrics: OperatorMetr
             backends[name.value] = LocalBackend(cfg)
         elif name == BackendName.HF_JOBS:
             backends[name.value] = HFJobsBackend(cfg)
+    if metrics is not None:
+        backends = {name: MeteredBackend(backend, name, metrics) for name, backend in backends.items()}
     planner = PlannerService(cfg, kube)
     return Deps(
         config=cfg,
@@ -98,8 +104,9 @@ def build_deps(cfg: OperatorConfig, api: client.ApiClient, metrics: OperatorMetr
 
 
 @kopf.on.startup()
-def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    """Configure kopf and build the dependencies."""
+def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any) -> None:
+    """Configure kopf and build the dependencies. kopf passes its indexes (`handlers.indexes`) by name:
+    empty now, filled from the watches before any resource handler runs."""
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="finetune.dev")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="finetune.dev")
@@ -125,6 +132,9 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logge
         ) from None
     if not hasattr(memo, "metrics"):
         memo.metrics = OperatorMetrics()
+    phases = kwargs.get("ftj_phases")
+    if isinstance(phases, Mapping):
+        memo.metrics.count_phases_from(partial(phase_counts, phases))
     if cfg.metrics_port and getattr(memo, "metrics_server", None) is None:
         memo.metrics_server = start_metrics_server(cfg.metrics_port, memo.metrics.registry)
         logger.info("Prometheus metrics on :%d/metrics", cfg.metrics_port)
