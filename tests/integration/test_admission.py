@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from finetune_operator.api.rules import SPEC_RULES, SpecRule
 from tests.conftest import ROOT, kubectl
+from tests.spec_rule_cases import CASES, body
 
 pytestmark = pytest.mark.cluster
 
@@ -134,3 +136,21 @@ def test_kubectl_explain_documents_the_fields(crd_installed: None) -> None:
     assert "LoRA" in out and "QLoRA" in out and "fit" in out
     out = kubectl("explain", "ftj.spec.dataset.conversion").stdout
     assert "Alpaca" in out
+
+
+# The rule table (finetune_operator.api.rules), CEL side: the CRD's CEL refuses each rule's breaking spec with
+# the rule's message, and admits the satisfying one (the Python side: tests/unit/test_spec_rules.py).
+def _manifest(spec: dict[str, Any]) -> str:
+    return json.dumps({**GOOD, "spec": spec})
+
+
+@pytest.mark.parametrize("rule", SPEC_RULES, ids=lambda r: r.name)
+def test_each_spec_rule_runs_on_the_api_server(crd_installed: None, namespace: str, rule: SpecRule) -> None:
+    bad, good = CASES[rule.name]
+    apply = ("apply", "--dry-run=server", "-n", namespace, "-f", "-")
+    refused = kubectl(*apply, input=_manifest(body(bad)), check=False)
+    assert refused.returncode != 0, f"{rule.name}: the breaking spec was admitted"
+    assert rule.message in refused.stderr, refused.stderr
+    assert rule.path.removesuffix("[]") in refused.stderr, refused.stderr
+    admitted = kubectl(*apply, input=_manifest(body(good)), check=False)
+    assert admitted.returncode == 0, f"{rule.name}: {admitted.stderr}"

@@ -188,7 +188,12 @@ def test_busy_gpus_with_explicit_kubernetes_queue() -> None:
 @pytest.mark.parametrize(
     ("fields", "size", "reason", "needle"),
     [
-        ({"peft": "None", "hardware": {"flavor": "a10g-large"}}, 7e9, "NoHardwareFits", "set `peft: LoRA`"),
+        (
+            {"peft": "None", "backend": "HFJobs", "hardware": {"flavor": "a10g-large"}},
+            7e9,
+            "NoHardwareFits",
+            "set `peft: LoRA`",
+        ),
         ({"peft": "None"}, 70e9, "NoHardwareFits", "set `peft: LoRA`"),
         (
             {"hardware": {"flavor": "a10g-large"}, "backend": "Kubernetes"},
@@ -196,7 +201,7 @@ def test_busy_gpus_with_explicit_kubernetes_queue() -> None:
             "HardwareInvalid",
             "backend: HFJobs",
         ),
-        ({"hardware": {"flavor": "h100x9"}}, 1e9, "HardwareInvalid", "a10g-large"),
+        ({"backend": "HFJobs", "hardware": {"flavor": "h100x9"}}, 1e9, "HardwareInvalid", "a10g-large"),
         ({"hardware": {"gpuCount": 1}, "backend": "HFJobs"}, 1e9, "HardwareInvalid", "hardware.flavor"),
         (
             {"hardware": {"gpuProduct": "Tesla-T4"}, "backend": "Kubernetes"},
@@ -211,7 +216,12 @@ def test_busy_gpus_with_explicit_kubernetes_queue() -> None:
             "up to 1 per node",
         ),
         (
-            {"peft": "QLoRA", "hardware": {"flavor": "t4-small"}, "hyperparameters": {"maxLength": 16384}},
+            {
+                "peft": "QLoRA",
+                "backend": "HFJobs",
+                "hardware": {"flavor": "t4-small"},
+                "hyperparameters": {"maxLength": 16384},
+            },
             7e9,
             "NoHardwareFits",
             "reduce `hyperparameters.maxLength` to",
@@ -219,6 +229,7 @@ def test_busy_gpus_with_explicit_kubernetes_queue() -> None:
         (
             {
                 "peft": "LoRA",
+                "backend": "HFJobs",
                 "hardware": {"flavor": "a10g-large"},
                 "hyperparameters": {"gradientCheckpointing": False},
             },
@@ -251,7 +262,7 @@ def test_refusals_name_the_problem_and_the_fix(fields: dict, size: float, reason
 
 
 def test_explicit_choices_that_fit_are_kept() -> None:
-    d = plan(spec(peft="LoRA", hardware={"flavor": "a100x4"}), 7e9)
+    d = plan(spec(peft="LoRA", backend="HFJobs", hardware={"flavor": "a100x4"}), 7e9)
     assert (d.flavor, d.peft, d.gpu_count) == ("a100x4", PeftMode.LORA, 4)
     k = plan(spec(hardware={"gpuProduct": "H100", "gpuCount": 2}), 7e9, nodes=H100_NODES)
     assert (k.backend, k.gpu_count, k.peft) == (Backend.KUBERNETES, 2, PeftMode.NONE)

@@ -1,7 +1,8 @@
 """Generate the FineTuneJob CRD from the pydantic models: `python -m finetune_operator.api.crd crds/`.
 
 The OpenAPI schema is the models' JSON schema made structural (refs inlined, optional unions flattened,
-draft-2020 keywords rewritten for OpenAPI v3.0), plus CEL rules for what a schema cannot say.
+draft-2020 keywords rewritten for OpenAPI v3.0), plus CEL rules for what a schema cannot say (from the table in
+`api.rules`, which the planner runs in Python too).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from typing import Any
 import yaml
 
 from finetune_operator import GROUP, KIND, PLURAL, VERSION
-from finetune_operator.api.spec import DURATION, REPO_ID, FineTuneJobSpec
+from finetune_operator.api.rules import SPEC_RULES
+from finetune_operator.api.spec import FineTuneJobSpec
 from finetune_operator.api.status import FineTuneJobStatus
-from finetune_training.plan import MAX_REWARD_CODE_TOTAL
 
 CRD_FILE = f"{GROUP}_{PLURAL}.yaml"
 
@@ -25,130 +26,6 @@ IMMUTABLE_AFTER_SUBMIT = (
     "model", "dataset", "method", "peft", "lora", "hyperparameters", "rewards", "evaluation", "backend",
     "hardware", "output", "tokenSecretRef",
 )  # fmt: skip
-
-# The spec's own patterns, as CEL single-quoted string literals (backslashes escaped).
-REPO_ID_CEL = REPO_ID.replace("\\", "\\\\")
-DURATION_CEL = DURATION.replace("\\", "\\\\")
-
-# Rules on `spec` (self is the spec). Each message names the field and says what to change.
-SPEC_RULES: list[dict[str, str]] = [
-    {
-        "rule": "!has(self.rewards) || "
-        f"self.rewards.map(r, has(r.code) ? size(r.code) : 0).sum() <= {MAX_REWARD_CODE_TOTAL}",
-        "message": f"`spec.rewards[].code` may hold {MAX_REWARD_CODE_TOTAL} characters in all: move long "
-        "reward code into a module in the trainer image and name it in `function`",
-        "fieldPath": ".rewards",
-    },
-    {
-        "rule": "!has(self.rewards) || self.method == 'GRPO'",
-        "message": "`spec.rewards` is only used by `method: GRPO`: remove it, or set `method: GRPO`",
-        "fieldPath": ".rewards",
-    },
-    {
-        "rule": "!has(self.hardware) || !has(self.hardware.flavor) || self.backend == 'HFJobs'",
-        "message": "`spec.hardware.flavor` names a Hugging Face Jobs flavor: set `backend: HFJobs`, "
-        "or request in-cluster GPUs with `hardware.gpuCount`/`gpuProduct`",
-        "fieldPath": ".hardware.flavor",
-    },
-    {
-        "rule": "!has(self.hardware) || !has(self.hardware.flavor) || "
-        "!(has(self.hardware.gpuCount) || has(self.hardware.gpuProduct))",
-        "message": "`spec.hardware` takes either `flavor` (HF Jobs) or `gpuCount`/`gpuProduct` (in-cluster), "
-        "not both: remove one",
-        "fieldPath": ".hardware",
-    },
-    {
-        "rule": "!has(self.hardware) || !(has(self.hardware.gpuCount) || has(self.hardware.gpuProduct)) "
-        "|| self.backend != 'HFJobs'",
-        "message": "`spec.hardware.gpuCount`/`gpuProduct` request in-cluster GPUs: with `backend: HFJobs` "
-        "use `hardware.flavor` instead",
-        "fieldPath": ".hardware",
-    },
-    {
-        "rule": "!has(self.output) || !has(self.output.gguf) || size(self.output.gguf) == 0 "
-        "|| has(self.output.repo)",
-        "message": "`spec.output.gguf` needs `spec.output.repo` (the GGUF files go to `<repo>-GGUF`): "
-        "set `output.repo: owner/name`",
-        "fieldPath": ".output.gguf",
-    },
-    {
-        "rule": "!has(self.output) || !has(self.output.ggufRepo) || has(self.output.gguf)",
-        "message": "`spec.output.ggufRepo` is only used with `spec.output.gguf`: list the quantizations "
-        "(e.g. `gguf: [Q4_K_M]`) or remove it",
-        "fieldPath": ".output.ggufRepo",
-    },
-    {
-        "rule": "!has(self.lora) || self.peft != 'None'",
-        "message": "`spec.lora` has no effect with `peft: None`: remove it, or set `peft: LoRA`",
-        "fieldPath": ".lora",
-    },
-    {
-        "rule": "!has(self.hyperparameters) || !(has(self.hyperparameters.numGenerations) "
-        "|| has(self.hyperparameters.maxCompletionLength)) || self.method == 'GRPO'",
-        "message": "`spec.hyperparameters.numGenerations` and `maxCompletionLength` are GRPO settings: "
-        "remove them, or set `method: GRPO`",
-        "fieldPath": ".hyperparameters",
-    },
-    {
-        "rule": "!has(self.hyperparameters) || !has(self.hyperparameters.packing) || self.method == 'SFT'",
-        "message": "`spec.hyperparameters.packing` only applies to `method: SFT`: remove it",
-        "fieldPath": ".hyperparameters.packing",
-    },
-    {
-        "rule": "!has(self.hyperparameters) || !has(self.hyperparameters.beta) || self.method != 'SFT'",
-        "message": "`spec.hyperparameters.beta` is a DPO/GRPO setting: remove it for `method: SFT`",
-        "fieldPath": ".hyperparameters.beta",
-    },
-]
-
-# A Hub id (`owner/name`, or a legacy bare `name`) or a local path (`/…`, `./…`): anything else (blank, spaces,
-# `a//b`) passed admission before, and then the Hub client's HFValidationError failed every reconcile.
-HUB_ID_OR_PATH_CEL = "^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$|^[.]{0,2}/.*[^ ]$"
-
-
-def _name_rule(field: str) -> dict[str, str]:
-    return {
-        "rule": f"self.name.matches('{HUB_ID_OR_PATH_CEL}')",
-        "message": f"`spec.{field}.name` must be a Hub repo id `owner/name` (letters, digits, `.`, `_`, `-`) "
-        "or a local path starting with `/` or `./`",
-        "fieldPath": ".name",
-    }
-
-
-# Rules placed on sub-schemas, by path of property names below spec.
-NESTED_RULES: dict[tuple[str, ...], list[dict[str, str]]] = {
-    ("model",): [_name_rule("model")],
-    ("dataset",): [_name_rule("dataset")],
-    ("output",): [
-        {
-            "rule": f"!has(self.repo) || self.repo.matches('{REPO_ID_CEL}')",
-            "message": "`spec.output.repo` must be a Hub repo id `owner/name` (letters, digits, `.`, `_`, `-`)",
-            "fieldPath": ".repo",
-        },
-        {
-            "rule": f"!has(self.ggufRepo) || self.ggufRepo.matches('{REPO_ID_CEL}')",
-            "message": "`spec.output.ggufRepo` must be a Hub repo id `owner/name`",
-            "fieldPath": ".ggufRepo",
-        },
-    ],
-    ("budget",): [
-        {
-            "rule": f"!has(self.timeout) || self.timeout.matches('{DURATION_CEL}')",
-            "message": "`spec.budget.timeout` must be a duration such as `90m`, `4h` or `1h30m`",
-            "fieldPath": ".timeout",
-        }
-    ],
-    ("rewards", "[]"): [
-        {
-            "rule": "self.type != 'Python' || has(self.function) || has(self.code)",
-            "message": "a `Python` reward needs `function` (`module:function`) or inline `code`",
-        },
-        {
-            "rule": "self.type == 'Python' || !(has(self.function) || has(self.code))",
-            "message": "`function` and `code` only apply to `type: Python` rewards: remove them",
-        },
-    ],
-}
 
 # CEL replaces these patterns with a message that says what to write.
 PATTERNS_REPLACED_BY_CEL: set[tuple[str, ...]] = {
@@ -218,9 +95,8 @@ def spec_schema() -> dict[str, Any]:
     schema = _structural(FineTuneJobSpec, "validation")
     for path in PATTERNS_REPLACED_BY_CEL:
         _at(schema, path).pop("pattern", None)
-    schema["x-kubernetes-validations"] = SPEC_RULES
-    for path, rules in NESTED_RULES.items():
-        _at(schema, path)["x-kubernetes-validations"] = rules
+    for rule in SPEC_RULES:  # in table order, each on the node it is attached to
+        _at(schema, rule.at).setdefault("x-kubernetes-validations", []).append(rule.as_cel())
     return schema
 
 

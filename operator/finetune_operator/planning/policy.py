@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pydantic import Field
-from pydantic.alias_generators import to_camel
 
+from finetune_operator.api.rules import check_spec
 from finetune_operator.api.spec import Backend, FineTuneJobSpec, HyperparametersSpec, parse_duration_seconds
 from finetune_operator.api.status import PlanSummary
 from finetune_operator.errors import SpecError
@@ -42,8 +42,7 @@ from finetune_operator.planning.memory import MemoryEstimate, Sharding, Training
 from finetune_operator.planning.model_info import ModelInfo
 from finetune_operator.planning.throughput import BUILTIN_MEASUREMENTS
 from finetune_training.camel import CamelModel
-from finetune_training.plan import Hyperparameters, LoraSettings, Method, PeftMode
-from finetune_training.profiles import PROFILES
+from finetune_training.plan import Hyperparameters, LoraSettings, PeftMode
 
 CPU = "CPU"
 """The name of the CPU "accelerator" (a Local run without a GPU): its memory is RAM."""
@@ -557,40 +556,8 @@ def _reason(spec: FineTuneJobSpec, inp: _Inputs, fit: _Fit, search: _Search) -> 
 
 
 def _check_spec(spec: FineTuneJobSpec) -> None:
-    evaluation = spec.evaluation
-    gated = evaluation is not None and (
-        evaluation.max_loss is not None or evaluation.min_improvement is not None
-    )
-    if gated and PROFILES[spec.method].generates:
-        raise SpecError(
-            "EvaluationInvalid",
-            f"`evaluation.maxLoss` and `evaluation.minImprovement` compare losses, and {spec.method.value}'s "
-            "loss says little about the model: remove them (its held-out reward is still reported)",
-        )
-    hp = spec.hyperparameters
-    if spec.method == Method.GRPO and hp and hp.per_device_batch_size:
-        gens = hp.num_generations or PROFILES[Method.GRPO].default("num_generations")
-        accum = hp.gradient_accumulation_steps or 4
-        if (hp.per_device_batch_size * accum) % gens:
-            raise SpecError(
-                "HyperparametersInvalid",
-                "GRPO needs `perDeviceBatchSize` x `gradientAccumulationSteps` "
-                f"({hp.per_device_batch_size} x "
-                f"{accum}) to be a multiple of `numGenerations` ({gens})",
-            )
-    if hp is None:
-        return
-    # Fields one method reads are refused on the others (naming the method), so a typo'd method shows.
-    for other in PROFILES.values():
-        if other.method == spec.method:
-            continue
-        stray = [name for name in other.own_fields if getattr(hp, name, None) is not None]
-        if stray:
-            fields = " and ".join(f"`{to_camel(name)}`" for name in stray)
-            verb = "apply" if len(stray) > 1 else "applies"
-            raise SpecError(
-                "HyperparametersInvalid", f"{fields} {verb} to `method: {other.method.value}` only"
-            )
+    # The spec's cross-field rules, the same table (and messages) as the CRD's CEL rules.
+    check_spec(spec)
 
 
 def make_plan(
@@ -630,7 +597,8 @@ def make_plan(
     ------
     SpecError
         `NoHardwareFits` (with the smallest change that would fit), `HardwareInvalid`, `BudgetExceeded`,
-        `TimeoutTooShort` or `HyperparametersInvalid`.
+        `TimeoutTooShort` or `HyperparametersInvalid`; and, for a spec that breaks one of the rules the
+        CRD's CEL carries (`api.rules`), that rule's reason and the API server's message.
     """
     _check_spec(spec)
     inp = _Inputs(model, dataset_rows, mean_tokens, catalog, cluster_offers, config)
