@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 from finetune_operator.api.spec import Backend, FineTuneJobSpec
 from finetune_operator.config import OperatorConfig
@@ -15,10 +17,13 @@ from finetune_operator.planning import (
     load_catalog,
     offers_from_objects,
 )
+from finetune_operator.planning.cluster import offers_from_nodes
 from finetune_operator.planning.model_info import load_model_info
 from finetune_operator.planning.policy import PlanDecision, make_plan
 
 CATALOG_TTL_SECONDS = 3600.0
+GpuCapacity = Callable[[], tuple[list[dict[str, Any]], dict[str, int]]]
+"""The nodes that offer GPUs (API JSON) and the GPUs unfinished pods hold per node name, now."""
 
 
 def planner_config(cfg: OperatorConfig) -> PlannerConfig:
@@ -36,9 +41,13 @@ def planner_config(cfg: OperatorConfig) -> PlannerConfig:
 class PlannerService:
     """Plans FineTuneJobs; caches the HF Jobs catalog for an hour."""
 
-    def __init__(self, cfg: OperatorConfig, kube: KubeGateway | None) -> None:
+    def __init__(
+        self, cfg: OperatorConfig, kube: KubeGateway | None, capacity: GpuCapacity | None = None
+    ) -> None:
         self.cfg = cfg
         self.kube = kube
+        self.capacity = capacity
+        """The GPU nodes and GPUs held per node from the operator's watches; None: list them per plan."""
         self._catalog: tuple[float, HFJobsCatalog] | None = None
         self._lock = threading.Lock()
 
@@ -53,6 +62,15 @@ class PlannerService:
         """Free and total GPUs on this cluster's nodes, when Kubernetes is an enabled backend."""
         if self.kube is None or Backend.KUBERNETES not in self.cfg.enabled_backends:
             return []
+        if self.capacity is not None:
+            nodes, busy = self.capacity()
+            return offers_from_nodes(
+                nodes,
+                busy,
+                self.cfg.gpu_prices,
+                tolerations=self.cfg.tolerations,
+                node_selector=self.cfg.node_selector,
+            )
         nodes, pods = self.kube.list_nodes_and_pods()
         return offers_from_objects(
             nodes,

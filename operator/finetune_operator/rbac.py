@@ -56,9 +56,11 @@ PERMISSIONS: tuple[Permission, ...] = (
     *_each("", "configmaps", "create", Scope.WATCHED, "the training plan"),
     *_each("batch", "jobs", "create get list delete", Scope.WATCHED, "the training Job"),
     *_each("", "pods", "list", Scope.WATCHED, "why the training pod waits"),
+    *_each("", "pods", "watch", Scope.WATCHED, "kopf's index of the GPUs unfinished pods hold"),
     *_each("", "pods/log", "get", Scope.WATCHED, "training progress lines"),
-    # Planning: GPU capacity and product labels (pods in all namespaces only in cluster-wide mode).
-    *_each("", "nodes", "list", Scope.CLUSTER, "the GPU catalog"),
+    # Planning: GPU capacity and product labels, kept by kopf's indexes from watches (GPUs held by pods
+    # are seen where pods are watched: every namespace in cluster-wide mode, else `watchNamespaces`).
+    *_each("", "nodes", "list watch", Scope.CLUSTER, "the GPU catalog (kopf's index of GPU nodes)"),
     # The copy of a token that cancels remote work after its namespace is deleted.
     *_each("", "secrets", "create get update delete", Scope.OPERATOR, "the kept cancel token"),
 )

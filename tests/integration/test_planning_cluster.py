@@ -199,3 +199,28 @@ def test_discovery_on_local_control_plane(core_v1: Any, namespace: str) -> None:
     assert after["gpu-h100-0"].requested == before["gpu-h100-0"].requested + 3
     assert after["gpu-h100-0"].free == before["gpu-h100-0"].free - 3
     core_v1.delete_namespaced_pod("planner-busy", namespace, grace_period_seconds=0)
+
+
+@pytest.mark.cluster
+def test_indexed_capacity_matches_a_listing_of_the_real_api(core_v1: Any) -> None:
+    """The operator's kopf indexes read the API server's own Node and Pod JSON: fed each listed object
+    (as kopf feeds them from its watches), they give the very offers a fresh listing gives."""
+    import asyncio
+
+    import kopf
+
+    from finetune_operator.handlers.indexes import gpu_capacity, gpu_nodes, gpu_pods
+    from finetune_operator.planning.cluster import offers_from_nodes
+
+    nodes, pods = KubeGateway(core_v1.api_client).list_nodes_and_pods()
+
+    def index(fn: Any, objects: list[dict[str, Any]]) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {}
+        for obj in objects:
+            for key, value in asyncio.run(fn(body=kopf.Body(obj))).items():
+                out.setdefault(key, []).append(value)
+        return out
+
+    listed, busy = gpu_capacity(index(gpu_nodes, nodes), index(gpu_pods, pods))
+    assert {n["metadata"]["name"] for n in listed} >= {"gpu-h100-0", "gpu-h100-1", "gpu-a10g-0"}
+    assert offers_from_nodes(listed, busy) == offers_from_objects(nodes, pods)

@@ -71,10 +71,11 @@ Rules on namespaced resources: what reconciling a FineTuneJob needs, no more. Us
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [create, get, list, delete]
-# Why a training pod waits (the scheduler's message), and its log stream (progress lines).
+# Why a training pod waits (the scheduler's message), its log stream (progress lines), and the GPUs
+# pods hold (watched: planning counts free GPUs from it instead of listing pods per plan).
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list]
+  verbs: [list, watch]
 - apiGroups: [""]
   resources: [pods/log]
   verbs: [get]

@@ -5,6 +5,11 @@ every watch event, and drops an object's entry when the object goes.
 
 - `ftj_phases`: every FineTuneJob under its `status.phase`, counted at each scrape for
   `finetune_operator_jobs{phase}` (terminal jobs included: they never run a handler again).
+- `gpu_nodes`, `gpu_pods`: the nodes that offer GPUs (what planning reads of them) and the GPUs each
+  unfinished pod holds, by node: planning reads the cluster's GPU capacity from here
+  (:func:`gpu_capacity`) instead of listing every pod of the cluster per plan. Nodes and pods without
+  GPUs index nothing. Pods are watched where the operator serves FineTuneJobs (every namespace, or its
+  `watchNamespaces`); the chart grants `list` and `watch` on pods there and on nodes.
 
 Index functions are `async`: kopf runs them on its event loop for each watch event, not on the handler
 threads.
@@ -19,12 +24,28 @@ import kopf
 
 from finetune_operator import GROUP, PLURAL, VERSION
 from finetune_operator.api.status import Phase
+from finetune_operator.planning.cluster import gpu_node, pod_holds_gpus
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
 async def ftj_phases(status: kopf.Status, **_: Any) -> dict[str, None]:
     """One entry per FineTuneJob, under its phase (a job without status yet is Pending)."""
     return {str(status.get("phase") or Phase.PENDING.value): None}
+
+
+@kopf.index("v1", "nodes")
+async def gpu_nodes(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+    """A node that offers GPUs, under its name (what planning reads of it); nothing for the others."""
+    node = gpu_node(body)
+    return {node["metadata"]["name"]: node} if node is not None else {}
+
+
+@kopf.index("v1", "pods")
+async def gpu_pods(body: kopf.Body, **_: Any) -> dict[str, int]:
+    """The GPUs an unfinished pod holds, under its node's name; nothing for the others (a pod that
+    finishes leaves the index at its next event)."""
+    held = pod_holds_gpus(body)
+    return {held[0]: held[1]} if held is not None else {}
 
 
 def _entries(index: Mapping[Any, Iterable[Any]]) -> dict[Any, list[Any]]:
@@ -41,3 +62,13 @@ def _entries(index: Mapping[Any, Iterable[Any]]) -> dict[Any, list[Any]]:
 def phase_counts(index: Mapping[str, Iterable[None]]) -> dict[str, int]:
     """FineTuneJobs per phase, from `ftj_phases`."""
     return {phase: len(jobs) for phase, jobs in _entries(index).items()}
+
+
+def gpu_capacity(
+    nodes: Mapping[str, Iterable[dict[str, Any]]], pods: Mapping[str, Iterable[int]]
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The GPU nodes and the GPUs held per node, from `gpu_nodes` and `gpu_pods` (for
+    `planning.cluster.offers_from_nodes`)."""
+    listed = [node for entries in _entries(nodes).values() for node in entries]
+    busy = {name: sum(counts) for name, counts in _entries(pods).items()}
+    return listed, busy

@@ -18,10 +18,10 @@ from finetune_operator.backends.kubernetes import KubernetesBackend
 from finetune_operator.backends.local import LocalBackend
 from finetune_operator.backends.metered import MeteredBackend
 from finetune_operator.config import OperatorConfig
-from finetune_operator.handlers.indexes import phase_counts
+from finetune_operator.handlers.indexes import gpu_capacity, phase_counts
 from finetune_operator.kube import KubeGateway
 from finetune_operator.metrics import OperatorMetrics, start_metrics_server
-from finetune_operator.planner_service import PlannerService
+from finetune_operator.planner_service import GpuCapacity, PlannerService
 from finetune_operator.reconcile import Deps
 from finetune_operator.status_writer import StatusWriter
 from finetune_operator.validation import inspect_dataset
@@ -78,8 +78,13 @@ def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
         api.close()
 
 
-def build_deps(cfg: OperatorConfig, api: client.ApiClient, metrics: OperatorMetrics | None) -> Deps:
-    """Everything the reconcile loop needs."""
+def build_deps(
+    cfg: OperatorConfig,
+    api: client.ApiClient,
+    metrics: OperatorMetrics | None,
+    capacity: GpuCapacity | None = None,
+) -> Deps:
+    """Everything the reconcile loop needs (`capacity`: the cluster's GPUs from kopf's indexes)."""
     kube = KubeGateway(api)
     backends: dict[str, Backend] = {}
     for name in cfg.enabled_backends:
@@ -91,7 +96,7 @@ def build_deps(cfg: OperatorConfig, api: client.ApiClient, metrics: OperatorMetr
             backends[name.value] = HFJobsBackend(cfg)
     if metrics is not None:
         backends = {name: MeteredBackend(backend, name, metrics) for name, backend in backends.items()}
-    planner = PlannerService(cfg, kube)
+    planner = PlannerService(cfg, kube, capacity)
     return Deps(
         config=cfg,
         kube=kube,
@@ -138,7 +143,11 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logge
     if cfg.metrics_port and getattr(memo, "metrics_server", None) is None:
         memo.metrics_server = start_metrics_server(cfg.metrics_port, memo.metrics.registry)
         logger.info("Prometheus metrics on :%d/metrics", cfg.metrics_port)
-    memo.deps = build_deps(cfg, memo.api, memo.metrics)
+    nodes, pods = kwargs.get("gpu_nodes"), kwargs.get("gpu_pods")
+    capacity = None
+    if isinstance(nodes, Mapping) and isinstance(pods, Mapping):
+        capacity = partial(gpu_capacity, nodes, pods)
+    memo.deps = build_deps(cfg, memo.api, memo.metrics, capacity)
     logger.info("backends enabled: %s", ", ".join(memo.deps.backends) or "none")
 
 

@@ -9,13 +9,16 @@ Nodes a training pod could never land on are no offer at all: a `NoSchedule`/`No
 pods do not tolerate, or labels that miss the operator's extra node selector (both from its configuration,
 the same ones the Kubernetes backend puts on the pods).
 
-The pure function takes dicts shaped as the Kubernetes API's JSON; the operator lists them with
-`finetune_operator.kube.KubeGateway.list_nodes_and_pods`.
+The pure functions take dicts shaped as the Kubernetes API's JSON. The operator keeps what they need in
+memory from watch events (kopf indexes of :func:`gpu_node` per GPU node and :func:`pod_gpu_request` per
+unfinished pod holding GPUs, by node: `finetune_operator.handlers.indexes`) and plans with
+:func:`offers_from_nodes`; the CLI lists them once (`finetune_operator.kube.KubeGateway.list_nodes_and_pods`)
+and plans with :func:`offers_from_objects`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import Field
@@ -30,7 +33,7 @@ _DONE = {"Succeeded", "Failed"}
 
 
 class GpuPrice(CamelModel):
-    """What one in-cluster GPU costs per hour (the operator's Helm values, `planner.clusterGpuPrices`)."""
+    """What one in-cluster GPU costs per hour (Helm values `config.gpu_prices`)."""
 
     product: str
     """A `nvidia.com/gpu.product` value, or a GPU type name (`H100`) that covers every variant."""
@@ -66,14 +69,14 @@ def _count(value: Any) -> int:
         return 0
 
 
-def _container_gpus(container: dict[str, Any]) -> int:
+def _container_gpus(container: Mapping[str, Any]) -> int:
     res = container.get("resources") or {}
     requests = res.get("requests") or {}
     limits = res.get("limits") or {}
     return _count(requests.get(GPU_RESOURCE, limits.get(GPU_RESOURCE)))
 
 
-def pod_gpu_request(pod: dict[str, Any]) -> int:
+def pod_gpu_request(pod: Mapping[str, Any]) -> int:
     """GPUs a pod holds: max(sum of containers, largest init container).
 
     Parameters
@@ -91,6 +94,50 @@ def pod_gpu_request(pod: dict[str, Any]) -> int:
     return max(main, init)
 
 
+def pod_holds_gpus(pod: Mapping[str, Any]) -> tuple[str, int] | None:
+    """The node and GPU count of a pod that holds GPUs now (bound, not finished, requesting some), else None."""
+    node_name = (pod.get("spec") or {}).get("nodeName")
+    if not node_name or (pod.get("status") or {}).get("phase") in _DONE:
+        return None
+    gpus = pod_gpu_request(pod)
+    return (str(node_name), gpus) if gpus > 0 else None
+
+
+def busy_gpus(pods: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """GPUs held by unfinished pods, per node name."""
+    busy: dict[str, int] = {}
+    for pod in pods:
+        held = pod_holds_gpus(pod)
+        if held is not None:
+            busy[held[0]] = busy.get(held[0], 0) + held[1]
+    return busy
+
+
+def gpu_node(node: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What planning reads of a node that offers GPUs (labels, taints, cordon, readiness, GPU counts), as
+    plain dicts; None for a node without GPUs. Kept per GPU node, so the cache stays small."""
+    meta = node.get("metadata") or {}
+    spec = node.get("spec") or {}
+    status = node.get("status") or {}
+    capacity = (status.get("capacity") or {}).get(GPU_RESOURCE)
+    allocatable = (status.get("allocatable") or {}).get(GPU_RESOURCE, capacity)
+    if _count(allocatable) <= 0:
+        return None
+    ready = [dict(c) for c in status.get("conditions") or [] if c.get("type") == "Ready"]
+    return {
+        "metadata": {"name": str(meta.get("name")), "labels": dict(meta.get("labels") or {})},
+        "spec": {
+            "unschedulable": bool(spec.get("unschedulable")),
+            "taints": [dict(t) for t in spec.get("taints") or []],
+        },
+        "status": {
+            "capacity": {GPU_RESOURCE: capacity},
+            "allocatable": {GPU_RESOURCE: allocatable},
+            "conditions": [{"type": c.get("type"), "status": c.get("status")} for c in ready],
+        },
+    }
+
+
 def price_for(product: str, prices: Iterable[GpuPrice]) -> float:
     """Cost per GPU-hour of a product: an exact product entry, else its GPU type's, else 0."""
     prices = list(prices)
@@ -104,7 +151,7 @@ def price_for(product: str, prices: Iterable[GpuPrice]) -> float:
     return 0.0
 
 
-def _ready(node: dict[str, Any]) -> bool:
+def _ready(node: Mapping[str, Any]) -> bool:
     if (node.get("spec") or {}).get("unschedulable"):
         return False
     conditions = (node.get("status") or {}).get("conditions") or []
@@ -112,7 +159,7 @@ def _ready(node: dict[str, Any]) -> bool:
     return ready is None or ready.get("status") == "True"
 
 
-def tolerates(taint: dict[str, Any], tolerations: Iterable[dict[str, Any]]) -> bool:
+def tolerates(taint: Mapping[str, Any], tolerations: Iterable[Mapping[str, Any]]) -> bool:
     """True when one of the tolerations matches the taint (the scheduler's rule).
 
     An empty toleration effect matches every effect; `Exists` with no key matches every taint; `Equal` (the
@@ -132,7 +179,7 @@ def tolerates(taint: dict[str, Any], tolerations: Iterable[dict[str, Any]]) -> b
 
 
 def accepts_pods(
-    node: dict[str, Any], tolerations: Iterable[dict[str, Any]] | None, node_selector: dict[str, str]
+    node: Mapping[str, Any], tolerations: Iterable[dict[str, Any]] | None, node_selector: dict[str, str]
 ) -> bool:
     """True when training pods with these tolerations (None: taints not checked) and this node selector may
     be scheduled on the node."""
@@ -174,13 +221,22 @@ def offers_from_objects(
     list[ClusterGpuOffer]
         One per node with at least one GPU, most free GPUs first.
     """
+    return offers_from_nodes(
+        nodes, busy_gpus(pods), prices, tolerations=tolerations, node_selector=node_selector
+    )
+
+
+def offers_from_nodes(
+    nodes: Iterable[Mapping[str, Any]],
+    busy: Mapping[str, int],
+    prices: Iterable[GpuPrice] = (),
+    *,
+    tolerations: Iterable[dict[str, Any]] | None = None,
+    node_selector: dict[str, str] | None = None,
+) -> list[ClusterGpuOffer]:
+    """GPU offers per node, from the nodes and the GPUs held on each (:func:`busy_gpus`); see
+    :func:`offers_from_objects`."""
     prices = list(prices)
-    busy: dict[str, int] = {}
-    for pod in pods:
-        node_name = (pod.get("spec") or {}).get("nodeName")
-        if not node_name or (pod.get("status") or {}).get("phase") in _DONE:
-            continue
-        busy[node_name] = busy.get(node_name, 0) + pod_gpu_request(pod)
     offers = []
     for node in nodes:
         if not accepts_pods(node, tolerations, node_selector or {}):
