@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import base64
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
@@ -18,19 +22,60 @@ def cancel_secret_name(uid: str) -> str:
     return f"ftjob-cancel-{uid}"
 
 
-class KubeGateway:
-    """Reads what the reconcile loop needs from the cluster."""
+SECRET_RECHECK_SECONDS = 60.0
+"""How long a read Secret is reused before it is read again (a rotated token is picked up within this
+time, or at the job's next check once the Hub refused the old one: see `KubeGateway.forget_secret`)."""
 
-    def __init__(self, api_client: client.ApiClient) -> None:
+
+@dataclass(frozen=True)
+class _ReadSecret:
+    resource_version: str
+    data: dict[str, str]
+    read_at: float
+
+    def __repr__(self) -> str:  # never the values
+        return f"_ReadSecret(resource_version={self.resource_version!r}, keys={sorted(self.data)})"
+
+
+class KubeGateway:
+    """Reads what the reconcile loop needs from the cluster.
+
+    A token Secret is read once and reused by every pass of every job that names it, for
+    `secret_recheck_seconds`, then read again (a new resourceVersion replaces it). The operator cannot
+    watch Secrets (that needs `list`/`watch` on all of them), so this bounds the reads instead: one GET per
+    Secret per period, not one per job per tick. A missing Secret or key is never remembered.
+    """
+
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        *,
+        secret_recheck_seconds: float = SECRET_RECHECK_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.api_client = api_client
         self.core = client.CoreV1Api(api_client)
         self.batch = client.BatchV1Api(api_client)
+        self.secret_recheck_seconds = secret_recheck_seconds
+        self._clock = clock
+        self._secrets: dict[tuple[str, str], _ReadSecret] = {}
+        self._secrets_lock = threading.Lock()
 
-    def read_secret_value(self, namespace: str, name: str, key: str) -> str:
-        """One key of a Secret, decoded. Missing Secret or key is a user mistake."""
+    def forget_secret(self, namespace: str, name: str) -> None:
+        """Read this Secret afresh next time (its token was refused, or a key was missing)."""
+        with self._secrets_lock:
+            self._secrets.pop((namespace, name), None)
+
+    def _secret_data(self, namespace: str, name: str, key: str) -> dict[str, str]:
+        now = self._clock()
+        with self._secrets_lock:
+            known = self._secrets.get((namespace, name))
+        if known is not None and now - known.read_at < self.secret_recheck_seconds:
+            return known.data
         try:
             secret = self.core.read_namespaced_secret(name, namespace)
         except ApiException as exc:
+            self.forget_secret(namespace, name)
             if exc.status == 404:
                 raise SpecError(
                     "TokenSecretNotFound",
@@ -38,14 +83,29 @@ class KubeGateway:
                     f"create it with `kubectl create secret generic {name} --from-literal={key}=hf_...`",
                 ) from None
             raise api_error(exc, "get", "secrets", namespace) from None
-        data = (secret.data or {}).get(key)
-        if not data:
+        version = str((secret.metadata and secret.metadata.resource_version) or "")
+        listed: dict[str, Any] = secret.data or {}
+        data = {k: str(v) for k, v in listed.items() if v}  # base64, decoded per key when asked
+        with self._secrets_lock:
+            # Entries past their period would be read again anyway: drop them (Secrets of jobs long gone).
+            stale = [k for k, v in self._secrets.items() if now - v.read_at >= self.secret_recheck_seconds]
+            for k in stale:
+                del self._secrets[k]
+            self._secrets[(namespace, name)] = _ReadSecret(version, data, now)
+        return data
+
+    def read_secret_value(self, namespace: str, name: str, key: str) -> str:
+        """One key of a Secret, decoded. Missing Secret or key is a user mistake."""
+        values = self._secret_data(namespace, name, key)
+        raw = values.get(key)
+        if not raw:
+            self.forget_secret(namespace, name)  # the key may be added next: read it afresh then
             raise SpecError(
                 "TokenSecretKeyMissing",
                 f"Secret `{name}` has no key `{key}`: set `spec.tokenSecretRef.key` to one of "
-                f"{sorted((secret.data or {}).keys())}",
+                f"{sorted(values)}",
             )
-        return base64.b64decode(data).decode().strip()
+        return base64.b64decode(raw).decode().strip()
 
     # -- what is needed to cancel, kept apart from the user's Secret ---------------------------------------
     # `kubectl delete namespace` removes the token Secret together with the FineTuneJob, yet cancelling paid

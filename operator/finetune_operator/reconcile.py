@@ -168,6 +168,7 @@ def _target(job: FineTuneJob, deps: Deps, *, with_token: bool, attempt: int) -> 
         token_secret_key=key,
         token=token,
         events_key=events_key(deps.config, job.metadata.uid, attempt),
+        queue=job.spec.queue or deps.config.default_queue,
     )
 
 
@@ -181,17 +182,29 @@ class Reconciler:
         self.status = job.status.model_copy(deep=True)
         self.events: list[EventRecord] = []
         self._token_target: JobTarget | None = None
+        self._with_token = False
 
     # -- helpers -------------------------------------------------------------------------------------
     def event(self, reason: str, message: str, warning: bool = False) -> None:
         self.events.append(EventRecord("Warning" if warning else "Normal", reason, message))
 
-    def target(self) -> JobTarget:
-        """The job's identity with its token (read once per reconcile, never stored), for the attempt in
-        hand: the live one once submitted, else the next."""
-        if self._token_target is None:
-            self._token_target = _target(self.job, self.deps, with_token=True, attempt=self.attempt())
+    def target(self, with_token: bool = True) -> JobTarget:
+        """The job's identity with its token (read at most once per reconcile, never stored in status), for
+        the attempt in hand: the live one once submitted, else the next. `with_token=False`: a pass whose
+        backend does not need the token (a batch/v1 Job is polled with the operator's own credentials)
+        reads no Secret."""
+        if self._token_target is None or (with_token and not self._with_token):
+            self._token_target = _target(self.job, self.deps, with_token=with_token, attempt=self.attempt())
+            self._with_token = with_token
         return self._token_target
+
+    def forget_token(self) -> None:
+        """The job waits on something a new token may fix (refused, missing, a repo it cannot see): its
+        Secret is read afresh at the next check, not taken from the gateway's cache."""
+        ref = self.job.spec.token_secret_ref
+        secret = ref.name if ref else self.deps.config.default_token_secret
+        if secret and self.deps.kube is not None:
+            self.deps.kube.forget_secret(self.job.metadata.namespace, secret)
 
     def attempt(self) -> int:
         ref = self.status.backend_ref
@@ -271,6 +284,7 @@ class Reconciler:
 
     def block(self, err: SpecError) -> None:
         """Wait for the user or the world to fix `err`; re-check on spec edits and on a bounded timer."""
+        self.forget_token()
         cap = SECRET_MAX_RECHECK_SECONDS if err.reason in SECRET_REASONS else BLOCKED_MAX_RECHECK_SECONDS
         delay = self.schedule(BLOCKED_FIRST_RECHECK_SECONDS, cap)
         if set_condition(self.status, ConditionType.BLOCKED, "True", err.reason, err.message, self.gen):
@@ -533,7 +547,7 @@ class Reconciler:
         ref = self.status.backend_ref
         assert ref is not None
         backend = self.backend()
-        target = self.target()
+        target = self.target(with_token=backend.needs_token)
         work = backend.poll(target, ref)
         self.observe_cost(ref, work)
         self.observe_restarts(ref, work)
@@ -567,11 +581,22 @@ class Reconciler:
             message = f"training on {self.status.plan.target if self.status.plan else ref.kind}"
             if set_condition(self.status, ConditionType.TRAINING, "True", reason, message, self.gen):
                 self.event("TrainingStarted", message)
-        elif work.state == WorkState.QUEUED and work.message:
-            self.status.message = work.message
+        elif work.state == WorkState.QUEUED:
+            self.requeued(work)
         self.absorb(tracker)
         if work.state in TERMINAL_STATES:
             self.finish(work.state, work.reason, work.message, tracker)
+
+    def requeued(self, work: WorkStatus) -> None:
+        """The work waits (for GPUs, for a queue's quota) — again, when a queue took its GPUs back from a
+        running attempt (Kueue's preemption): it shows Queued with the queue's reason, not Running."""
+        if work.message:
+            self.status.message = work.message
+        training = get_condition(self.status, ConditionType.TRAINING)
+        if training is not None and training.status == "True":
+            message = work.message or "the run was stopped and waits to be admitted again"
+            set_condition(self.status, ConditionType.TRAINING, "False", "Requeued", message, self.gen)
+            self.event("Requeued", message, warning=True)
 
     def observe_restarts(self, ref: WorkRef, work: WorkStatus) -> None:
         """A run the backend restarted itself (a Job's failed pod) is said, not hidden in the attempt."""
@@ -716,7 +741,11 @@ class Reconciler:
         number of attempts. Backends that retry on their own (a Job's backoffLimit) are not doubled."""
         backend = self.backend()
         limit = self.deps.config.max_attempts
-        if backend.retries_itself or reason in {"Timeout", "Cancelled"} or self.status.attempts >= limit:
+        # A Job spanning several nodes does not restart one node's pod alone (half a process group cannot
+        # go on): its attempt ends, and the next one starts every node afresh from the last checkpoint.
+        plan = self.status.plan
+        retries_itself = backend.retries_itself and not (plan is not None and plan.nodes > 1)
+        if retries_itself or reason in {"Timeout", "Cancelled"} or self.status.attempts >= limit:
             return False
         text = (
             f"attempt {self.status.attempts} ended ({reason or 'failed'}: "

@@ -105,6 +105,8 @@ class FakeKube:
     def __init__(self) -> None:
         self.secrets: dict[str, str] = {"hf-token": "hf_test"}
         self.kept: dict[tuple[str, str], str] = {}
+        self.reads = 0
+        self.forgotten: list[str] = []
 
     def keep_cancel_token(self, namespace: str, uid: str, token: str) -> None:
         self.kept[namespace, uid] = token
@@ -116,9 +118,13 @@ class FakeKube:
         self.kept.pop((namespace, uid), None)
 
     def read_secret_value(self, namespace: str, name: str, key: str) -> str:
+        self.reads += 1
         if name not in self.secrets:
             raise SpecError("TokenSecretNotFound", f"Secret `{name}` does not exist in `{namespace}`")
         return self.secrets[name]
+
+    def forget_secret(self, namespace: str, name: str) -> None:
+        self.forgotten.append(name)
 
 
 class FakeReport:
@@ -692,3 +698,20 @@ def test_validation_and_planning_are_timed_where_they_run(world: World) -> None:
     text = metrics.render()
     assert "finetune_operator_validation_duration_seconds_count 1.0" in text
     assert "finetune_operator_planning_duration_seconds_count 1.0" in text
+
+
+def test_monitoring_work_that_needs_no_token_reads_no_secret(world: World) -> None:
+    """A batch/v1 Job is polled with the operator's own credentials: a running job's ticks read no Secret."""
+    world.backend.needs_token = False
+    world.step()
+    world.backend.work().state = WorkState.RUNNING
+    reads = world.kube.reads
+    for _ in range(3):
+        world.step()
+    assert world.phase == Phase.RUNNING and world.kube.reads == reads
+
+
+def test_a_blocked_job_reads_its_secret_afresh_at_the_next_check(world: World) -> None:
+    world.planner.error = SpecError("TokenInvalid", "the Hub refused the token")
+    world.step()
+    assert world.phase == Phase.BLOCKED and world.kube.forgotten == ["hf-token"]
