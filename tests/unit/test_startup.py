@@ -158,3 +158,35 @@ def test_startup_counts_jobs_from_kopfs_index_and_meters_the_backends(
         assert type(memo.deps.backends["Local"]).__name__ == "MeteredBackend"
     finally:
         cleanup(memo=memo)
+
+
+def test_only_what_reconcile_says_becomes_an_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outside_a_pod: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """kopf's routine INFO lines ("Handler 'on_tick' succeeded." on every tick) are not posted as Events,
+    and each Event reconcile decides is posted once (logged to the operator's log, not posted again)."""
+    monkeypatch.setenv("FTJOB_METRICS_PORT", "0")
+    monkeypatch.setenv("FTJOB_ENABLED_BACKENDS", '["Local"]')
+    monkeypatch.setenv("FTJOB_LOCAL_WORKDIR", str(tmp_path / "work"))
+    monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kc", "https://127.0.0.1:6443")))
+    memo, settings = kopf.Memo(), kopf.OperatorSettings()
+    try:
+        startup(settings=settings, memo=memo, logger=logging.getLogger("t"))
+    finally:
+        cleanup(memo=memo)
+    assert settings.posting.level >= logging.WARNING
+    # Imported here: the handlers fix the timer's period when first imported (see test_timer_selection).
+    from finetune_operator.handlers import jobs
+    from finetune_operator.reconcile import EventRecord
+
+    posted: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        jobs.kopf, "event", lambda body, *, type, reason, message: posted.append((type, reason))
+    )
+    body = kopf.Body({"metadata": {"namespace": "ns", "name": "demo", "uid": "u"}})
+    with caplog.at_level(logging.INFO, logger=jobs.__name__):
+        jobs._post(
+            body, [EventRecord("Normal", "DatasetValidated", "ok"), EventRecord("Warning", "Blocked", "x")]
+        )
+    assert posted == [("Normal", "DatasetValidated"), ("Warning", "Blocked")]
+    assert "[ns/demo] Blocked: x" in caplog.text

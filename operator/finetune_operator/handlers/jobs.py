@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import kopf
@@ -16,6 +17,7 @@ from finetune_operator.handlers.errors import kopf_errors
 from finetune_operator.reconcile import Deps, EventRecord, cancel_work, reconcile, reject_malformed
 
 RESOURCE = (GROUP, VERSION, PLURAL)
+log = logging.getLogger(__name__)
 # The timer's period is fixed when handlers are registered, so it is read from the configuration here.
 POLL_SECONDS = OperatorConfig.load().poll_interval_seconds
 TERMINAL = {p.value for p in TERMINAL_PHASES}
@@ -31,7 +33,7 @@ def _active(status: kopf.Status, **_: Any) -> bool:
     return phase not in TERMINAL
 
 
-def _apply(body: kopf.Body, deps: Deps, logger: kopf.Logger) -> None:
+def _apply(body: kopf.Body, deps: Deps) -> None:
     meta = body["metadata"]
     with deps.lock_for(meta["uid"]):
         # Read afresh under the job's lock: a handler and a timer never act on each other's stale status.
@@ -46,7 +48,7 @@ def _apply(body: kopf.Body, deps: Deps, logger: kopf.Logger) -> None:
             if deps.status_writer:
                 old = fresh.get("status") or {}
                 deps.status_writer.patch_status(meta["namespace"], meta["name"], old, outcome.status.wire())
-            _post(body, outcome.events, logger)
+            _post(body, outcome.events)
             return
         if deps.metrics:
             with deps.metrics.time_reconcile():
@@ -57,14 +59,17 @@ def _apply(body: kopf.Body, deps: Deps, logger: kopf.Logger) -> None:
             deps.status_writer.patch_status(
                 job.metadata.namespace, job.metadata.name, job.status.wire(), outcome.status.wire()
             )
-    _post(body, outcome.events, logger)
+    _post(body, outcome.events)
 
 
-def _post(body: kopf.Body, events: list[EventRecord], logger: kopf.Logger) -> None:
+def _post(body: kopf.Body, events: list[EventRecord]) -> None:
+    meta = body["metadata"]
     for event in events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1024])
-        log = logger.warning if event.type == "Warning" else logger.info
-        log("%s: %s", event.reason, event.message)
+        # Logged to the operator's log only: kopf's object `logger` would post a Warning a second time,
+        # as a "Logging" Event (one more API write saying the same).
+        level = logging.WARNING if event.type == "Warning" else logging.INFO
+        log.log(level, "[%s/%s] %s: %s", meta["namespace"], meta["name"], event.reason, event.message)
 
 
 @kopf.on.create(*RESOURCE)
@@ -73,14 +78,14 @@ def _post(body: kopf.Body, events: list[EventRecord], logger: kopf.Logger) -> No
 def on_change(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     """A new, resumed or edited FineTuneJob: take the next step now."""
     with kopf_errors():
-        _apply(body, memo.deps, logger)
+        _apply(body, memo.deps)
 
 
 @kopf.timer(*RESOURCE, interval=POLL_SECONDS, when=_active)
 def on_tick(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     """Poll running work, follow progress, and retry transient failures."""
     with kopf_errors():
-        _apply(body, memo.deps, logger)
+        _apply(body, memo.deps)
 
 
 @kopf.on.delete(*RESOURCE)

@@ -115,7 +115,10 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logge
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="finetune.dev")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="finetune.dev")
-    settings.posting.level = logging.INFO
+    # Events are what `reconcile` decides to say (posted with `kopf.event`). kopf would also post each
+    # INFO line of a handler's logger as an Event ("Handler 'on_tick' succeeded." on every timer tick of
+    # every job, "Creation is processed: ..."): API writes that say nothing. Failures still show.
+    settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     cfg = OperatorConfig.load()
