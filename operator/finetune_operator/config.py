@@ -1,4 +1,10 @@
-"""The operator's configuration: a YAML file (the Helm chart's ConfigMap) overlaid by `FTJOB_*` variables."""
+"""The operator's configuration: a YAML file (the Helm chart's ConfigMap) overlaid by `FTJOB_*` variables.
+
+One configuration: the planner's settings are its `planner` section (`PlannerConfig`; Helm values
+`config.planner`, variables `FTJOB_PLANNER__<FIELD>`), read by the operator and `ftjob plan` alike through
+`planner_service`. The planner's in-cluster prices are `gpu_prices` (they also price the cluster's GPU
+offers), and HF Jobs is Auto's fallback only when it is one of `enabled_backends`.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,21 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, model_validator
+from pydantic.alias_generators import to_snake
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from finetune_operator.api.spec import Backend
 from finetune_operator.planning.cluster import GpuPrice
+from finetune_operator.planning.config import PlannerConfig
+
+LEGACY_PLANNER_KEYS = ("prefer_cluster", "local_gpus", "local_gpu_product", "local_usd_per_hour")
+"""Planner settings that were top-level keys (and `FTJOB_<KEY>` variables) before they moved into
+`planner`: still read there, into `planner` (a value under `planner` wins)."""
 
 
 class OperatorConfig(BaseSettings):
@@ -22,8 +38,6 @@ class OperatorConfig(BaseSettings):
     enabled_backends: list[Backend] = Field(default_factory=lambda: [Backend.HF_JOBS, Backend.KUBERNETES])
     """Backends jobs may use. `Local` runs training inside the operator's own pod or host: enable it only
     for a single GPU box or the demo."""
-    prefer_cluster: bool = True
-    """With `backend: Auto`, use free in-cluster GPUs before paying for HF Jobs."""
     trainer_image: str = "ghcr.io/finetune-operator/trainer:0.1.0"
     """Image that runs `ftjob train` (Kubernetes and HF Jobs backends)."""
     trainer_command: list[str] = Field(default_factory=lambda: ["ftjob", "train"])
@@ -38,7 +52,10 @@ class OperatorConfig(BaseSettings):
     hf_namespace: str | None = None
     """HF Jobs namespace (user or org) to run jobs under; default: the token's user."""
     gpu_prices: list[GpuPrice] = Field(default_factory=list)
-    """On-prem GPU-hour prices for cost estimates of in-cluster runs."""
+    """On-prem GPU-hour prices (by `nvidia.com/gpu.product` or GPU type) for cost estimates of in-cluster
+    runs: the prices of the cluster's GPU offers and the planner's `cluster_gpu_prices`."""
+    planner: PlannerConfig = Field(default_factory=PlannerConfig)
+    """How hardware is chosen (Helm values `config.planner`, snake_case keys; `FTJOB_PLANNER__<FIELD>`)."""
     tolerations: list[dict[str, Any]] = Field(
         default_factory=lambda: [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     )
@@ -79,10 +96,6 @@ class OperatorConfig(BaseSettings):
     (the run reads them on this host). Empty: no local paths; every other backend refuses them."""
     local_workdir: Path = Path("/tmp/finetune-operator")
     """Where the Local backend keeps plans, logs and outputs."""
-    local_gpus: int = 0
-    """GPUs on the operator's host, for the Local backend's plan (0: CPU)."""
-    local_gpu_product: str | None = None
-    """GPU type on the operator's host."""
     status_interval_seconds: float = 10.0
     """Least time between two progress updates of one job's status."""
     poll_interval_seconds: float = 15.0
@@ -93,14 +106,35 @@ class OperatorConfig(BaseSettings):
     budget_stop_margin_seconds: float = Field(default=120.0, ge=0)
     """The budget guard stops a run this long (plus one poll interval) before it would pass
     `spec.budget.maxCostUSD`: the time the runtime takes to save and push its checkpoint after SIGTERM."""
-    local_usd_per_hour: float = Field(default=0.0, ge=0)
-    """What an hour of the operator's host costs, for `backend: Local` estimates and the budget guard."""
     stall_minutes: float = 30.0
     """Warn (Event `NoProgress`) when a running job reports nothing for this long."""
     metrics_port: int = 9464
     """Port of the Prometheus `/metrics` endpoint (0 disables it)."""
     trackio_space: str | None = None
     """A trackio Space to sync runs to; default: the runtime's local store only."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _planner_section(cls, data: Any) -> Any:
+        return _planner_keys_in_planner(data)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment variables as usual, then the older `FTJOB_<KEY>` names of planner settings."""
+        return (
+            init_settings,
+            env_settings,
+            _LegacyPlannerEnv(settings_cls),
+            dotenv_settings,
+            file_secret_settings,
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None) -> OperatorConfig:
@@ -109,6 +143,61 @@ class OperatorConfig(BaseSettings):
         data: dict[str, Any] = {}
         if file and Path(file).exists():
             data = yaml.safe_load(Path(file).read_text()) or {}
+        return cls.from_mapping(data)
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> OperatorConfig:
+        """The configuration `data` describes (a config file's contents), overlaid by `FTJOB_*` variables."""
         env_only = cls()  # environment and defaults
-        merged = {**data, **env_only.model_dump(exclude_unset=True)}
+        merged = _deep_merge(_planner_keys_in_planner(data), env_only.model_dump(exclude_unset=True))
         return cls.model_validate(merged)
+
+
+class _LegacyPlannerEnv(PydanticBaseSettingsSource):
+    """`FTJOB_LOCAL_USD_PER_HOUR` and the other planner settings' older variable names, into `planner`."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        planner = {}
+        for key in LEGACY_PLANNER_KEYS:
+            value = os.environ.get(f"FTJOB_{key.upper()}")
+            if value is not None:
+                planner[key] = value
+        return {"planner": planner} if planner else {}
+
+
+def _planner_keys_in_planner(data: Any) -> Any:
+    """Planner settings in `planner` (snake_case keys), older top-level names moved there."""
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    planner = data.get("planner") or {}
+    if isinstance(planner, PlannerConfig):
+        planner = planner.model_dump(exclude_unset=True)
+    if isinstance(planner, dict):  # snake_case keys (camelCase is read too), so a variable overrides a file
+        planner = {to_snake(key): value for key, value in planner.items()}
+    if isinstance(planner, dict) and "cluster_gpu_prices" in planner:
+        raise ValueError(
+            "the planner's in-cluster prices are `gpu_prices` (Helm values `config.gpu_prices`), which "
+            "also price the cluster's GPU offers: move `planner.cluster_gpu_prices` there"
+        )
+    for key in LEGACY_PLANNER_KEYS:
+        if key in data:
+            value = data.pop(key)
+            if isinstance(planner, dict):
+                planner.setdefault(key, value)
+    if planner:
+        data["planner"] = planner
+    return data
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out

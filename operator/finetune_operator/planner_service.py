@@ -1,4 +1,8 @@
-"""Gathers the planner's inputs (model size, HF Jobs catalog, cluster GPUs) for one FineTuneJob."""
+"""Gathers the planner's inputs (model size, HF Jobs catalog, cluster GPUs) for one FineTuneJob.
+
+The one way to plan: the operator (with its cluster) and `ftjob plan` (without one) both go through
+:class:`PlannerService`, with the settings of one :class:`OperatorConfig` (see :func:`planner_config`).
+"""
 
 from __future__ import annotations
 
@@ -14,11 +18,12 @@ from finetune_operator.planning import (
     ClusterGpuOffer,
     HFJobsCatalog,
     PlannerConfig,
+    default_catalog,
     load_catalog,
     offers_from_objects,
 )
 from finetune_operator.planning.cluster import offers_from_nodes
-from finetune_operator.planning.model_info import load_model_info
+from finetune_operator.planning.model_info import ModelInfo, load_model_info
 from finetune_operator.planning.policy import PlanDecision, make_plan
 
 CATALOG_TTL_SECONDS = 3600.0
@@ -27,14 +32,13 @@ GpuCapacity = Callable[[], tuple[list[dict[str, Any]], dict[str, int]]]
 
 
 def planner_config(cfg: OperatorConfig) -> PlannerConfig:
-    """The planner's settings from the operator's configuration."""
-    return PlannerConfig(
-        prefer_cluster=cfg.prefer_cluster,
-        hf_jobs_enabled=Backend.HF_JOBS in cfg.enabled_backends,
-        local_gpus=cfg.local_gpus,
-        local_usd_per_hour=cfg.local_usd_per_hour,
-        local_gpu_product=cfg.local_gpu_product,
-        cluster_gpu_prices=list(cfg.gpu_prices),
+    """The planner's settings: `cfg.planner`, with the in-cluster prices of `cfg.gpu_prices`, and HF Jobs as
+    Auto's fallback only when it is an enabled backend."""
+    return cfg.planner.model_copy(
+        update={
+            "cluster_gpu_prices": list(cfg.gpu_prices),
+            "hf_jobs_enabled": cfg.planner.hf_jobs_enabled and Backend.HF_JOBS in cfg.enabled_backends,
+        }
     )
 
 
@@ -42,9 +46,16 @@ class PlannerService:
     """Plans FineTuneJobs; caches the HF Jobs catalog for an hour."""
 
     def __init__(
-        self, cfg: OperatorConfig, kube: KubeGateway | None, capacity: GpuCapacity | None = None
+        self,
+        cfg: OperatorConfig,
+        kube: KubeGateway | None,
+        capacity: GpuCapacity | None = None,
+        *,
+        live_catalog: bool = True,
     ) -> None:
         self.cfg = cfg
+        self.live_catalog = live_catalog
+        """False: the built-in HF Jobs price list, never the Jobs API (`ftjob plan --no-live-catalog`)."""
         self.kube = kube
         self.capacity = capacity
         """The GPU nodes and GPUs held per node from the operator's watches; None: list them per plan."""
@@ -55,7 +66,8 @@ class PlannerService:
         """HF Jobs flavors: refreshed from the Hub when reachable, else the built-in prices."""
         with self._lock:
             if self._catalog is None or time.monotonic() - self._catalog[0] > CATALOG_TTL_SECONDS:
-                self._catalog = (time.monotonic(), load_catalog(self.cfg.hf_endpoint, token))
+                fresh = load_catalog(self.cfg.hf_endpoint, token) if self.live_catalog else default_catalog()
+                self._catalog = (time.monotonic(), fresh)
             return self._catalog[1]
 
     def cluster_offers(self) -> list[ClusterGpuOffer]:
@@ -80,13 +92,24 @@ class PlannerService:
             node_selector=self.cfg.node_selector,
         )
 
-    def plan(
-        self, spec: FineTuneJobSpec, *, token: str | None, rows: int | None, mean_tokens: float | None
-    ) -> PlanDecision:
-        """The plan for `spec`; raises SpecError when nothing fits and RetryLater on transient errors."""
-        model = load_model_info(
+    def model_info(self, spec: FineTuneJobSpec, token: str | None) -> ModelInfo:
+        """The base model's size and shape, from the Hub (`hf_endpoint`) or a local folder."""
+        return load_model_info(
             spec.model.name, revision=spec.model.revision, token=token, endpoint=self.cfg.hf_endpoint
         )
+
+    def plan(
+        self,
+        spec: FineTuneJobSpec,
+        *,
+        token: str | None,
+        rows: int | None,
+        mean_tokens: float | None,
+        model: ModelInfo | None = None,
+    ) -> PlanDecision:
+        """The plan for `spec` (`model`: its size when already known); raises SpecError when nothing fits
+        and RetryLater on transient errors."""
+        model = model or self.model_info(spec, token)
         return make_plan(
             spec,
             model=model,

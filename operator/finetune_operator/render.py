@@ -8,8 +8,8 @@ from finetune_operator.api.resource import FineTuneJob
 from finetune_operator.api.status import PlanSummary
 from finetune_operator.config import OperatorConfig
 from finetune_operator.identity import short_uid
+from finetune_operator.planning.hyperparams import resolve_hyperparameters
 from finetune_training.plan import (
-    Hyperparameters,
     JobIdentity,
     LoraSettings,
     PlanOutput,
@@ -44,7 +44,10 @@ def render_plan(job: FineTuneJob, plan: PlanSummary, config: OperatorConfig, att
         method=spec.method,
         peft=plan.peft,
         lora=spec.lora or LoraSettings(),
-        hyperparameters=plan.hyperparameters or Hyperparameters(),
+        # A plan written without them (an older status): the method's defaults for its PEFT mode and the
+        # user's settings, never the generic class defaults (SFT's learning rate for a DPO run).
+        hyperparameters=plan.hyperparameters
+        or resolve_hyperparameters(spec.hyperparameters, spec.method, plan.peft),
         rewards=spec.rewards or [],
         evaluation=spec.evaluation,
         output=PlanOutput(

@@ -17,6 +17,9 @@ import yaml
 
 from finetune_operator.api.spec import FineTuneJobSpec
 from finetune_operator.config import GpuPrice, OperatorConfig
+from finetune_operator.planner_service import planner_config
+from finetune_operator.planning.config import PlannerConfig
+from finetune_operator.planning.throughput import ThroughputMeasurement
 from finetune_operator.rbac import PERMISSIONS, Scope
 from tests.conftest import ROOT, kubectl
 
@@ -127,6 +130,83 @@ def test_rendered_config_is_a_valid_operator_config(tmp_path: Path) -> None:
     assert service["spec"]["ports"][0]["port"] == 9100
     container = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert {"name": "metrics", "containerPort": 9100, "protocol": "TCP"} in container["ports"]
+
+
+# A value other than the default for every planner setting, as a user writes it in the chart's values, and
+# where it goes there (`cluster_gpu_prices` are `config.gpu_prices`, which also price the cluster's offers).
+PLANNER_VALUES: dict[str, tuple[tuple[str, ...], Any]] = {
+    "prefer_cluster": (("planner", "prefer_cluster"), False),
+    "hf_jobs_enabled": (("planner", "hf_jobs_enabled"), False),
+    "headroom": (("planner", "headroom"), 0.2),
+    "max_gpus": (("planner", "max_gpus"), 4),
+    "auto_full_max_gpus": (("planner", "auto_full_max_gpus"), 2),
+    "local_gpus": (("planner", "local_gpus"), 2),
+    "local_gpu_product": (("planner", "local_gpu_product"), "NVIDIA-A10G"),
+    "local_gpu_memory_gib": (("planner", "local_gpu_memory_gib"), 22.5),
+    "local_memory_gib": (("planner", "local_memory_gib"), 64.0),
+    "local_cpu_tflops": (("planner", "local_cpu_tflops"), 1.0),
+    "local_usd_per_hour": (("planner", "local_usd_per_hour"), 0.75),
+    "cpu_max_parameters": (("planner", "cpu_max_parameters"), 1e9),
+    "cpu_tflops_per_vcpu": (("planner", "cpu_tflops_per_vcpu"), 0.1),
+    "throughput_measurements": (
+        ("planner", "throughput_measurements"),
+        [{"gpu": "H100", "parametersBillions": 7.6, "peft": "LoRA", "tokensPerSecond": 3100}],
+    ),
+    "startup_hours": (("planner", "startup_hours"), 0.25),
+    "timeout_margin": (("planner", "timeout_margin"), 2.0),
+    "cluster_gpu_prices": (("gpu_prices",), [{"product": "NVIDIA-L4", "usdPerGPUHour": 0.4}]),
+}
+
+
+def test_every_planner_setting_is_settable_from_the_chart(tmp_path: Path) -> None:
+    """What a user sets in `config` reaches the planner the operator (and `ftjob plan`) runs with."""
+    assert set(PLANNER_VALUES) == set(PlannerConfig.model_fields), "a planner setting the chart cannot set"
+    config: dict[str, Any] = {"enabled_backends": ["HFJobs", "Kubernetes"]}
+    for path, value in PLANNER_VALUES.values():
+        node = config
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"config": config}))
+    out = helm("template", "t", str(CHART), "--kube-version", KUBE_VERSION, "-f", str(values)).stdout
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    path = tmp_path / "config.yaml"
+    path.write_text(one(docs, "ConfigMap", "-config")["data"]["config.yaml"])
+    planner = planner_config(OperatorConfig.load(path))
+    expected = PlannerConfig.model_validate({name: value for name, (_, value) in PLANNER_VALUES.items()})
+    default = PlannerConfig()
+    for name in PlannerConfig.model_fields:
+        assert getattr(expected, name) != getattr(default, name), (
+            f"{name}: pick a value other than the default"
+        )
+        assert getattr(planner, name) == getattr(expected, name), name
+
+
+def test_the_charts_planner_defaults_are_the_planners() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert PlannerConfig.model_validate(values["config"]["planner"]) == PlannerConfig()
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    planner = schema["properties"]["config"]["properties"]["planner"]
+    assert set(planner["properties"]) == set(PlannerConfig.model_fields) - {"cluster_gpu_prices"}
+    item = planner["properties"]["throughput_measurements"]["items"]
+    assert set(item["properties"]) == {f.alias or n for n, f in ThroughputMeasurement.model_fields.items()}
+
+
+@pytest.mark.parametrize(
+    ("value", "complaint"),
+    [
+        ("config.planner.headroom=0.95", "/config/planner/headroom"),
+        ("config.planner.max_gpus=0", "/config/planner/max_gpus"),
+        ("config.planner.maxGpus=4", "/config/planner"),
+        ("config.planner.cluster_gpu_prices=null", "/config/planner"),
+        ("config.prefer_cluster=false", "/config"),
+    ],
+)
+def test_schema_refuses_bad_planner_values(value: str, complaint: str) -> None:
+    result = helm("template", "t", str(CHART), "--kube-version", KUBE_VERSION, "--set", value, check=False)
+    assert result.returncode != 0, f"helm accepted {value}"
+    assert "schema" in result.stderr and complaint in result.stderr, result.stderr
 
 
 def test_deployment_runs_one_standalone_kopf_as_non_root() -> None:

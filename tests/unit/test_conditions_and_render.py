@@ -96,3 +96,29 @@ def test_the_plan_carries_the_resolved_choices_and_no_secret() -> None:
     text = plan.model_dump_json(by_alias=True)
     assert "hf-token" in text  # the Secret's name is in the embedded manifest; its value never is
     assert TrainingPlan.model_validate_json(text) == plan
+
+
+def test_a_plan_without_hyperparameters_takes_the_methods_defaults() -> None:
+    """A status plan written without `hyperparameters` renders the method profile's defaults for the PEFT
+    mode (and the user's settings), not the generic class defaults."""
+    from finetune_operator.planning.hyperparams import method_defaults
+    from finetune_training.plan import Method
+    from finetune_training.profiles import PROFILES
+
+    job = _job()
+    job.spec = job.spec.model_copy(
+        update={"method": Method.DPO, "hyperparameters": None, "output": None, "rewards": None}
+    )
+    summary = PlanSummary.model_validate(
+        {
+            "backend": "HFJobs", "target": "HFJobs/a10g-large", "flavor": "a10g-large", "peft": "None",
+            "memoryGib": 20, "estimatedHours": 1, "estimatedCostUSD": 1.5, "suggestedTimeout": "2h",
+            "reason": "fits",
+        }
+    )  # fmt: skip
+    assert summary.hyperparameters is None
+    hp = render_plan(job, summary, OperatorConfig(), attempt=1).hyperparameters
+    dpo = PROFILES[Method.DPO]
+    assert hp.learning_rate == dpo.learning_rate_full != Hyperparameters().learning_rate
+    assert hp.beta == dpo.default("beta") == 0.1
+    assert hp.model_dump() == {**Hyperparameters().model_dump(), **method_defaults(Method.DPO, PeftMode.NONE)}

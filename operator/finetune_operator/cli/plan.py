@@ -2,7 +2,10 @@
 
 Works without a cluster: the model's size comes from the Hub (`HF_ENDPOINT`, `HF_TOKEN`) or a local folder
 (or `--offline-model-params`), the dataset's size from `ftjob validate`'s inspection (or `--rows` and
-`--mean-tokens`), the HF Jobs prices from the Jobs API when it answers (else the built-in list).
+`--mean-tokens`), the HF Jobs prices from the Jobs API when it answers (else the built-in list). It plans
+through the operator's own planner service with the operator's configuration (`--config`: the chart's
+rendered `config.yaml` or a Helm values file; else `FTJOB_CONFIG` and `FTJOB_*`, as the operator reads them),
+so `config.planner` and `config.gpu_prices` mean the same here as in the cluster.
 
 Exit codes: 0 with a plan; 1 when the job cannot be planned as written (nothing fits, over budget: the
 message says what to change); 2 for bad input (unreadable YAML, invalid spec, missing model).
@@ -18,15 +21,17 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
 
 from finetune_operator import KIND
 from finetune_operator.api.spec import Backend, FineTuneJobSpec
+from finetune_operator.config import OperatorConfig
 from finetune_operator.cost import format_usd
 from finetune_operator.errors import RetryLater, SpecError
-from finetune_operator.planning.catalog import HFJobsCatalog, default_catalog, load_catalog
+from finetune_operator.planner_service import PlannerService
 from finetune_operator.planning.config import PlannerConfig
-from finetune_operator.planning.model_info import ModelInfo, load_model_info, model_info_from_parameters
-from finetune_operator.planning.policy import PlanDecision, make_plan
+from finetune_operator.planning.model_info import ModelInfo, model_info_from_parameters
+from finetune_operator.planning.policy import PlanDecision
 
 # Failures a user can fix in the job (exit 1) rather than in the command line or input files (exit 2).
 PLAN_REASONS = {
@@ -59,7 +64,17 @@ def register(subparsers: Any, name: str) -> None:
         metavar="N",
         help="model parameter count, e.g. 7e9 (skips the Hub; the shape is a typical decoder of that size)",
     )
-    p.add_argument("--planner-config", metavar="FILE", help="YAML with the operator's `planner:` settings")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the operator's configuration: its config.yaml (the chart's ConfigMap), or a Helm values file "
+        "(its `config:` is read); default: FTJOB_CONFIG and FTJOB_* variables, as the operator reads them",
+    )
+    p.add_argument(
+        "--planner-config",
+        metavar="FILE",
+        help="older form of --config; a file of bare planner settings (`config.planner`) is read too",
+    )
     p.add_argument("--no-live-catalog", action="store_true", help="use the built-in HF Jobs price list")
     p.set_defaults(func=run)
 
@@ -132,16 +147,33 @@ def dataset_size(
     )
 
 
-def _model(spec: FineTuneJobSpec, params: float | None, token: str | None) -> ModelInfo:
-    if params is not None:
-        return model_info_from_parameters(params)
-    return load_model_info(spec.model.name, revision=spec.model.revision, token=token)
+PLANNER_KEYS = {*PlannerConfig.model_fields, *(to_camel(name) for name in PlannerConfig.model_fields)}
 
 
-def _catalog(spec: FineTuneJobSpec, offline: bool, token: str | None) -> HFJobsCatalog:
-    if offline or spec.backend in (Backend.KUBERNETES, Backend.LOCAL) or os.environ.get("HF_HUB_OFFLINE"):
-        return default_catalog()
-    return load_catalog(token=token)
+def operator_config(path: str | None) -> OperatorConfig:
+    """The configuration to plan with: the operator's config file or a Helm values file at `path` (a file of
+    bare planner settings is the `planner` section), else what the operator would read; `FTJOB_*` win.
+
+    Raises
+    ------
+    ValueError
+        For an unreadable file or bad YAML (pydantic's ValidationError, a ValueError, for bad settings).
+    """
+    if path is None:
+        return OperatorConfig.load()
+    try:
+        doc = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as exc:
+        raise ValueError(f"cannot read `{path}`: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ValueError(f"`{path}` is not valid YAML: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ValueError(f"`{path}` must hold the operator's configuration (a mapping)")
+    if isinstance(doc.get("config"), dict):  # a Helm values file
+        doc = doc["config"]
+    if doc and set(doc) <= PLANNER_KEYS:
+        doc = {"planner": doc}
+    return OperatorConfig.from_mapping(doc)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -152,22 +184,18 @@ def run(args: argparse.Namespace) -> int:
         bad_rows = args.rows is not None and args.rows < 0
         if bad_rows or (args.mean_tokens is not None and args.mean_tokens <= 0):
             raise ValueError("`--rows` must be >= 0 and `--mean-tokens` > 0")
-        config = PlannerConfig()
-        if args.planner_config:
-            loaded = yaml.safe_load(Path(args.planner_config).read_text()) or {}
-            config = PlannerConfig.model_validate(loaded.get("planner", loaded))
-        model = _model(spec, args.offline_model_params, token)
-        rows, mean, notes = dataset_size(spec, args.rows, args.mean_tokens, token)
-        catalog = _catalog(spec, args.no_live_catalog, token)
-        decision = make_plan(
-            spec,
-            model=model,
-            dataset_rows=rows,
-            mean_tokens=mean,
-            catalog=catalog,
-            cluster_offers=[],
-            config=config,
+        cfg = operator_config(args.config or args.planner_config)
+        live = not (
+            args.no_live_catalog
+            or spec.backend in (Backend.KUBERNETES, Backend.LOCAL)
+            or os.environ.get("HF_HUB_OFFLINE")
         )
+        planner = PlannerService(cfg, None, live_catalog=live)  # no cluster: no in-cluster offers
+        params = args.offline_model_params
+        model = model_info_from_parameters(params) if params is not None else planner.model_info(spec, token)
+        rows, mean, notes = dataset_size(spec, args.rows, args.mean_tokens, token)
+        catalog = planner.catalog(token)
+        decision = planner.plan(spec, token=token, rows=rows, mean_tokens=mean, model=model)
     except SpecError as exc:
         print(f"error: {exc.reason}: {exc.message}", file=sys.stderr)
         return 1 if exc.reason in PLAN_REASONS else 2

@@ -1,4 +1,10 @@
-"""The planner's knobs, as the operator's configuration (Helm values `planner:`) carries them."""
+"""The planner's knobs: the `planner` section of the operator's configuration (`OperatorConfig.planner`).
+
+In the Helm chart they are `config.planner.<field>` (snake_case, as every `config` key; checked by
+values.schema.json), as variables `FTJOB_PLANNER__<FIELD>`; `ftjob plan --config` reads the same file.
+Two come from elsewhere in the operator: `cluster_gpu_prices` is `config.gpu_prices` (which also prices the
+cluster's GPU offers), and `hf_jobs_enabled` counts only when `HFJobs` is in `config.enabled_backends`.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +21,8 @@ class PlannerConfig(CamelModel):
     prefer_cluster: bool = True
     """`backend: Auto` takes free in-cluster GPUs that fit before any HF Jobs flavor, whatever the price."""
     hf_jobs_enabled: bool = True
-    """`backend: Auto` may fall back to HF Jobs."""
+    """`backend: Auto` may fall back to HF Jobs (in the operator: only when `HFJobs` is an enabled backend;
+    false keeps Auto in the cluster while `backend: HFJobs` still works)."""
     headroom: float = Field(default=0.12, ge=0, lt=0.9)
     """Share of each GPU's memory kept free beyond the estimate (estimates are ±10%; OOM costs a rerun)."""
     max_gpus: int = Field(default=8, ge=1, le=64)
@@ -40,7 +47,8 @@ class PlannerConfig(CamelModel):
     cpu_tflops_per_vcpu: float = Field(default=0.05, gt=0)
     """fp32 TFLOPs per vCPU of an HF Jobs CPU flavor."""
     cluster_gpu_prices: list[GpuPrice] = Field(default_factory=list)
-    """On-prem cost per GPU-hour by product or GPU type; unpriced GPUs cost 0."""
+    """On-prem cost per GPU-hour by product or GPU type; unpriced GPUs cost 0. In the operator's
+    configuration: `gpu_prices` (Helm values `config.gpu_prices`)."""
     throughput_measurements: list[ThroughputMeasurement] = Field(default_factory=list)
     """Measured speeds that calibrate the estimates (added to the built-in ones)."""
     startup_hours: float = Field(default=0.1, ge=0)

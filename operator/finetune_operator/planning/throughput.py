@@ -19,7 +19,7 @@ models of the Qwen3 shapes, real non-pad tokens/s):
 - H200, Qwen3-4B, packed, checkpointing on: 8,949 tok/s (29% counting the recompute)
 
 Small models are bound by per-step overhead, larger ones by math, hence the size-nearest choice. Later
-runs calibrate the table by adding measurements (`PlannerConfig.throughputMeasurements`).
+runs calibrate the table by adding measurements (Helm values `config.planner.throughput_measurements`).
 
 Multi-GPU runs scale at 90% per extra GPU (all-reduce or FSDP gathers over NVLink/PCIe).
 
