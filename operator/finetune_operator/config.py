@@ -76,6 +76,9 @@ class OperatorConfig(BaseSettings):
     """Size limit of the memory-backed /dev/shm of a training pod (it counts against the pod's memory)."""
     termination_grace_period_seconds: int = Field(default=900, ge=30)
     """How long a stopped training pod has to save and push its last checkpoint before SIGKILL."""
+    default_queue: str | None = None
+    """Kueue LocalQueue for training Jobs of FineTuneJobs that name no `spec.queue` (the queue of that name
+    in each job's namespace). Unset: Jobs without a queue start at once, outside Kueue."""
     job_backoff_limit: int = 2
     """Pod retries of a training Job (the runtime resumes from the last checkpoint)."""
     max_attempts: int = Field(default=3, ge=1, le=20)

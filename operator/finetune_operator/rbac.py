@@ -55,6 +55,12 @@ PERMISSIONS: tuple[Permission, ...] = (
     # The Kubernetes backend: a plan ConfigMap and a batch Job per attempt (garbage-collected via owners).
     *_each("", "configmaps", "create", Scope.WATCHED, "the training plan"),
     *_each("batch", "jobs", "create get list delete", Scope.WATCHED, "the training Job"),
+    *_each(
+        "", "services", "create", Scope.WATCHED, "the headless Service a multi-node run's pods meet through"
+    ),
+    *_each(
+        "kueue.x-k8s.io", "workloads", "list", Scope.WATCHED, "why Kueue keeps a queued training Job waiting"
+    ),
     *_each("", "pods", "list", Scope.WATCHED, "why the training pod waits"),
     *_each("", "pods", "watch", Scope.WATCHED, "kopf's index of the GPUs unfinished pods hold"),
     *_each("", "pods/log", "get", Scope.WATCHED, "training progress lines"),

@@ -62,6 +62,8 @@ def render_plan(job: FineTuneJob, plan: PlanSummary, config: OperatorConfig, att
             run_name=run_name(job, attempt),
             space_id=config.trackio_space,
         ),
-        resources=Resources(gpu_count=plan.gpu_count, gpu_product=plan.gpu_product, flavor=plan.flavor),
+        resources=Resources(
+            gpu_count=plan.gpu_count, gpu_product=plan.gpu_product, flavor=plan.flavor, nodes=plan.nodes
+        ),
         finetune_job_yaml=yaml.safe_dump(manifest, sort_keys=False),
     )

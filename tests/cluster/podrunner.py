@@ -13,6 +13,10 @@ a bound token from the TokenRequest API, the cluster CA and the namespace, at th
 (`/var/run/secrets/kubernetes.io/serviceaccount`, bind-mounted in a private mount namespace, so the client
 library's own in-cluster configuration reads it), and `KUBERNETES_SERVICE_HOST`/`PORT` pointing at the
 apiserver (there is no kube-proxy to route the `kubernetes` Service).
+
+Pods with a `subdomain` (the pods of a multi-node Indexed Job behind their headless Service) get what the
+cluster's DNS would give them: an `/etc/hosts`, bind-mounted the same way, naming every pod of their Job
+(`<job>-<index>.<subdomain>`, with the namespace's `svc` forms) at 127.0.0.1, where all of them run.
 """
 
 from __future__ import annotations
@@ -93,6 +97,7 @@ class PodRunner:
         api = config.new_client_from_config(str(kubeconfig))
         self.server = urlsplit(api.configuration.host)
         self.core = client.CoreV1Api(api)
+        self.batch = client.BatchV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.namespace = namespace
         self.workdir = workdir
@@ -187,14 +192,25 @@ class PodRunner:
         for var in container.env or []:
             env[var.name] = local(self._env_value(pod, var))
         argv = [local(a) for a in [*(container.command or []), *(container.args or [])]]
+        binds: list[tuple[Path, str]] = []
         if SERVICE_ACCOUNT_DIR in mounts:
             # In-cluster configuration, as a kubelet and kube-proxy provide it.
             env["KUBERNETES_SERVICE_HOST"] = self.server.hostname or "127.0.0.1"
             env["KUBERNETES_SERVICE_PORT"] = str(self.server.port or 443)
             os.makedirs(SERVICE_ACCOUNT_DIR, exist_ok=True)
-            bind = 'mount --bind "$0" "$1" && shift && exec "$@"'
-            argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", bind,
-                    str(mounts[SERVICE_ACCOUNT_DIR]), SERVICE_ACCOUNT_DIR, *argv]  # fmt: skip
+            binds.append((mounts[SERVICE_ACCOUNT_DIR], SERVICE_ACCOUNT_DIR))
+        if pod.spec.subdomain:
+            hosts = root / "hosts"
+            hosts.write_text(self._hosts(pod))
+            binds.append((hosts, "/etc/hosts"))
+        if binds:
+            # Each bind in a private mount namespace: `mount --bind SRC DST` pairs, then the command.
+            script = (
+                'while [ "$1" != -- ]; do mount --bind "$1" "$2" || exit 1; shift 2; done; shift; exec "$@"'
+            )
+            pairs = [str(x) for src, dst in binds for x in (src, dst)]
+            argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *pairs, "--",
+                    *argv]  # fmt: skip
         cwd = local(container.working_dir) if container.working_dir else str(root)
         log = root / "output.log"
         log.touch()
@@ -203,6 +219,17 @@ class PodRunner:
         self._serve_logs(name, container.name, log)
         grace = pod.spec.termination_grace_period_seconds
         return _Run(name, proc, root, _now(), 30 if grace is None else int(grace))
+
+    def _hosts(self, pod: Any) -> str:
+        """The cluster DNS's answers for the pod's subdomain: every pod of its Indexed Job, here."""
+        namespace, subdomain = self.namespace, pod.spec.subdomain
+        job_name = (pod.metadata.labels or {}).get("batch.kubernetes.io/job-name", "")
+        job = self.batch.read_namespaced_job(job_name, namespace)
+        lines = ["127.0.0.1 localhost"]
+        for index in range(job.spec.completions or 1):
+            host = f"{job_name}-{index}.{subdomain}"
+            lines.append(f"127.0.0.1 {host} {host}.{namespace}.svc {host}.{namespace}.svc.cluster.local")
+        return "\n".join(lines) + "\n"
 
     def _materialise(self, pod: Any, volume: Any, target: Path) -> None:
         target.mkdir(parents=True, exist_ok=True)
@@ -254,9 +281,13 @@ class PodRunner:
 
     def _field(self, pod: Any, field_path: str) -> str:
         raw = client.ApiClient().sanitize_for_serialization(pod)
+        # `metadata.annotations['key']` (or labels): one map entry, whose key may hold dots.
+        path, _, key = field_path.partition("['")
         value: Any = raw
-        for part in field_path.split("."):
+        for part in path.split("."):
             value = (value or {}).get(part)
+        if key:
+            value = (value or {}).get(key.rstrip("']"))
         return "" if value is None else str(value)
 
     def _env_value(self, pod: Any, var: Any) -> str:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the local control plane's binaries from the Go module proxy, at the versions pinned in
+# Build the local control plane's binaries (and Kueue, the queueing controller the Kueue tests install) from the Go module proxy, at the versions pinned in
 # versions.env, into $TESTBIN (default .testbin/bin). Each binary is skipped when it is already built at
 # its pinned version, and the Go build cache is reused, so a re-run takes seconds.
 set -euo pipefail
@@ -66,5 +66,6 @@ build_go_install kwokctl "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION" "$KWOK_VER
   "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION"
 build_go_install helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" "$HELM_VERSION" \
   "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+build_go_install kueue "sigs.k8s.io/kueue/cmd/kueue@$KUEUE_VERSION" "$KUEUE_VERSION"
 build_kubernetes
 say "all binaries in $bin"

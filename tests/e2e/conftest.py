@@ -210,3 +210,13 @@ def pod_runner(kubeconfig: Path, namespace: str, tmp_path: Path) -> Iterator[Any
     yield runner
     runner.stop()
     runner.cleanup()
+
+
+@pytest.fixture(scope="session")
+def kueue(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Kueue's controller manager running against the local control plane (tests/cluster/kueue.py)."""
+    from tests.cluster.kueue import Kueue
+
+    controller = Kueue(tmp_path_factory.mktemp("kueue"), free_port()).start()
+    yield controller
+    controller.stop()

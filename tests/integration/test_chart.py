@@ -139,6 +139,7 @@ PLANNER_VALUES: dict[str, tuple[tuple[str, ...], Any]] = {
     "hf_jobs_enabled": (("planner", "hf_jobs_enabled"), False),
     "headroom": (("planner", "headroom"), 0.2),
     "max_gpus": (("planner", "max_gpus"), 4),
+    "max_nodes": (("planner", "max_nodes"), 2),
     "auto_full_max_gpus": (("planner", "auto_full_max_gpus"), 2),
     "local_gpus": (("planner", "local_gpus"), 2),
     "local_gpu_product": (("planner", "local_gpu_product"), "NVIDIA-A10G"),

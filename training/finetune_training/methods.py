@@ -191,7 +191,31 @@ def _apply_extra(config_cls: type, args: dict[str, Any], extra: dict[str, Any]) 
             "InvalidExtraArgs",
             f"`hyperparameters.extraArgs` has {unknown}, which {config_cls.__name__} does not accept",
         )
-    return {**args, **extra}
+    return with_fsdp_settings({**args, **extra})
+
+
+FSDP_CONFIG = {
+    "version": 2,
+    "state_dict_type": "FULL_STATE_DICT",
+    "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+}
+"""FSDP2, wrapping each transformer block, saving a full (unsharded) state dict: the final model is the
+plain safetensors that publishing, adapter merging and GGUF conversion read, for full fine-tuning and LoRA
+alike (FSDP2 shards frozen and trainable parameters together, which FSDP1 needed `use_orig_params` for)."""
+
+
+def with_fsdp_settings(args: dict[str, Any]) -> dict[str, Any]:
+    """Arguments with the FSDP settings that work, when the plan (or `extraArgs`) shards with FSDP."""
+    if not args.get("fsdp"):
+        return args
+    checkpointing = bool(args.get("gradient_checkpointing"))
+    return {
+        **args,
+        "fsdp_config": {**FSDP_CONFIG, "activation_checkpointing": checkpointing},
+        # FSDP checkpoints activations itself; transformers refuses both switched on.
+        "gradient_checkpointing": False,
+        "gradient_checkpointing_kwargs": None,
+    }
 
 
 def supports_assistant_only_loss(tokenizer: PreTrainedTokenizerBase) -> bool:

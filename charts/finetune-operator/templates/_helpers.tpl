@@ -71,6 +71,15 @@ Rules on namespaced resources: what reconciling a FineTuneJob needs, no more. Us
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [create, get, list, delete]
+# A run over several nodes: a headless Service names each node's pod, so all meet at node 0 (owned by the
+# FineTuneJob, garbage-collected with it).
+- apiGroups: [""]
+  resources: [services]
+  verbs: [create]
+# Kueue (when jobs name a queue): its Workload says why a queued training Job waits (read only).
+- apiGroups: [kueue.x-k8s.io]
+  resources: [workloads]
+  verbs: [list]
 # Why a training pod waits (the scheduler's message), its log stream (progress lines), and the GPUs
 # pods hold (watched: planning counts free GPUs from it instead of listing pods per plan).
 - apiGroups: [""]

@@ -92,7 +92,10 @@ class HardwareSpec(CamelModel):
     flavor: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)
     """A Hugging Face Jobs flavor (`a10g-large`, `h200x2`); needs `backend: HFJobs`."""
     gpu_count: int | None = Field(default=None, ge=1, le=64)
-    """In-cluster GPUs to request (Kubernetes or Local backend)."""
+    """In-cluster GPUs to request (Kubernetes or Local backend); on each node when `nodes` is set."""
+    nodes: int | None = Field(default=None, ge=1, le=8)
+    """Spread the run over this many nodes (Kubernetes backend), each with `gpuCount` GPUs (default: all
+    its GPUs). Leave out to let the planner decide (several nodes only when one node cannot hold the run)."""
     gpu_product: str | None = Field(default=None, max_length=128)
     """In-cluster GPU type, as the `nvidia.com/gpu.product` node label says (`NVIDIA-H100-80GB-HBM3`)."""
 
@@ -154,6 +157,9 @@ class FineTuneJobSpec(CamelModel):
     """Where the training runs."""
     hardware: HardwareSpec | None = None
     """Hardware request; leave out for Auto."""
+    queue: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    """Kueue LocalQueue (in this namespace) the training Job waits in for GPU quota (Kubernetes backend).
+    Default: the installation's `default_queue`; none: the Job starts at once."""
     budget: BudgetSpec | None = None
     """Cost and time limits (may change after submission)."""
     output: OutputSpec | None = None

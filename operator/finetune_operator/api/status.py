@@ -110,6 +110,9 @@ class PlanSummary(CamelModel):
     """What `kubectl get` shows: `HFJobs/a10g-large`, `Kubernetes/1xNVIDIA-A10G`, `Local/cpu`."""
     flavor: str | None = None
     gpu_count: int = 0
+    """GPUs on each node."""
+    nodes: int = 1
+    """Machines the run spans (Kubernetes backend: one pod each, joined by torchrun)."""
     gpu_product: str | None = None
     gpu_memory_gib: float | None = None
     """Memory of each GPU (None on a CPU target: see `ramGib`)."""

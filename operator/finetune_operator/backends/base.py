@@ -47,6 +47,9 @@ class JobTarget(BaseModel):
     events_key: str | None = None
     """The attempt's event-signing key, handed to the run as a secret (`FTJOB_EVENTS_KEY`). Never
     logged or stored."""
+    queue: str | None = None
+    """Kueue LocalQueue the in-cluster work waits in for quota (`spec.queue`, else the installation's
+    default); None: no queueing, the work starts as soon as it is created."""
 
 
 class WorkStatus(BaseModel):

@@ -1,4 +1,13 @@
-"""The Kubernetes backend: a batch/v1 Job running `ftjob train` on this cluster's GPU nodes."""
+"""The Kubernetes backend: a batch/v1 Job running `ftjob train` on this cluster's GPU nodes.
+
+Several nodes: an Indexed Job (one pod per node, its completion index the node rank) with a headless Service
+that gives pod 0 the name every node's torchrun joins at. Kubernetes' and PyTorch's own machinery: the Job
+controller makes and counts the pods, torchrun forms the process group. Any pod failing fails the whole Job
+(a half-run group cannot go on); the operator retries it as a new attempt from the last checkpoint.
+
+Queues: with a Kueue LocalQueue, the Job carries Kueue's queue-name label and is created suspended; Kueue
+admits it (unsuspends) when the ClusterQueue has quota, and suspends it again to preempt it.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +29,12 @@ EVENTS_SECRET_KEY = "key"
 PLAN_MOUNT = "/etc/ftjob"
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+KUEUE_JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
+KUEUE_GROUP = "kueue.x-k8s.io"
+KUEUE_VERSIONS = ("v1beta2", "v1beta1")
+COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+RENDEZVOUS_PORT = 29500
 TRAINER_UID = 10001  # the `ftjob` user of images/trainer/Dockerfile: the pod runs as the image's own user
 
 
@@ -34,6 +49,22 @@ def _lines(chunks: Iterator[bytes]) -> Iterator[str]:
         yield buffer.decode(errors="replace")
 
 
+def _one_pod_per_node(job_name: str) -> client.V1Affinity:
+    """Each node of a multi-node run is its own machine: two of its pods never share one."""
+    term = client.V1PodAffinityTerm(
+        label_selector=client.V1LabelSelector(match_labels={"batch.kubernetes.io/job-name": job_name}),
+        topology_key="kubernetes.io/hostname",
+    )
+    return client.V1Affinity(
+        pod_anti_affinity=client.V1PodAntiAffinity(required_during_scheduling_ignored_during_execution=[term])
+    )
+
+
+def _completion_index(pod: client.V1Pod) -> str | None:
+    """The pod's node rank in an Indexed Job, None for a one-pod Job."""
+    return ((pod.metadata.annotations if pod.metadata else None) or {}).get(COMPLETION_INDEX)
+
+
 class KubernetesBackend:
     """Runs the plan as a batch/v1 Job owned by the FineTuneJob."""
 
@@ -44,6 +75,7 @@ class KubernetesBackend:
     def __init__(self, api_client: client.ApiClient, config: OperatorConfig) -> None:
         self.batch = client.BatchV1Api(api_client)
         self.core = client.CoreV1Api(api_client)
+        self.custom = client.CustomObjectsApi(api_client)
         self.config = config
 
     def find(self, target: JobTarget) -> WorkRef | None:
@@ -96,6 +128,23 @@ class KubernetesBackend:
             self._create(
                 lambda: self.core.create_namespaced_secret(target.namespace, key_secret),
                 "secrets",
+                target.namespace,
+            )
+        if plan.resources.nodes > 1:
+            # Headless: DNS names for the Job's pods (`<job>-<index>.<job>`), so every node finds node 0.
+            service = client.V1Service(
+                metadata=client.V1ObjectMeta(name=name, labels=labels, owner_references=[owner]),
+                spec=client.V1ServiceSpec(
+                    cluster_ip="None",
+                    selector={"batch.kubernetes.io/job-name": name},
+                    # Rendezvous happens before any pod is Ready: publish the names at once.
+                    publish_not_ready_addresses=True,
+                    ports=[client.V1ServicePort(name="rendezvous", port=RENDEZVOUS_PORT)],
+                ),
+            )
+            self._create(
+                lambda: self.core.create_namespaced_service(target.namespace, service),
+                "services",
                 target.namespace,
             )
         job = self._job(name, labels, owner, target, plan, timeout_seconds)
@@ -152,6 +201,15 @@ class KubernetesBackend:
                     ),
                 )
             )
+        nodes = plan.resources.nodes
+        if nodes > 1:
+            # torchrun's own variables (launch.py): which node this pod is, and where node 0 listens.
+            index = client.V1ObjectFieldSelector(field_path=f"metadata.annotations['{COMPLETION_INDEX}']")
+            env += [
+                client.V1EnvVar(name="PET_NODE_RANK", value_from=client.V1EnvVarSource(field_ref=index)),
+                client.V1EnvVar(name="PET_MASTER_ADDR", value=f"{name}-0.{name}"),
+                client.V1EnvVar(name="PET_MASTER_PORT", value=str(RENDEZVOUS_PORT)),
+            ]
         gpus = plan.resources.gpu_count
         # GPUs are requested as limits (extended resources); CPU and memory as requests, and as limits too
         # when the installation wants QoS Guaranteed (see `OperatorConfig.trainer_guaranteed`).
@@ -167,6 +225,9 @@ class KubernetesBackend:
             image=cfg.trainer_image,
             command=[*cfg.trainer_command, "--plan", f"{PLAN_MOUNT}/{PLAN_KEY}"],
             env=env,
+            ports=[client.V1ContainerPort(name="rendezvous", container_port=RENDEZVOUS_PORT)]
+            if nodes > 1
+            else None,
             resources=client.V1ResourceRequirements(limits=limits or None, requests={**requests, **limits}),
             volume_mounts=[
                 client.V1VolumeMount(name="plan", mount_path=PLAN_MOUNT, read_only=True),
@@ -204,11 +265,20 @@ class KubernetesBackend:
                 ),
             ],
             automount_service_account_token=False,
+            subdomain=name if nodes > 1 else None,
+            affinity=_one_pod_per_node(name) if nodes > 1 else None,
         )
+        job_labels = {**labels, KUEUE_QUEUE_LABEL: target.queue} if target.queue else labels
         return client.V1Job(
-            metadata=client.V1ObjectMeta(name=name, labels=labels, owner_references=[owner]),
+            metadata=client.V1ObjectMeta(name=name, labels=job_labels, owner_references=[owner]),
             spec=client.V1JobSpec(
-                backoff_limit=cfg.job_backoff_limit,
+                # One node's pod failing ends the whole group's run; the operator retries it as an attempt.
+                backoff_limit=cfg.job_backoff_limit if nodes == 1 else 0,
+                completion_mode="Indexed" if nodes > 1 else None,
+                completions=nodes if nodes > 1 else None,
+                parallelism=nodes if nodes > 1 else None,
+                # Queued: Kueue unsuspends it when its ClusterQueue has the quota.
+                suspend=True if target.queue else None,
                 ttl_seconds_after_finished=cfg.job_ttl_seconds_after_finished,
                 template=client.V1PodTemplateSpec(
                     metadata=client.V1ObjectMeta(labels=labels, annotations=cfg.pod_annotations or None),
@@ -259,6 +329,15 @@ class KubernetesBackend:
                     ended_at=cond.last_transition_time,
                 )
         restarts = status.failed or 0  # failed pods the Job replaced (it has not failed itself)
+        if job.spec and job.spec.suspend:
+            # Only Kueue suspends our Jobs (the operator deletes them to stop them): waiting for quota, or
+            # preempted (its pods stopped and checkpointed; it resumes when admitted again).
+            return WorkStatus(
+                state=WorkState.QUEUED,
+                reason="QueuedInKueue",
+                message=self._kueue_reason(target, job),
+                restarts=restarts,
+            )
         if (status.active or 0) > 0 and (status.ready or 0) > 0:
             return WorkStatus(
                 state=WorkState.RUNNING, reason="PodRunning", started_at=started, restarts=restarts
@@ -279,6 +358,45 @@ class KubernetesBackend:
                     return f"waiting for GPUs: {cond.message}"
         return "waiting for the training pod to start"
 
+    def _kueue_reason(self, target: JobTarget, job: client.V1Job) -> str:
+        """Kueue's own words for why the Job waits, from its Workload (e.g. the ClusterQueue lacks GPUs)."""
+        queue = (job.metadata.labels or {}).get(KUEUE_QUEUE_LABEL) if job.metadata else None
+        waiting = f"waiting in Kueue LocalQueue `{queue}`"
+        uid = job.metadata.uid if job.metadata else None
+        workload = self._workload(target.namespace, uid) if uid else None
+        if workload is None:
+            return f"{waiting}: Kueue has made no Workload for the Job yet (is Kueue installed and managing batch/job?)"
+        conditions = {c.get("type"): c for c in (workload.get("status") or {}).get("conditions") or []}
+        evicted = conditions.get("Evicted") or {}
+        reserved = conditions.get("QuotaReserved") or {}
+        if evicted.get("status") == "True":
+            return (
+                f"{waiting}: preempted by Kueue ({evicted.get('reason')}: {evicted.get('message')}); it "
+                "resumes from its last checkpoint when admitted again"
+            )
+        if reserved.get("message"):
+            return f"{waiting}: {reserved['message']}"
+        return f"{waiting}: not admitted yet"
+
+    def _workload(self, namespace: str, job_uid: str) -> dict[str, Any] | None:
+        """The Kueue Workload Kueue made for a Job (labelled with the Job's UID), if any."""
+        for version in KUEUE_VERSIONS:
+            try:
+                found: dict[str, Any] = self.custom.list_namespaced_custom_object(  # type: ignore[assignment]
+                    KUEUE_GROUP,
+                    version,
+                    namespace,
+                    "workloads",
+                    label_selector=f"{KUEUE_JOB_UID_LABEL}={job_uid}",
+                )
+            except ApiException as exc:
+                if exc.status == 404:  # this version not served (or Kueue not installed)
+                    continue
+                raise api_error(exc, "list", "workloads.kueue.x-k8s.io", namespace) from None
+            items: list[dict[str, Any]] = found.get("items") or []
+            return items[0] if items else None
+        return None
+
     def _last_pod_reason(self, target: JobTarget, ref: WorkRef) -> str | None:
         pods = self._pods(target, ref)
         return pods[-1].status.reason if pods and pods[-1].status else None
@@ -293,8 +411,9 @@ class KubernetesBackend:
     def logs(
         self, target: JobTarget, ref: WorkRef, *, follow: bool = False, tail: int | None = None
     ) -> Iterator[str]:
-        """Log lines of the Job's newest pod (the one resuming from the last checkpoint)."""
-        pods = self._pods(target, ref)
+        """Log lines of the Job's newest pod (the one resuming from the last checkpoint); of node 0's, when the
+        run spans several nodes (node 0 alone reports)."""
+        pods = [p for p in self._pods(target, ref) if _completion_index(p) in (None, "0")]
         if not pods:
             return iter(())
         pod = pods[-1].metadata.name if pods[-1].metadata else None

@@ -26,7 +26,11 @@ class PlannerConfig(CamelModel):
     headroom: float = Field(default=0.12, ge=0, lt=0.9)
     """Share of each GPU's memory kept free beyond the estimate (estimates are ±10%; OOM costs a rerun)."""
     max_gpus: int = Field(default=8, ge=1, le=64)
-    """Most GPUs one run may use (one node)."""
+    """Most GPUs one run may use on one node."""
+    max_nodes: int = Field(default=4, ge=1, le=8)
+    """Most in-cluster nodes one run may span (each with all of its GPUs, joined by torchrun): the planner
+    weighs several nodes when one node's GPUs cannot hold the run (full fine-tuning of a 70B model). 1 keeps
+    every run on one node."""
     auto_full_max_gpus: int = Field(default=1, ge=1, le=64)
     """`peft: Auto` keeps full fine-tuning only when it fits on this many GPUs; beyond, LoRA is far cheaper
     and nearly as good for instruction tuning (Biderman et al. 2024, "LoRA Learns Less and Forgets Less")."""

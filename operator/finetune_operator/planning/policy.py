@@ -46,7 +46,7 @@ from finetune_training.plan import Hyperparameters, LoraSettings, PeftMode
 
 CPU = "CPU"
 """The name of the CPU "accelerator" (a Local run without a GPU): its memory is RAM."""
-FSDP_ARGS = {"fsdp": "full_shard auto_wrap"}
+FSDP_ARGS = {"fsdp": "full_shard auto_wrap"}  # the runtime adds the settings that work (methods.FSDP_CONFIG)
 
 
 class PlanOption(CamelModel):
@@ -77,6 +77,8 @@ class PlanDecision(CamelModel):
     flavor: str | None = None
     """HF Jobs flavor."""
     gpu_count: int = 0
+    """GPUs on each node."""
+    nodes: int = 1
     gpu_product: str | None = None
     """In-cluster (or local) GPU product."""
     sharding: Sharding = Sharding.NONE
@@ -100,6 +102,8 @@ class _Candidate:
     flavor: str | None = None
     gpu_product: str | None = None
     free_now: bool = True
+    nodes: int = 1
+    """Machines the run spans; `gpu_count` is all of their GPUs together."""
 
 
 @dataclass
@@ -181,35 +185,56 @@ def _matches(offer: ClusterGpuOffer, product: str) -> bool:
 
 
 def _cluster_candidates(
-    inp: _Inputs, product: str | None = None, count: int | None = None
+    inp: _Inputs, product: str | None = None, count: int | None = None, nodes: int | None = None
 ) -> list[_Candidate]:
+    """In-cluster options: `count` GPUs on one node (each power of two when None), and, up to
+    `max_nodes`, several whole nodes of one product (only those: a run spread over part-used nodes waits on
+    the slowest link for nothing). `nodes` (from `hardware.nodes`) asks for exactly that many, with `count`
+    GPUs on each."""
     products: dict[str, list[ClusterGpuOffer]] = {}
     for o in inp.offers:
         if product is None or _matches(o, product):
             products.setdefault(o.product, []).append(o)
+    cfg = inp.config
     out = []
     for name, offers in products.items():
         most = max(o.allocatable for o in offers)
-        most_free = max(o.free for o in offers)
         gpu = _gpu_for(name, min(o.memory_gib for o in offers) or None)
-        counts = (
-            [count] if count else [c for c in (1, 2, 4, 8, 16, 32, 64) if c <= min(most, inp.config.max_gpus)]
-        )
-        for c in counts:
-            if c > most:
-                continue
-            out.append(
-                _Candidate(
-                    Backend.KUBERNETES,
-                    f"Kubernetes/{c}x{name}",
-                    gpu,
-                    c,
-                    c * (offers[0].usd_per_gpu_hour or price_for(name, inp.config.cluster_gpu_prices)),
-                    gpu_product=name,
-                    free_now=most_free >= c,
-                )
+        price = offers[0].usd_per_gpu_hour or price_for(name, cfg.cluster_gpu_prices)
+        if nodes and nodes > 1:
+            per_node = count or most
+            if per_node <= most and len([o for o in offers if o.allocatable >= per_node]) >= nodes:
+                out.append(_cluster_option(name, offers, gpu, price, per_node, nodes))
+            continue
+        counts = [count] if count else [c for c in (1, 2, 4, 8, 16, 32, 64) if c <= min(most, cfg.max_gpus)]
+        out.extend(_cluster_option(name, offers, gpu, price, c, 1) for c in counts if c <= most)
+        whole = len([o for o in offers if o.allocatable >= most])
+        if count is None and nodes is None:
+            out.extend(
+                _cluster_option(name, offers, gpu, price, most, n)
+                for n in range(2, min(whole, cfg.max_nodes) + 1)
             )
     return out
+
+
+def _cluster_option(
+    name: str, offers: list[ClusterGpuOffer], gpu: GpuType, price: float, per_node: int, machines: int
+) -> _Candidate:
+    """`machines` nodes of product `name` with `per_node` GPUs each; free now when enough nodes have them."""
+    able = [o for o in offers if o.allocatable >= per_node]
+    free = [o for o in able if o.free >= per_node]
+    target = f"{per_node}x{name}" if machines == 1 else f"{machines}x{per_node}x{name}"
+    total = per_node * machines
+    return _Candidate(
+        Backend.KUBERNETES,
+        f"Kubernetes/{target}",
+        gpu,
+        total,
+        total * price,
+        gpu_product=name,
+        free_now=len(free) >= machines,
+        nodes=machines,
+    )
 
 
 def _local_candidates(inp: _Inputs, count: int | None = None) -> list[_Candidate]:
@@ -255,7 +280,12 @@ def _tiers(spec: FineTuneJobSpec, inp: _Inputs) -> tuple[list[list[_Candidate]],
                 f"{', '.join(inp.catalog.names())}",
             )
         return [_hf_candidates(inp, only=hw.flavor)], True
-    if hw and (hw.gpu_count or hw.gpu_product):
+    if hw and (hw.gpu_count or hw.gpu_product or hw.nodes):
+        if hw.nodes and hw.nodes > 1 and backend not in (Backend.AUTO, Backend.KUBERNETES):
+            raise SpecError(
+                "HardwareInvalid",
+                f"`hardware.nodes` {hw.nodes} spreads a run over in-cluster nodes: it needs `backend: Kubernetes`",
+            )
         if backend == Backend.HF_JOBS:
             raise SpecError(
                 "HardwareInvalid",
@@ -269,12 +299,16 @@ def _tiers(spec: FineTuneJobSpec, inp: _Inputs) -> tuple[list[list[_Candidate]],
                     f"{inp.config.local_gpus} GPUs",
                 )
             return [_local_candidates(inp, hw.gpu_count)], True
-        cands = _cluster_candidates(inp, hw.gpu_product, hw.gpu_count)
+        cands = _cluster_candidates(inp, hw.gpu_product, hw.gpu_count, hw.nodes)
         if not cands:
             have = sorted({f"{o.product} (up to {o.allocatable} per node)" for o in inp.offers}) or [
                 "no GPU nodes"
             ]
             wanted = f"{hw.gpu_count or 1}x{hw.gpu_product or 'GPU'}"
+            if hw.nodes and hw.nodes > 1:
+                wanted = (
+                    f"{hw.nodes} nodes with {hw.gpu_count or 'all their'} {hw.gpu_product or 'GPU'}s each"
+                )
             raise SpecError("NoHardwareFits", f"no node offers {wanted}; the cluster has: {', '.join(have)}")
         return [[c for c in cands if c.free_now], [c for c in cands if not c.free_now]], True
     if backend == Backend.HF_JOBS:
@@ -534,7 +568,8 @@ def _reason(spec: FineTuneJobSpec, inp: _Inputs, fit: _Fit, search: _Search) -> 
         f"{capacity:.1f} GiB usable ({where})"
     )
     if fit.sharding != Sharding.NONE:
-        parts.append(f"{fit.cand.gpu_count} GPUs with {fit.sharding.value}")
+        across = f" on {fit.cand.nodes} nodes" if fit.cand.nodes > 1 else ""
+        parts.append(f"{fit.cand.gpu_count} GPUs{across} with {fit.sharding.value}")
     if (
         fit.hp
         and fit.hp.gradient_checkpointing
@@ -642,7 +677,8 @@ def make_plan(
         backend=fit.cand.backend.value,
         target=fit.cand.target,
         flavor=fit.cand.flavor,
-        gpu_count=0 if cpu else fit.cand.gpu_count,
+        gpu_count=0 if cpu else fit.cand.gpu_count // fit.cand.nodes,
+        nodes=fit.cand.nodes,
         gpu_product=None if cpu else fit.cand.gpu_product or fit.cand.gpu.name,
         gpu_memory_gib=None if cpu else round(fit.cand.gpu.memory_gib, 2),
         ram_gib=round(fit.cand.gpu.memory_gib, 2) if cpu else None,
@@ -665,6 +701,7 @@ def make_plan(
         hyperparameters=fit.hp,
         flavor=fit.cand.flavor,
         gpu_count=summary.gpu_count,
+        nodes=fit.cand.nodes,
         gpu_product=fit.cand.gpu_product,
         sharding=fit.sharding,
         memory=memory,
