@@ -479,9 +479,8 @@ class Reconciler:
         self.status.backend_ref = ref
         self.status.start_time = self.status.start_time or now()
         verb = "adopted existing" if adopted else "submitted"
-        message = f"{verb} {ref.kind} `{ref.id}`" + (
-            f" ({ref.url})" if ref.url and not ref.url.startswith("file:") else ""
-        )
+        link = backend.link(ref)
+        message = f"{verb} {ref.kind} `{ref.id}`" + (f" ({link})" if link else "")
         if target.attempt > 1:
             message += f" (attempt {target.attempt}, resuming from the last checkpoint)"
         set_condition(

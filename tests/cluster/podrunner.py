@@ -159,9 +159,15 @@ class PodRunner:
             if code is None:
                 continue
             run.done = True
+            # A signal's death reads as 128 + the signal, as a container runtime reports it.
+            exit_code = 128 - code if code < 0 else code
             if not gone:
-                # A signal's death reads as 128 + the signal, as a container runtime reports it.
-                self._finish(run, 128 - code if code < 0 else code)
+                self._finish(run, exit_code)
+            elif pod is not None:
+                # A deleted pod whose process ended: as a kubelet does, report the end and remove the object
+                # at once, not when the grace period would have run out.
+                self._finish(run, exit_code)
+                self.core.delete_namespaced_pod(run.pod, self.namespace, grace_period_seconds=0)
 
     def _launch(self, pod: Any) -> _Run:
         name = pod.metadata.name

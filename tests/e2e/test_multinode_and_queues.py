@@ -119,6 +119,13 @@ def queues(kueue: Kueue, namespace: str) -> Iterator[str]:
     text = yaml.safe_dump_all(manifest)
     kubectl("apply", "-f", "-", input=text)
     yield "team"
+    # While Kueue still runs: its Workloads carry its finalizer, and would hold the namespace forever.
+    kubectl("delete", "jobs", "--all", "-n", namespace, "--wait=false", check=False)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and kubectl(
+        "get", "workloads.kueue.x-k8s.io", "-n", namespace, "-o", "name", check=False
+    ).stdout.strip():
+        time.sleep(1)
     kubectl("delete", "clusterqueue", cluster_queue, "--ignore-not-found", "--wait=false", check=False)
 
 

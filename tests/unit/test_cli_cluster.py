@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +25,11 @@ from finetune_operator.api.status import (
     ValidationSummary,
     Verdict,
 )
-from finetune_operator.cli.cluster import CliError, connect, file_logs, lines_of, watch
+from finetune_operator.backends.hfjobs import HFJobsBackend
+from finetune_operator.backends.kubernetes import lines_of
+from finetune_operator.backends.local import LocalBackend
+from finetune_operator.backends.registry import REGISTRY, build_backends, for_kind
+from finetune_operator.cli.cluster import CliError, connect, read_logs, watch
 from finetune_operator.cli.main import main
 from finetune_operator.cli.status_view import (
     format_duration,
@@ -34,6 +39,7 @@ from finetune_operator.cli.status_view import (
     summary_line,
     watch_line,
 )
+from finetune_operator.config import OperatorConfig
 from finetune_training.events import DataRows
 from finetune_training.plan import PeftMode
 
@@ -264,31 +270,72 @@ def test_watch_timeout() -> None:
 def test_lines_of_joins_split_chunks() -> None:
     chunks = [b'{"ftjob":"pro', b'gress","step":1}\nplain ', b"line\r\n", b"tail"]
     assert list(lines_of(chunks)) == ['{"ftjob":"progress","step":1}', "plain line", "tail"]
+    assert list(lines_of([b"caf\xc3", b"\xa9\n"])) == ["caf\u00e9"], "a chunk may split a character"
 
 
 def test_file_logs_reads_and_follows_until_finished(tmp_path: Path) -> None:
-    log = tmp_path / "train.log"
+    """`ftjob logs` of a Local run reads the file its `file://` URL names (the CLI need not know the
+    operator's workdir), with the backend's own `logs()`; with follow, until the run has ended."""
+    backend = LocalBackend(
+        OperatorConfig(enabled_backends=[], metrics_port=0, local_workdir=tmp_path / "other")
+    )
+    folder = tmp_path / "ns" / "x"
+    folder.mkdir(parents=True)
+    log = folder / "train.log"
     log.write_text("one\ntwo\n")
     ref = BackendRef(kind="Process", id="x", url=log.as_uri())
-    assert list(file_logs(ref, follow=False, finished=lambda: True)) == ["one", "two"]
-    checks = {"n": 0}
+    obj = resource(FineTuneJobStatus(phase=Phase.RUNNING, backend_ref=ref))
+    kinds: list[str] = []
 
-    def finished() -> bool:
-        # The run writes one more line while being followed, then ends.
-        checks["n"] += 1
-        if checks["n"] == 1:
-            with log.open("a") as fh:
-                fh.write("three\n")
-            return False
-        return True
+    def backend_for(kind: str) -> LocalBackend:
+        kinds.append(kind)
+        return backend
 
-    assert list(file_logs(ref, follow=True, finished=finished, poll_seconds=0)) == ["one", "two", "three"]
-    with pytest.raises(CliError, match="file://"):
-        list(file_logs(BackendRef(kind="Process", id="x", url="http://x"), False, lambda: True))
-    with pytest.raises(CliError, match="does not exist"):
-        list(
-            file_logs(BackendRef(kind="Process", id="x", url=(tmp_path / "no").as_uri()), False, lambda: True)
+    assert list(read_logs(obj, backend_for, follow=False)) == ["one", "two"]
+    assert kinds == ["Process"], "the backend is chosen by the kind of its work"
+    following = read_logs(obj, backend_for, follow=True)
+    assert [next(following), next(following)] == ["one", "two"]
+
+    def the_run_writes_one_more_line_and_ends() -> None:
+        with log.open("a") as fh:
+            fh.write("three\n")
+        (folder / "exit_code").write_text("0")
+
+    threading.Timer(0.2, the_run_writes_one_more_line_and_ends).start()
+    assert list(following) == ["three"]
+    gone = resource(
+        FineTuneJobStatus(
+            phase=Phase.RUNNING,
+            backend_ref=BackendRef(kind="Process", id="x", url=(tmp_path / "no").as_uri()),
         )
+    )
+    with pytest.raises(CliError, match=r"no log lines .*file://"):
+        list(read_logs(gone, backend_for, follow=False))
+
+
+def test_logs_need_a_known_kind_work_and_a_token_where_the_backend_does() -> None:
+    hf_job = resource(
+        FineTuneJobStatus(phase=Phase.RUNNING, backend_ref=BackendRef(kind="HFJob", id="68abc"))
+    )
+    with pytest.raises(CliError, match="unknown backend kind `HFJob`"):
+        list(read_logs(hf_job, lambda kind: None, follow=False))
+    with pytest.raises(CliError, match="no backend work yet"):
+        list(read_logs(resource(FineTuneJobStatus()), lambda kind: None, follow=False))
+    remote = HFJobsBackend(OperatorConfig(enabled_backends=[], metrics_port=0))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("HF_TOKEN", raising=False)
+        with pytest.raises(CliError, match="set `HF_TOKEN`"):
+            list(read_logs(hf_job, lambda kind: remote, follow=False))
+
+
+def test_every_registered_backend_writes_its_own_kind_of_work() -> None:
+    kinds = [entry.kind for entry in REGISTRY.values()]
+    assert len(set(kinds)) == len(kinds), "`ftjob logs` picks the backend by the kind of its work"
+    cfg = OperatorConfig(enabled_backends=["Local", "HFJobs"], metrics_port=0)
+    built = build_backends(cfg, None)  # type: ignore[arg-type]  # neither talks to the cluster
+    assert {name: b.kind for name, b in built.items()} == {"Local": "Process", "HFJobs": "HFJob"}
+    assert for_kind("Process", cfg, None).kind == "Process"  # type: ignore[arg-type,union-attr]
+    assert for_kind("Nope", cfg, None) is None  # type: ignore[arg-type]
 
 
 KUBECONFIG = """

@@ -30,12 +30,12 @@ SUMMARY = PlanSummary.model_validate(
 )  # fmt: skip
 
 
-def rendered(**config: Any) -> dict[str, Any]:
+def rendered(summary: PlanSummary = SUMMARY, queue: str | None = None, **config: Any) -> dict[str, Any]:
     cfg = OperatorConfig(enabled_backends=[], metrics_port=0, **config)
     backend = KubernetesBackend(client.ApiClient(), cfg)
-    target = JobTarget(namespace="ml", name="bot", uid="abcdef12-0000")
+    target = JobTarget(namespace="ml", name="bot", uid="abcdef12-0000", queue=queue)
     owner = client.V1OwnerReference(api_version="v1", kind="FineTuneJob", name="bot", uid="abcdef12-0000")
-    job = backend._job("bot-1", {}, owner, target, render_plan(JOB, SUMMARY, cfg, attempt=1), 7200)
+    job = backend._job("bot-1", {}, owner, target, render_plan(JOB, summary, cfg, attempt=1), 7200)
     out: dict[str, Any] = client.ApiClient().sanitize_for_serialization(job)
     return out
 
@@ -78,3 +78,36 @@ def test_the_deadline_counts_training_time_and_the_grace_covers_the_checkpoint_p
     assert pod["activeDeadlineSeconds"] == 7200
     assert pod["terminationGracePeriodSeconds"] == 1200
     assert OperatorConfig(enabled_backends=[], metrics_port=0).termination_grace_period_seconds >= 600
+
+
+def test_a_run_over_several_nodes_is_an_indexed_job_whose_pods_meet_at_node_0() -> None:
+    job = rendered(SUMMARY.model_copy(update={"nodes": 2}))
+    spec = job["spec"]
+    assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 2, 2)
+    assert spec["backoffLimit"] == 0, "one node failing ends the attempt: half a process group cannot go on"
+    pod = spec["template"]["spec"]
+    assert pod["subdomain"] == "bot-1", "the headless Service's name, so pod 0 is `bot-1-0.bot-1`"
+    term = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+    assert term["topologyKey"] == "kubernetes.io/hostname", "one pod per node"
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["PET_MASTER_ADDR"]["value"] == "bot-1-0.bot-1" and env["PET_MASTER_PORT"]["value"] == "29500"
+    rank = env["PET_NODE_RANK"]["valueFrom"]["fieldRef"]["fieldPath"]
+    assert rank == "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2", "GPUs per node"
+
+
+def test_one_node_keeps_a_plain_job_that_retries_its_pod() -> None:
+    spec = rendered()["spec"]
+    assert "completionMode" not in spec and spec["backoffLimit"] == 2
+    assert not any(e["name"].startswith("PET_") for e in spec["template"]["spec"]["containers"][0]["env"])
+
+
+def test_a_queued_job_is_created_suspended_with_kueues_queue_label() -> None:
+    job = rendered(queue="team-a")
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+    assert job["spec"]["suspend"] is True, "Kueue admits it by unsuspending it"
+    unqueued = rendered()
+    assert (
+        "suspend" not in unqueued["spec"]
+        and "kueue.x-k8s.io/queue-name" not in unqueued["metadata"]["labels"]
+    )

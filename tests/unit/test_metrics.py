@@ -206,6 +206,9 @@ class Flaky:
     def cancel(self, target: JobTarget, ref: WorkRef) -> None:
         self._maybe_fail()
 
+    def link(self, ref: WorkRef) -> str | None:
+        return None
+
 
 def test_backend_api_errors_are_counted_by_backend_and_kind() -> None:
     metrics = OperatorMetrics()

@@ -357,3 +357,31 @@ def test_suggested_timeout(hours: float, margin: float, timeout: float) -> None:
 
 def test_methods_enum_cover() -> None:
     assert {m.value for m in Method} == {"SFT", "DPO", "GRPO", "KTO"}
+
+
+def test_full_fine_tuning_of_a_70b_model_spans_nodes_when_one_cannot_hold_it() -> None:
+    four = [gpu_node(f"h100-{i}", 8, "NVIDIA-H100-80GB-HBM3", 81559) for i in range(4)]
+    d = plan(spec(peft="None", backend="Kubernetes"), 70e9, nodes=four)
+    assert d.nodes > 1 and d.gpu_count == 8, "whole 8-GPU nodes"
+    assert d.summary.nodes == d.nodes and d.summary.target == f"Kubernetes/{d.nodes}x8xNVIDIA-H100-80GB-HBM3"
+    assert d.sharding.value == "FSDP" and f"{8 * d.nodes} GPUs on {d.nodes} nodes" in d.reason
+    with pytest.raises(SpecError) as err:
+        plan(spec(peft="None", backend="Kubernetes"), 70e9, nodes=four, max_nodes=1)
+    assert err.value.reason == "NoHardwareFits", "one node is the most when max_nodes is 1"
+
+
+def test_what_fits_on_one_node_stays_on_one_node() -> None:
+    d = plan(spec(peft="None", backend="Kubernetes"), 13e9, nodes=H100_NODES)
+    assert d.nodes == 1 and d.summary.nodes == 1
+
+
+def test_nodes_can_be_asked_for() -> None:
+    hardware = {"nodes": 2, "gpuCount": 4, "gpuProduct": "NVIDIA-H100-80GB-HBM3"}
+    d = plan(spec(backend="Kubernetes", hardware=hardware), 7e9, nodes=H100_NODES)
+    assert (d.nodes, d.gpu_count) == (2, 4)
+    with pytest.raises(SpecError) as err:
+        plan(spec(backend="Kubernetes", hardware={"nodes": 3}), 7e9, nodes=H100_NODES)
+    assert err.value.reason == "NoHardwareFits" and "3 nodes" in err.value.message
+    with pytest.raises(SpecError) as err:
+        plan(spec(backend="HFJobs", hardware={"nodes": 2}), 7e9, nodes=H100_NODES)
+    assert err.value.reason == "HardwareInvalid" and "backend: Kubernetes" in err.value.message

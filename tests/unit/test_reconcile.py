@@ -98,6 +98,9 @@ class FakeBackend:
         work = self.work(ref.attempt or 1)
         work.cancelled = True
 
+    def link(self, ref: WorkRef) -> str | None:
+        return ref.url
+
 
 class FakeKube:
     """The cluster's Secrets: `secrets[name] = token`."""

@@ -1,4 +1,4 @@
-"""The one interface every backend implements: submit, find existing, poll, stream logs, cancel.
+"""The one interface every backend implements: submit, find existing, poll, stream logs, cancel, link.
 
 A handle on backend work (`WorkRef`) is the very `status.backendRef` the FineTuneJob stores.
 """
@@ -66,9 +66,14 @@ class WorkStatus(BaseModel):
 
 
 class Backend(Protocol):
-    """What the reconcile loop needs from a backend. Every method is idempotent."""
+    """What the reconcile loop (and `ftjob logs`) needs from a backend. Every method is idempotent.
+
+    What differs between backends lives here, as an attribute or a method, so that nothing outside a
+    backend's module branches on which one it is (`registry.py` lists them).
+    """
 
     kind: str
+    """The `status.backendRef.kind` of its work (`HFJob`, `Job`, `Process`)."""
     needs_token: bool
     """Whether find/poll/logs/cancel need the user's token (work outside the cluster's own API)."""
     retries_itself: bool
@@ -95,3 +100,6 @@ class Backend(Protocol):
 
     def cancel(self, target: JobTarget, ref: WorkRef) -> None:
         """Stop the work; no error when it is already gone."""
+
+    def link(self, ref: WorkRef) -> str | None:
+        """Where a person can look at the work (said in the `Submitted` message), or None."""

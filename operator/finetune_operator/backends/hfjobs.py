@@ -267,6 +267,10 @@ class HFJobsBackend:
             log.warning("HF Job %s: %s; judging it on the logs read so far", ref.id, cut)
         self._ended.pop(ref.id, None)
 
+    def link(self, ref: WorkRef) -> str | None:
+        """The job's page on the Hub."""
+        return ref.url
+
     def cancel(self, target: JobTarget, ref: WorkRef) -> None:
         """Cancel the job; a job already ended or gone needs nothing."""
         api = self._api(target)

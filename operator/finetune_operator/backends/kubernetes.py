@@ -11,7 +11,8 @@ admits it (unsuspends) when the ClusterQueue has quota, and suspends it again to
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import codecs
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from kubernetes import client
@@ -38,15 +39,17 @@ RENDEZVOUS_PORT = 29500
 TRAINER_UID = 10001  # the `ftjob` user of images/trainer/Dockerfile: the pod runs as the image's own user
 
 
-def _lines(chunks: Iterator[bytes]) -> Iterator[str]:
-    """Whole lines out of a byte stream whose chunks may split a line."""
-    buffer = b""
+def lines_of(chunks: Iterable[bytes | str]) -> Iterator[str]:
+    """Whole lines from a stream of chunks that may split lines anywhere (a followed pod log)."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # a chunk may split a character too
+    pending = ""
     for chunk in chunks:
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        yield from (line.decode(errors="replace") for line in lines)
-    if buffer:
-        yield buffer.decode(errors="replace")
+        pending += decoder.decode(chunk) if isinstance(chunk, bytes) else chunk
+        *complete, pending = pending.split("\n")
+        yield from (line.rstrip("\r") for line in complete)
+    pending += decoder.decode(b"", final=True)
+    if pending:
+        yield pending.rstrip("\r")
 
 
 def _one_pod_per_node(job_name: str) -> client.V1Affinity:
@@ -424,13 +427,17 @@ class KubernetesBackend:
                 resp = self.core.read_namespaced_pod_log(
                     pod, target.namespace, follow=True, tail_lines=tail, _preload_content=False
                 )
-                return _lines(resp.stream())  # type: ignore[attr-defined]
+                return lines_of(resp.stream())  # type: ignore[attr-defined]
             text = self.core.read_namespaced_pod_log(pod, target.namespace, tail_lines=tail)
         except ApiException as exc:
             if exc.status in (400, 404):  # container not started yet, or pod gone
                 return iter(())
             raise api_error(exc, "get", "pods/log", target.namespace) from None
         return iter(text.splitlines())
+
+    def link(self, ref: WorkRef) -> str | None:
+        """None: the Job is named in the message already (`kubectl describe job` shows it)."""
+        return None
 
     def cancel(self, target: JobTarget, ref: WorkRef) -> None:
         """Delete the Job and its pods; nothing to do when it is gone."""

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from finetune_operator.backends.base import TERMINAL_STATES, JobTarget, WorkRef, WorkState, WorkStatus
 from finetune_operator.config import OperatorConfig
@@ -174,8 +175,8 @@ class LocalBackend:
         self, target: JobTarget, ref: WorkRef, *, follow: bool = False, tail: int | None = None
     ) -> Iterator[str]:
         """Lines of `train.log`; with follow, keeps reading until the process ends."""
-        folder = self._folder(target, ref)
-        path = folder / "train.log"
+        path = self._log_file(target, ref)
+        folder = path.parent
         if not path.exists():
             return
         with open(path, errors="replace") as fh:
@@ -190,6 +191,14 @@ class LocalBackend:
                     return
                 time.sleep(0.5)
 
+    def _log_file(self, target: JobTarget, ref: WorkRef) -> Path:
+        """The run's `train.log`: where its `file://` URL says (the same file as in its folder, and what
+        `ftjob logs` reads on this host without the operator's `localWorkdir`), else in its folder."""
+        url = urlparse(ref.url or "")
+        if url.scheme == "file":
+            return Path(unquote(url.path))
+        return self._folder(target, ref) / "train.log"
+
     def _run_group(self, folder: Path) -> int | None:
         """The run's process group (`timeout`'s pid), once the shell has written it."""
         deadline = time.monotonic() + 5.0
@@ -200,6 +209,10 @@ class LocalBackend:
                 if time.monotonic() > deadline:
                     return None
                 time.sleep(0.1)
+        return None
+
+    def link(self, ref: WorkRef) -> str | None:
+        """None: its `file://` URL names a file on the operator's host, no page anyone can open."""
         return None
 
     def cancel(self, target: JobTarget, ref: WorkRef) -> None:

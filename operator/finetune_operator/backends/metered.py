@@ -72,3 +72,6 @@ class MeteredBackend:
     def cancel(self, target: JobTarget, ref: WorkRef) -> None:
         with self._counted():
             self.inner.cancel(target, ref)
+
+    def link(self, ref: WorkRef) -> str | None:
+        return self.inner.link(ref)  # no API call: nothing to count

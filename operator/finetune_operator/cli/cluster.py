@@ -13,14 +13,13 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
-from urllib.parse import unquote, urlparse
+from typing import TYPE_CHECKING, Any, TextIO
 
 from finetune_operator import GROUP, PLURAL, VERSION
-from finetune_operator.api.status import TERMINAL_PHASES, BackendRef, FineTuneJobStatus, Phase
+from finetune_operator.api.status import TERMINAL_PHASES, FineTuneJobStatus, Phase
 from finetune_operator.cli.status_view import (
     OUTPUTS,
     parse_status,
@@ -28,6 +27,9 @@ from finetune_operator.cli.status_view import (
     summary_line,
     watch_line,
 )
+
+if TYPE_CHECKING:
+    from finetune_operator.backends.base import Backend
 
 SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
@@ -118,108 +120,69 @@ def get_job(cluster: Cluster, name: str) -> dict[str, Any]:
     return obj
 
 
-# Log sources, one per backend kind.
+# Logs: read by the backend that runs the job, with its own `logs()` (the operator's monitoring reads the same).
 
 
-def lines_of(chunks: Iterable[bytes | str]) -> Iterator[str]:
-    """Whole lines from a stream of chunks that may split lines anywhere."""
-    pending = ""
-    for chunk in chunks:
-        pending += chunk.decode(errors="replace") if isinstance(chunk, bytes) else chunk
-        *complete, pending = pending.split("\n")
-        yield from (line.rstrip("\r") for line in complete)
-    if pending:
-        yield pending.rstrip("\r")
-
-
-def pod_logs(cluster: Cluster, ref: BackendRef, follow: bool) -> Iterator[str]:
-    """Lines of the newest pod of a batch/v1 Job (a retried pod resumes from the last checkpoint)."""
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-
-    core = client.CoreV1Api(cluster.api_client)
-    namespace = ref.namespace or cluster.namespace
-    try:
-        pods: list[Any] = core.list_namespaced_pod(namespace, label_selector=f"job-name={ref.id}").items
-        if not pods:
-            raise CliError(f"Job `{namespace}/{ref.id}` has no pods (yet, or any more)")
-        pod = str(max(pods, key=lambda p: p.metadata.creation_timestamp).metadata.name)
-        if follow:
-            resp: Any = core.read_namespaced_pod_log(pod, namespace, follow=True, _preload_content=False)
-            yield from lines_of(resp.stream())
-        else:
-            yield from str(core.read_namespaced_pod_log(pod, namespace)).splitlines()
-    except ApiException as exc:
-        raise CliError(
-            f"reading logs of Job `{namespace}/{ref.id}`: HTTP {exc.status} {exc.reason}"
-        ) from None
-
-
-def hf_job_logs(ref: BackendRef, follow: bool) -> Iterator[str]:
-    """Lines of an HF Job (server-sent events), with `HF_TOKEN` (and `HF_ENDPOINT`) from the environment."""
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
-
-    from finetune_operator.hub import hf_job_log_lines
-
-    token = os.environ.get("HF_TOKEN")
-    if not token:
-        raise CliError("set `HF_TOKEN` to read the logs of an HF Job")
-    api = HfApi(endpoint=os.environ.get("HF_ENDPOINT"), token=token)
-    try:
-        yield from hf_job_log_lines(api, ref.id, ref.namespace, follow=follow)
-    except HfHubHTTPError as exc:
-        code = exc.response.status_code if exc.response is not None else "?"
-        raise CliError(f"reading logs of HF Job `{ref.id}`: HTTP {code}") from None
-
-
-def file_logs(
-    ref: BackendRef, follow: bool, finished: Callable[[], bool], poll_seconds: float = 1.0
+def read_logs(
+    obj: dict[str, Any], backend_for: Callable[[str], Backend | None], follow: bool
 ) -> Iterator[str]:
-    """Lines of a local process's log file (`status.backendRef.url`, a `file://` URL).
+    """The training log lines of the FineTuneJob `obj`, from the backend `backend_for(kind)` builds for its work.
 
-    With follow, keeps reading until `finished()` (checked when the file has nothing new) says the job ended.
+    A backend whose calls need the user's token (HF Jobs) is given `HF_TOKEN` from the environment.
+
+    Raises
+    ------
+    CliError
+        When the job has no work yet, no backend writes its kind, the token is missing, the backend refuses,
+        or no line could be read.
     """
-    url = urlparse(ref.url or "")
-    if url.scheme != "file":
-        raise CliError(f"`status.backendRef.url` must be a file:// URL for a Process, got `{ref.url}`")
-    path = Path(unquote(url.path))
-    if not path.exists():
-        raise CliError(f"log file {path} does not exist on this machine (the Local backend runs on its host)")
-    with path.open(errors="replace") as fh:
-        pending = ""
-        while True:
-            chunk = fh.readline()
-            if chunk:
-                pending += chunk
-                if pending.endswith("\n"):
-                    yield pending.rstrip("\n")
-                    pending = ""
-                continue
-            if not follow or finished():
-                if pending:
-                    yield pending
-                return
-            time.sleep(poll_seconds)
+    from finetune_operator.backends.base import JobTarget
+    from finetune_operator.errors import RetryLater, SpecError
+
+    status = parse_status(obj)
+    meta = obj.get("metadata") or {}
+    ref = status.backend_ref
+    if ref is None:
+        raise CliError(
+            f"FineTuneJob `{meta.get('name')}` has no backend work yet (phase {status.phase.value})"
+        )
+    backend = backend_for(ref.kind)
+    if backend is None:
+        raise CliError(f"unknown backend kind `{ref.kind}` in `status.backendRef`")
+    token = os.environ.get("HF_TOKEN") if backend.needs_token else None
+    if backend.needs_token and not token:
+        raise CliError(f"set `HF_TOKEN` to read the logs of {ref.kind} `{ref.id}`")
+    target = JobTarget(
+        namespace=str(meta.get("namespace") or ""),
+        name=str(meta.get("name") or ""),
+        uid=str(meta.get("uid") or ""),
+        attempt=ref.attempt or max(status.attempts, 1),
+        token=token,
+    )
+    read = 0
+    try:
+        for line in backend.logs(target, ref, follow=follow):
+            read += 1
+            yield line
+    except (SpecError, RetryLater) as exc:
+        raise CliError(f"reading logs of {ref.kind} `{ref.id}`: {exc.message}") from None
+    if not read:
+        where = f" (its log: {ref.url})" if ref.url else ""
+        raise CliError(f"{ref.kind} `{ref.id}` has no log lines (yet, or any more){where}")
 
 
 def job_logs(cluster: Cluster, name: str, follow: bool) -> Iterator[str]:
-    """The training logs of a FineTuneJob, from whichever backend runs it."""
-    status = parse_status(get_job(cluster, name))
-    ref = status.backend_ref
-    if ref is None:
-        raise CliError(f"FineTuneJob `{name}` has no backend work yet (phase {status.phase.value})")
-    if ref.kind == "Job":
-        return pod_logs(cluster, ref, follow)
-    if ref.kind == "HFJob":
-        return hf_job_logs(ref, follow)
-    if ref.kind == "Process":
+    """The training logs of a FineTuneJob, from whichever backend runs it (see :func:`read_logs`)."""
+    from pydantic import ValidationError
 
-        def finished() -> bool:
-            return parse_status(get_job(cluster, name)).phase in TERMINAL_PHASES
+    from finetune_operator.backends.registry import for_kind
+    from finetune_operator.config import OperatorConfig
 
-        return file_logs(ref, follow, finished)
-    raise CliError(f"unknown backend kind `{ref.kind}` in `status.backendRef`")
+    try:
+        cfg = OperatorConfig.load()  # `ftjob`'s own: FTJOB_CONFIG and FTJOB_* variables, if any
+    except (ValidationError, OSError, ValueError) as exc:
+        raise CliError(f"the operator configuration (FTJOB_CONFIG, FTJOB_*) cannot be read: {exc}") from None
+    return read_logs(get_job(cluster, name), lambda kind: for_kind(kind, cfg, cluster.api_client), follow)
 
 
 # Commands.

@@ -11,12 +11,8 @@ from typing import Any
 import kopf
 from kubernetes import client, config
 
-from finetune_operator.api.spec import Backend as BackendName
-from finetune_operator.backends.base import Backend
-from finetune_operator.backends.hfjobs import HFJobsBackend
-from finetune_operator.backends.kubernetes import KubernetesBackend
-from finetune_operator.backends.local import LocalBackend
 from finetune_operator.backends.metered import MeteredBackend
+from finetune_operator.backends.registry import build_backends
 from finetune_operator.config import OperatorConfig
 from finetune_operator.handlers.indexes import gpu_capacity, phase_counts
 from finetune_operator.kube import KubeGateway
@@ -86,14 +82,7 @@ def build_deps(
 ) -> Deps:
     """Everything the reconcile loop needs (`capacity`: the cluster's GPUs from kopf's indexes)."""
     kube = KubeGateway(api)
-    backends: dict[str, Backend] = {}
-    for name in cfg.enabled_backends:
-        if name == BackendName.KUBERNETES:
-            backends[name.value] = KubernetesBackend(api, cfg)
-        elif name == BackendName.LOCAL:
-            backends[name.value] = LocalBackend(cfg)
-        elif name == BackendName.HF_JOBS:
-            backends[name.value] = HFJobsBackend(cfg)
+    backends = build_backends(cfg, api)
     if metrics is not None:
         backends = {name: MeteredBackend(backend, name, metrics) for name, backend in backends.items()}
     planner = PlannerService(cfg, kube, capacity)

@@ -1,0 +1,74 @@
+"""What the Kubernetes backend reads from a Job: Kueue's reason while it waits, preemption, early outcomes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from finetune_operator.backends.base import JobTarget, WorkRef, WorkState
+from finetune_operator.backends.kubernetes import KubernetesBackend
+from finetune_operator.config import OperatorConfig
+
+TARGET = JobTarget(namespace="ml", name="bot", uid="u1")
+REF = WorkRef(kind="Job", id="ftj-bot-u1", namespace="ml", attempt=1)
+
+
+def backend(job: client.V1Job, workloads: list[dict[str, Any]]) -> KubernetesBackend:
+    b = KubernetesBackend(client.ApiClient(), OperatorConfig(enabled_backends=[], metrics_port=0))
+    b.batch.read_namespaced_job = lambda name, namespace: job  # type: ignore[method-assign]
+    b.custom.list_namespaced_custom_object = lambda *a, **kw: {"items": workloads}  # type: ignore[method-assign]
+    b.core.list_namespaced_pod = lambda *a, **kw: client.V1PodList(items=[])  # type: ignore[method-assign]
+    return b
+
+
+def job(suspend: bool = False, conditions: list[client.V1JobCondition] | None = None) -> client.V1Job:
+    meta = client.V1ObjectMeta(name=REF.id, uid="job-uid", labels={"kueue.x-k8s.io/queue-name": "team-a"})
+    return client.V1Job(
+        metadata=meta, spec=client.V1JobSpec(template=client.V1PodTemplateSpec(), suspend=suspend),
+        status=client.V1JobStatus(conditions=conditions),
+    )  # fmt: skip
+
+
+def workload(*conditions: dict[str, str]) -> dict[str, Any]:
+    return {"status": {"conditions": list(conditions)}}
+
+
+QUOTA = {"type": "QuotaReserved", "status": "False", "reason": "Pending",
+         "message": "couldn't assign flavors to pod set main: insufficient unused quota for nvidia.com/gpu"}  # fmt: skip
+
+
+def test_a_job_waiting_for_quota_says_what_kueue_says() -> None:
+    work = backend(job(suspend=True), [workload(QUOTA)]).poll(TARGET, REF)
+    assert work.state == WorkState.QUEUED and not work.preempted
+    assert work.message.startswith("waiting in Kueue LocalQueue `team-a`: couldn't assign flavors")
+
+
+def test_a_job_kueue_took_back_is_preempted() -> None:
+    evicted = {
+        "type": "Evicted",
+        "status": "True",
+        "reason": "Preempted",
+        "message": "Preempted to accommodate",
+    }
+    work = backend(job(suspend=True), [workload(QUOTA, evicted)]).poll(TARGET, REF)
+    assert work.state == WorkState.QUEUED and work.preempted
+    assert "preempted by Kueue (Preempted: Preempted to accommodate)" in work.message
+    # Requeued and waiting again: still the preempted run, now with the quota reason.
+    settled = {**evicted, "status": "False"}
+    again = backend(job(suspend=True), [workload(QUOTA, settled)]).poll(TARGET, REF)
+    assert again.preempted and "insufficient unused quota" in again.message
+
+
+def test_no_workload_yet_names_what_to_check() -> None:
+    work = backend(job(suspend=True), []).poll(TARGET, REF)
+    assert work.state == WorkState.QUEUED and "is Kueue installed" in work.message
+
+
+@pytest.mark.parametrize(
+    ("kind", "state"), [("SuccessCriteriaMet", WorkState.SUCCEEDED), ("FailureTarget", WorkState.FAILED)]
+)
+def test_the_outcome_counts_while_the_last_pods_still_terminate(kind: str, state: WorkState) -> None:
+    cond = client.V1JobCondition(type=kind, status="True", reason="BackoffLimitExceeded")
+    assert backend(job(conditions=[cond]), []).poll(TARGET, REF).state == state
