@@ -248,15 +248,21 @@ def hf_job_log_lines(
     follow: bool = False,
     tail: int | None = None,
     budget_s: float = LOG_READ_BUDGET_S,
+    skip: int = 0,
 ) -> Iterator[str]:
     """An HF Job's log lines (server-sent events); without `follow`, what is there now.
 
     The Jobs API has no "what is there now": a non-following stream ends only after a pause in the output,
     so a running job that logs steadily keeps it open until the job ends. Without `follow` the read stops
-    once `budget_s` has passed (closing the stream); `tail` starts from the last N lines.
+    once `budget_s` has passed (closing the stream); `tail` starts from the last N lines. `skip`: the first N
+    lines are passed over (already read), and the budget starts after them.
     """
     deadline = time.monotonic() + budget_s
     for line in api.fetch_job_logs(job_id=job_id, namespace=namespace, follow=follow, tail=tail):
+        if skip > 0:
+            skip -= 1
+            deadline = time.monotonic() + budget_s
+            continue
         yield line.rstrip("\n")
         if not follow and time.monotonic() > deadline:
             return

@@ -170,6 +170,9 @@ class ProgressTracker:
         the run prints, such as reward code or a dataset row, may imitate an event)."""
         self.done: RuntimeEvent | None = None
         """The runtime's `done` event, when the run finished."""
+        self.log_cursor: object | None = None
+        """Where the monitor's last read of this attempt's log ended (a backend's `LogCursor`): kept with the
+        tracker, so both start afresh together (a new attempt, a restarted operator)."""
         self._state = TrackerState()
         self._last_activity = clock()
         self._last_take: float | None = None

@@ -43,6 +43,7 @@ from finetune_operator.backends.base import (
     TERMINAL_STATES,
     Backend,
     JobTarget,
+    LogCursor,
     WorkRef,
     WorkState,
     WorkStatus,
@@ -86,9 +87,6 @@ SECRET_MAX_RECHECK_SECONDS = 30.0
 """A missing token Secret is re-read at least this often: GitOps applies it seconds after the job, and a
 GET is cheap. (Watching Secrets would need `list`/`watch` on every Secret the operator can see.)"""
 SECRET_REASONS = frozenset({"TokenSecretNotFound", "TokenSecretKeyMissing"})
-MONITOR_TAIL_LINES = 2000
-"""Log lines read per monitoring pass: the newest ones. Events older than the tail were read in earlier
-passes (the tracker skips what it has seen), so a long run costs the same per pass as a short one."""
 
 
 @dataclass
@@ -565,7 +563,11 @@ class Reconciler:
         tracker = self.tracker()
         tracker.key = target.events_key
         if work.state != WorkState.QUEUED:
-            for line in backend.logs(target, ref, tail=MONITOR_TAIL_LINES):
+            # Only what was logged since the last pass (however much), from where that pass stopped reading.
+            cursor = tracker.log_cursor
+            if not isinstance(cursor, LogCursor) or cursor.work_id != ref.id:
+                cursor = tracker.log_cursor = LogCursor(work_id=ref.id)
+            for line in backend.logs(target, ref, cursor=cursor):
                 tracker.feed(line)
         if work.state == WorkState.RUNNING:
             tracker.mark_running()

@@ -198,7 +198,13 @@ class Flaky:
         return WorkStatus(state=WorkState.RUNNING)
 
     def logs(
-        self, target: JobTarget, ref: WorkRef, *, follow: bool = False, tail: int | None = None
+        self,
+        target: JobTarget,
+        ref: WorkRef,
+        *,
+        follow: bool = False,
+        tail: int | None = None,
+        cursor: object = None,
     ) -> Iterator[str]:
         yield "a line"
         self._maybe_fail()

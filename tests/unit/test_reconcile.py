@@ -26,7 +26,7 @@ from finetune_operator.api.status import (
     ValidationSummary,
     Verdict,
 )
-from finetune_operator.backends.base import JobTarget, WorkRef, WorkState, WorkStatus
+from finetune_operator.backends.base import JobTarget, LogCursor, WorkRef, WorkState, WorkStatus
 from finetune_operator.conditions import get_condition
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import RetryLater, SpecError
@@ -65,6 +65,8 @@ class FakeBackend:
         self.works: dict[tuple[str, int], Work] = {}
         self.submissions = 0
         self.fail_submit: Exception | None = None
+        self.cursors: list[LogCursor] = []
+        """The cursor of each log read the monitor made."""
 
     def find(self, target: JobTarget) -> WorkRef | None:
         work = self.works.get((target.uid, target.attempt))
@@ -90,9 +92,22 @@ class FakeBackend:
         )
 
     def logs(
-        self, target: JobTarget, ref: WorkRef, *, follow: bool = False, tail: int | None = None
+        self,
+        target: JobTarget,
+        ref: WorkRef,
+        *,
+        follow: bool = False,
+        tail: int | None = None,
+        cursor: LogCursor | None = None,
     ) -> Iterator[str]:
-        yield from self.work(ref.attempt or 1).lines
+        lines = self.work(ref.attempt or 1).lines
+        if cursor is None:
+            yield from lines
+            return
+        self.cursors.append(cursor)
+        while cursor.lines < len(lines):  # a line-count cursor, as HF Jobs keeps
+            cursor.lines += 1
+            yield lines[cursor.lines - 1]
 
     def cancel(self, target: JobTarget, ref: WorkRef) -> None:
         work = self.work(ref.attempt or 1)

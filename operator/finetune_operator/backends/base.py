@@ -6,6 +6,7 @@ A handle on backend work (`WorkRef`) is the very `status.backendRef` the FineTun
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
@@ -15,7 +16,7 @@ from pydantic import BaseModel
 from finetune_operator.api.status import BackendRef as WorkRef
 from finetune_training.plan import TrainingPlan
 
-__all__ = ["TERMINAL_STATES", "Backend", "JobTarget", "WorkRef", "WorkState", "WorkStatus"]
+__all__ = ["TERMINAL_STATES", "Backend", "JobTarget", "LogCursor", "WorkRef", "WorkState", "WorkStatus"]
 
 
 class WorkState(StrEnum):
@@ -65,6 +66,31 @@ class WorkStatus(BaseModel):
     """Runs that failed and were restarted by the backend itself (a Job's failed pods), so far."""
 
 
+@dataclass
+class LogCursor:
+    """Where the monitor's last read of one attempt's log ended: the next read yields only the lines after it.
+
+    The monitor keeps one per job and attempt (`work_id`), in memory; the backend advances its own fields as
+    it yields lines, so lines not yet yielded are read again. A new cursor (an operator that restarted) reads
+    the log from its beginning, and the progress tracker skips the events it has already seen.
+    """
+
+    work_id: str
+    """The work (`WorkRef.id`) whose log this is."""
+    lines: int = 0
+    """HF Jobs: lines of the log consumed (its API reads a log only whole, or its last N lines)."""
+    offset: int = 0
+    """Local: bytes of `train.log` consumed."""
+    pod: str | None = None
+    """Kubernetes: the pod being read (a Job that replaced a failed pod is read on into the new one)."""
+    time_ns: int | None = None
+    """Kubernetes: the kubelet's timestamp of the newest line consumed."""
+    same: int = 0
+    """Kubernetes: lines consumed that carry exactly `time_ns`."""
+    read_at: float | None = None
+    """Kubernetes: `time.monotonic()` when the last read consumed whole began (the next read's window)."""
+
+
 class Backend(Protocol):
     """What the reconcile loop (and `ftjob logs`) needs from a backend. Every method is idempotent.
 
@@ -91,11 +117,19 @@ class Backend(Protocol):
         """Current state. Work that is gone reads as FAILED with reason `BackendWorkLost`."""
 
     def logs(
-        self, target: JobTarget, ref: WorkRef, *, follow: bool = False, tail: int | None = None
+        self,
+        target: JobTarget,
+        ref: WorkRef,
+        *,
+        follow: bool = False,
+        tail: int | None = None,
+        cursor: LogCursor | None = None,
     ) -> Iterator[str]:
         """Log lines (the runtime's JSON progress lines among them); `tail`: only the last N lines.
 
-        Without `follow` a read returns promptly with what is there now, even while the job runs.
+        Without `follow` a read returns promptly with what is there now, even while the job runs. With
+        `cursor` (not with `follow`): only the lines after it, from the log's beginning for a new one (`tail`
+        is then ignored), advancing it as they are yielded.
         """
 
     def cancel(self, target: JobTarget, ref: WorkRef) -> None:

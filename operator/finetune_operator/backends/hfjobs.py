@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from huggingface_hub import HfApi, JobInfo
 from huggingface_hub.errors import HfHubHTTPError
 
-from finetune_operator.backends.base import TERMINAL_STATES, JobTarget, WorkRef, WorkState, WorkStatus
+from finetune_operator.backends.base import (
+    TERMINAL_STATES,
+    JobTarget,
+    LogCursor,
+    WorkRef,
+    WorkState,
+    WorkStatus,
+)
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import RetryLater, SpecError
 from finetune_operator.hub import hf_job_log_lines, hub_error
@@ -233,9 +240,19 @@ class HFJobsBackend:
         )
 
     def logs(
-        self, target: JobTarget, ref: WorkRef, *, follow: bool = False, tail: int | None = None
+        self,
+        target: JobTarget,
+        ref: WorkRef,
+        *,
+        follow: bool = False,
+        tail: int | None = None,
+        cursor: LogCursor | None = None,
     ) -> Iterator[str]:
         """The job's log lines (server-sent events), as far as they go now (or until the end with follow).
+
+        With `cursor`: the lines after the number it has consumed (the Jobs API reads a log whole or its last N
+        lines, nothing in between: the stream is read from its start and the lines already consumed are skipped
+        without counting against the read's time budget).
 
         A read without `follow` that the stream cut short (broken off, or silent past the client's read timeout)
         ends quietly while the job runs: the next pass reads the tail again. Once a poll saw the job end, this
@@ -246,8 +263,14 @@ class HFJobsBackend:
         last = time.monotonic()
         cut = ""
         try:
-            for line in hf_job_log_lines(api, ref.id, ref.namespace, follow=follow, tail=tail):
+            if cursor is not None and not follow:
+                lines = hf_job_log_lines(api, ref.id, ref.namespace, skip=cursor.lines)
+            else:
+                lines = hf_job_log_lines(api, ref.id, ref.namespace, follow=follow, tail=tail)
+            for line in lines:
                 last = time.monotonic()
+                if cursor is not None and not follow:
+                    cursor.lines += 1
                 yield line
         except HfHubHTTPError as exc:
             raise hub_error(exc, "reading HF Job logs") from None

@@ -18,7 +18,8 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from finetune_operator.backends.base import JobTarget, WorkRef, WorkState, WorkStatus
+from finetune_operator.backends.base import JobTarget, LogCursor, WorkRef, WorkState, WorkStatus
+from finetune_operator.backends.podlogs import read_since
 from finetune_operator.config import OperatorConfig
 from finetune_operator.identity import ATTEMPT_LABEL, UID_LABEL, is_attempt, labels_for, work_name
 from finetune_operator.rbac import api_error
@@ -412,11 +413,22 @@ class KubernetesBackend:
         return sorted(pods.items, key=lambda p: str(p.metadata.creation_timestamp if p.metadata else ""))
 
     def logs(
-        self, target: JobTarget, ref: WorkRef, *, follow: bool = False, tail: int | None = None
+        self,
+        target: JobTarget,
+        ref: WorkRef,
+        *,
+        follow: bool = False,
+        tail: int | None = None,
+        cursor: LogCursor | None = None,
     ) -> Iterator[str]:
         """Log lines of the Job's newest pod (the one resuming from the last checkpoint); of node 0's, when the
-        run spans several nodes (node 0 alone reports)."""
+        run spans several nodes (node 0 alone reports). With `cursor`: the lines after it, in the pod it was in
+        and then in each newer one (a pod the Job replaced may have logged its last lines since the last read),
+        see `podlogs`."""
         pods = [p for p in self._pods(target, ref) if _completion_index(p) in (None, "0")]
+        if cursor is not None and not follow:
+            names = [p.metadata.name for p in pods if p.metadata and p.metadata.name]
+            return self._logs_after(target.namespace, names, cursor)
         if not pods:
             return iter(())
         pod = pods[-1].metadata.name if pods[-1].metadata else None
@@ -438,6 +450,15 @@ class KubernetesBackend:
     def link(self, ref: WorkRef) -> str | None:
         """None: the Job is named in the message already (`kubectl describe job` shows it)."""
         return None
+
+    def _logs_after(self, namespace: str, pods: list[str], cursor: LogCursor) -> Iterator[str]:
+        """`pods` oldest first: from the cursor's pod on (the newest alone for a new cursor, or when its pod is
+        gone)."""
+        todo = pods[pods.index(cursor.pod) :] if cursor.pod in pods else pods[-1:]
+        for pod in todo:
+            if pod != cursor.pod:
+                cursor.pod, cursor.time_ns, cursor.same, cursor.read_at = pod, None, 0, None
+            yield from read_since(self.core, namespace, pod, cursor)
 
     def cancel(self, target: JobTarget, ref: WorkRef) -> None:
         """Delete the Job and its pods; nothing to do when it is gone."""

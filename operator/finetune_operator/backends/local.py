@@ -20,7 +20,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from finetune_operator.backends.base import TERMINAL_STATES, JobTarget, WorkRef, WorkState, WorkStatus
+from finetune_operator.backends.base import (
+    TERMINAL_STATES,
+    JobTarget,
+    LogCursor,
+    WorkRef,
+    WorkState,
+    WorkStatus,
+)
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import SpecError
 from finetune_operator.identity import work_name
@@ -172,12 +179,22 @@ class LocalBackend:
         )
 
     def logs(
-        self, target: JobTarget, ref: WorkRef, *, follow: bool = False, tail: int | None = None
+        self,
+        target: JobTarget,
+        ref: WorkRef,
+        *,
+        follow: bool = False,
+        tail: int | None = None,
+        cursor: LogCursor | None = None,
     ) -> Iterator[str]:
-        """Lines of `train.log`; with follow, keeps reading until the process ends."""
+        """Lines of `train.log`; with follow, keeps reading until the process ends; with `cursor`, from its
+        byte offset on."""
         path = self._log_file(target, ref)
         folder = path.parent
         if not path.exists():
+            return
+        if cursor is not None and not follow:
+            yield from _lines_after(path, cursor, ended=(folder / "exit_code").exists())
             return
         with open(path, errors="replace") as fh:
             if tail is not None:
@@ -236,6 +253,18 @@ class LocalBackend:
                 time.sleep(0.2)
             if not self._alive(folder):
                 return
+
+
+def _lines_after(path: Path, cursor: LogCursor, *, ended: bool) -> Iterator[str]:
+    """The whole lines of `path` after `cursor.offset`, advancing it; a last line without its newline counts
+    only once the run has ended (until then the run may still be writing it)."""
+    with open(path, "rb") as fh:
+        fh.seek(cursor.offset)
+        for raw in fh:
+            if not raw.endswith(b"\n") and not ended:
+                return
+            cursor.offset += len(raw)
+            yield raw.decode(errors="replace").rstrip("\r\n")
 
 
 def _mtime(path: Path) -> datetime | None:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from finetune_operator.backends.base import Backend, JobTarget, WorkRef, WorkStatus
+from finetune_operator.backends.base import Backend, JobTarget, LogCursor, WorkRef, WorkStatus
 from finetune_operator.errors import RetryLater, SpecError
 from finetune_operator.metrics import OperatorMetrics
 from finetune_training.plan import TrainingPlan
@@ -64,10 +64,16 @@ class MeteredBackend:
             return self.inner.poll(target, ref)
 
     def logs(
-        self, target: JobTarget, ref: WorkRef, *, follow: bool = False, tail: int | None = None
+        self,
+        target: JobTarget,
+        ref: WorkRef,
+        *,
+        follow: bool = False,
+        tail: int | None = None,
+        cursor: LogCursor | None = None,
     ) -> Iterator[str]:
         with self._counted():
-            yield from self.inner.logs(target, ref, follow=follow, tail=tail)
+            yield from self.inner.logs(target, ref, follow=follow, tail=tail, cursor=cursor)
 
     def cancel(self, target: JobTarget, ref: WorkRef) -> None:
         with self._counted():
