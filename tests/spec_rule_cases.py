@@ -30,6 +30,11 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"hardware": {"flavor": "a10g-large"}},
         {"backend": "HFJobs", "hardware": {"flavor": "a10g-large"}},
     ),
+    "nodes-need-kubernetes": (
+        {"backend": "HFJobs", "hardware": {"nodes": 2}},
+        {"backend": "Kubernetes", "hardware": {"nodes": 2}},
+    ),
+    "queue-needs-kubernetes": ({"backend": "Local", "queue": "team-a"}, {"backend": "Kubernetes", "queue": "team-a"}),
     "flavor-or-gpus": (
         {"backend": "HFJobs", "hardware": {"flavor": "a10g-large", "gpuCount": 2}},
         {"backend": "HFJobs", "hardware": {"flavor": "a10g-large"}},

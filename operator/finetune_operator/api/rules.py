@@ -120,6 +120,28 @@ SPEC_RULES: tuple[SpecRule, ...] = (
         reason="HardwareInvalid",
     ),
     SpecRule(
+        name="nodes-need-kubernetes",
+        cel="!has(self.hardware) || !has(self.hardware.nodes) || self.hardware.nodes == 1 || "
+        "self.backend in ['Kubernetes', 'Auto']",
+        message="`spec.hardware.nodes` spreads a run over in-cluster nodes: set `backend: Kubernetes` (or Auto), "
+        "or remove `nodes`",
+        holds=lambda s: (
+            not (s.hardware and s.hardware.nodes and s.hardware.nodes > 1)
+            or s.backend in (Backend.KUBERNETES, Backend.AUTO)
+        ),
+        field_path=".hardware.nodes",
+        reason="HardwareInvalid",
+    ),
+    SpecRule(
+        name="queue-needs-kubernetes",
+        cel="!has(self.queue) || self.backend in ['Kubernetes', 'Auto']",
+        message="`spec.queue` names a Kueue LocalQueue for in-cluster training Jobs: set `backend: Kubernetes` "
+        "(or Auto), or remove `queue`",
+        holds=lambda s: s.queue is None or s.backend in (Backend.KUBERNETES, Backend.AUTO),
+        field_path=".queue",
+        reason="HardwareInvalid",
+    ),
+    SpecRule(
         name="flavor-or-gpus",
         cel="!has(self.hardware) || !has(self.hardware.flavor) || "
         "!(has(self.hardware.gpuCount) || has(self.hardware.gpuProduct))",

@@ -281,11 +281,6 @@ def _tiers(spec: FineTuneJobSpec, inp: _Inputs) -> tuple[list[list[_Candidate]],
             )
         return [_hf_candidates(inp, only=hw.flavor)], True
     if hw and (hw.gpu_count or hw.gpu_product or hw.nodes):
-        if hw.nodes and hw.nodes > 1 and backend not in (Backend.AUTO, Backend.KUBERNETES):
-            raise SpecError(
-                "HardwareInvalid",
-                f"`hardware.nodes` {hw.nodes} spreads a run over in-cluster nodes: it needs `backend: Kubernetes`",
-            )
         if backend == Backend.HF_JOBS:
             raise SpecError(
                 "HardwareInvalid",
