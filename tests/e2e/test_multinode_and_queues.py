@@ -178,7 +178,7 @@ def test_queued_jobs_wait_for_kueue_quota_with_its_reason_and_are_preempted_and_
             lambda o: "insufficient" in (o.get("status", {}).get("message") or ""), timeout=120,
         )  # fmt: skip
         assert waiting["status"]["phase"] == "Queued"
-        assert "LocalQueue `team`" in waiting["status"]["message"]
+        assert f"LocalQueue `team` (ClusterQueue `{namespace}-gpus`)" in waiting["status"]["message"]
         assert "nvidia.com/gpu" in waiting["status"]["message"], waiting["status"]["message"]
         second_job = next(
             j for j in jobs_in(namespace) if j["metadata"]["labels"]["finetune.dev/job-name"] == "second"

@@ -19,6 +19,8 @@ def backend(job: client.V1Job, workloads: list[dict[str, Any]]) -> KubernetesBac
     b = KubernetesBackend(client.ApiClient(), OperatorConfig(enabled_backends=[], metrics_port=0))
     b.batch.read_namespaced_job = lambda name, namespace: job  # type: ignore[method-assign]
     b.custom.list_namespaced_custom_object = lambda *a, **kw: {"items": workloads}  # type: ignore[method-assign]
+    local_queue = {"spec": {"clusterQueue": "gpus"}}
+    b.custom.get_namespaced_custom_object = lambda *a, **kw: local_queue  # type: ignore[method-assign]
     b.core.list_namespaced_pod = lambda *a, **kw: client.V1PodList(items=[])  # type: ignore[method-assign]
     return b
 
@@ -42,7 +44,9 @@ QUOTA = {"type": "QuotaReserved", "status": "False", "reason": "Pending",
 def test_a_job_waiting_for_quota_says_what_kueue_says() -> None:
     work = backend(job(suspend=True), [workload(QUOTA)]).poll(TARGET, REF)
     assert work.state == WorkState.QUEUED and not work.preempted
-    assert work.message.startswith("waiting in Kueue LocalQueue `team-a`: couldn't assign flavors")
+    assert work.message.startswith(
+        "waiting in Kueue LocalQueue `team-a` (ClusterQueue `gpus`): couldn't assign flavors"
+    ), work.message
 
 
 def test_a_job_kueue_took_back_is_preempted() -> None:
