@@ -103,6 +103,10 @@ class OperatorConfig(BaseSettings):
     """Least time between two progress updates of one job's status."""
     poll_interval_seconds: float = 15.0
     """How often running jobs are polled."""
+    watched_poll_seconds: float = Field(default=60.0, gt=0)
+    """How often a job whose work Kubernetes watches push (the Kubernetes backend's Job and pods) is looked
+    at when no watch event says its Job or a pod changed: its log (progress) and cost. Each event looks at
+    once (at the next `poll_interval_seconds` tick)."""
     workers: int = Field(default=16, ge=1, le=256)
     """Handler threads (kopf's executor); the Kubernetes client's connection pool is sized to match, so
     no handler waits for (or discards) a connection."""

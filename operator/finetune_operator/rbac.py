@@ -55,6 +55,7 @@ PERMISSIONS: tuple[Permission, ...] = (
     # The Kubernetes backend: a plan ConfigMap and a batch Job per attempt (garbage-collected via owners).
     *_each("", "configmaps", "create", Scope.WATCHED, "the training plan"),
     *_each("batch", "jobs", "create get list delete", Scope.WATCHED, "the training Job"),
+    *_each("batch", "jobs", "watch", Scope.WATCHED, "kopf's index of training Jobs (polls read no API)"),
     *_each(
         "", "services", "create", Scope.WATCHED, "the headless Service a multi-node run's pods meet through"
     ),

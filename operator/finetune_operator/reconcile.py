@@ -66,6 +66,7 @@ from finetune_operator.progress import ProgressTracker
 from finetune_operator.render import render_plan
 from finetune_operator.signing import events_key
 from finetune_operator.status_writer import StatusWriter
+from finetune_operator.watched import Pacing
 from finetune_training.errors import RETRIED_REASONS
 from finetune_training.plan import Method, RewardSpec, RewardType
 
@@ -136,6 +137,8 @@ class Deps:
     status_writer: StatusWriter | None = None
     confirm_push: Callable[..., list[str]] = confirm_pushed
     """The files of a repo that holds this job's push, or SpecError `ModelNotPushed` (see `hub`)."""
+    pacing: Pacing = field(default_factory=Pacing)
+    """When timer ticks may pass watch-fed work by, and the object versions this process has seen."""
 
     def lock_for(self, uid: str) -> threading.Lock:
         """One lock per FineTuneJob: handlers and timers of one job never reconcile at once."""
@@ -420,7 +423,13 @@ class Reconciler:
             )
 
     def over_budget(self, cost: CostReport, max_cost_usd: float) -> bool:
-        margin = self.deps.config.poll_interval_seconds + self.deps.config.budget_stop_margin_seconds
+        cfg = self.deps.config
+        plan = self.status.plan
+        backend = self.deps.backends.get(plan.backend) if plan else None
+        poll = cfg.poll_interval_seconds
+        if getattr(backend, "watched", False):
+            poll = max(poll, cfg.watched_poll_seconds)  # its cost changes with no watch event to wake it
+        margin = poll + cfg.budget_stop_margin_seconds
         return over_budget(cost, max_cost_usd, margin)
 
     def spent_message(self, max_cost_usd: float) -> str:
@@ -587,6 +596,9 @@ class Reconciler:
         self.absorb(tracker)
         if work.state in TERMINAL_STATES:
             self.finish(work.state, work.reason, work.message, tracker)
+        elif getattr(backend, "watched", False):
+            # Its Job's and pods' changes wake it; until then only its log and cost need a look, rarely.
+            self.deps.pacing.rest(self.job.metadata.uid, self.deps.config.watched_poll_seconds)
 
     def requeued(self, work: WorkStatus) -> None:
         """The work waits (for GPUs, for a queue's quota) — again, when a queue took its GPUs back from a

@@ -29,14 +29,22 @@ class StatusWriter:
                 return None
             raise api_error(exc, "get", "finetunejobs", namespace) from None
 
-    def patch_status(self, namespace: str, name: str, old: dict[str, Any], new: dict[str, Any]) -> None:
-        """Merge-patch the status from `old` to `new` (keys that disappeared are removed with null)."""
+    def patch_status(self, namespace: str, name: str, old: dict[str, Any], new: dict[str, Any]) -> str | None:
+        """Merge-patch the status from `old` to `new` (keys that disappeared are removed with null).
+
+        Returns the object's resourceVersion after the write; None when nothing was written.
+        """
         if old == new:
-            return
+            return None
         body = {"status": {**dict.fromkeys(old.keys() - new.keys()), **new}}
         try:
-            self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name, body)
+            written = self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, PLURAL, name, body
+            )
         except ApiException as exc:
             if exc.status == 404:
-                return
+                return None
             raise api_error(exc, "patch", "finetunejobs/status", namespace) from None
+        meta = written.get("metadata") if isinstance(written, dict) else None
+        version = meta.get("resourceVersion") if isinstance(meta, dict) else None
+        return str(version) if version else None

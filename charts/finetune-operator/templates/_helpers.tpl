@@ -67,10 +67,11 @@ Rules on namespaced resources: what reconciling a FineTuneJob needs, no more. Us
 - apiGroups: [finetune.dev]
   resources: [finetunejobs/status]
   verbs: [patch]
-# Kubernetes backend: one batch Job per training attempt (polled with get), deleted on cancel.
+# Kubernetes backend: one batch Job per training attempt, deleted on cancel; watched (an index of the
+# operator's own Jobs: a poll reads no API, and a change wakes the job), else read with get.
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [create, get, list, delete]
+  verbs: [create, get, list, watch, delete]
 # A run over several nodes: a headless Service names each node's pod, so all meet at node 0 (owned by the
 # FineTuneJob, garbage-collected with it).
 - apiGroups: [""]

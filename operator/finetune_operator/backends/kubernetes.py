@@ -23,6 +23,7 @@ from finetune_operator.backends.podlogs import read_since
 from finetune_operator.config import OperatorConfig
 from finetune_operator.identity import ATTEMPT_LABEL, UID_LABEL, is_attempt, labels_for, work_name
 from finetune_operator.rbac import api_error
+from finetune_operator.watched import WatchedWork
 from finetune_training.events import KEY_ENV as EVENTS_KEY_ENV
 from finetune_training.plan import TrainingPlan
 
@@ -81,9 +82,33 @@ class KubernetesBackend:
         self.core = client.CoreV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
         self.config = config
+        self.seen: WatchedWork | None = None
+        """Training Jobs and pods from the operator's watches (`watched`), once the operator has them."""
+
+    def watch_from(self, seen: WatchedWork) -> None:
+        """Read Jobs and pods from the watches' indexes instead of a GET and a pod list per poll."""
+        self.seen = seen
+
+    @property
+    def watched(self) -> bool:
+        """Whether changes of its Jobs and pods are pushed (watched), so polling can be rare."""
+        return self.seen is not None
 
     def find(self, target: JobTarget) -> WorkRef | None:
-        """The Job labelled with this FineTuneJob's UID, if one exists."""
+        """The Job labelled with this FineTuneJob's UID, if one exists.
+
+        Watched: the attempt's Job by its name, from the index (filled from the initial listing before any
+        handler runs). A Job the index does not show yet reads as none: submitting it again is harmless, since
+        every object it creates has the attempt's fixed name (an existing one is kept).
+        """
+        if self.seen is not None:
+            name = work_name(target.name, target.uid, target.attempt)
+            job = self.seen.job(target.namespace, name)
+            if job is None or not is_attempt(
+                job.metadata.labels if job.metadata else None, ATTEMPT_LABEL, target.attempt
+            ):
+                return None
+            return WorkRef(kind=self.kind, id=name, namespace=target.namespace, attempt=target.attempt)
         try:
             jobs = self.batch.list_namespaced_job(
                 target.namespace, label_selector=f"{UID_LABEL}={target.uid}"
@@ -295,7 +320,8 @@ class KubernetesBackend:
         """Map the Job's conditions and pods onto a WorkState."""
         try:
             # The object, not the `jobs/status` subresource: it carries the same status and needs only `get jobs`.
-            job = self.batch.read_namespaced_job(ref.id, target.namespace)
+            watched = self.seen.job(target.namespace, ref.id) if self.seen is not None else None
+            job = watched or self.batch.read_namespaced_job(ref.id, target.namespace)
         except ApiException as exc:
             if exc.status == 404:
                 return WorkStatus(
@@ -406,6 +432,10 @@ class KubernetesBackend:
         return pods[-1].status.reason if pods and pods[-1].status else None
 
     def _pods(self, target: JobTarget, ref: WorkRef) -> list[client.V1Pod]:
+        if self.seen is not None:
+            watched = self.seen.pods_of(target.namespace, ref.id)
+            if watched:  # none: maybe none yet, maybe the watch lags: ask
+                return watched
         try:
             pods = self.core.list_namespaced_pod(target.namespace, label_selector=f"job-name={ref.id}")
         except ApiException as exc:

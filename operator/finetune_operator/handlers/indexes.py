@@ -10,6 +10,9 @@ every watch event, and drops an object's entry when the object goes.
   (:func:`gpu_capacity`) instead of listing every pod of the cluster per plan. Nodes and pods without
   GPUs index nothing. Pods are watched where the operator serves FineTuneJobs (every namespace, or its
   `watchNamespaces`); the chart grants `list` and `watch` on pods there and on nodes.
+- `training_jobs`, `training_pods`: the operator's own training Jobs and their pods (labelled with a
+  FineTuneJob's UID), trimmed to what the Kubernetes backend reads, so polling one reads no API
+  (`watched.WatchedWork`); each of their events wakes the owning job's next timer tick (`watched.Pacing`).
 
 Index functions are `async`: kopf runs them on its event loop for each watch event, not on the handler
 threads.
@@ -24,7 +27,9 @@ import kopf
 
 from finetune_operator import GROUP, PLURAL, VERSION
 from finetune_operator.api.status import Phase
+from finetune_operator.identity import UID_LABEL
 from finetune_operator.planning.cluster import gpu_node, pod_holds_gpus
+from finetune_operator.watched import JOB_NAME_LABEL, owner_uid, trim_job, trim_pod
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
@@ -46,6 +51,29 @@ async def gpu_pods(body: kopf.Body, **_: Any) -> dict[str, int]:
     finishes leaves the index at its next event)."""
     held = pod_holds_gpus(body)
     return {held[0]: held[1]} if held is not None else {}
+
+
+def _wake(memo: kopf.Memo, body: kopf.Body) -> None:
+    pacing = getattr(getattr(memo, "deps", None), "pacing", None)
+    uid = owner_uid(body)
+    if pacing is not None and uid:
+        pacing.wake(uid)
+
+
+@kopf.index("batch", "v1", "jobs", labels={UID_LABEL: kopf.PRESENT})
+async def training_jobs(body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    """A training Job (trimmed), under (namespace, name); its change wakes the FineTuneJob's next tick."""
+    _wake(memo, body)
+    meta = body["metadata"]
+    return {(meta["namespace"], meta["name"]): trim_job(body)}
+
+
+@kopf.index("v1", "pods", labels={UID_LABEL: kopf.PRESENT})
+async def training_pods(body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    """A training pod (trimmed), under (namespace, its Job's name); its change wakes the FineTuneJob."""
+    _wake(memo, body)
+    job = (body["metadata"].get("labels") or {}).get(JOB_NAME_LABEL)
+    return {(body["metadata"]["namespace"], job): trim_pod(body)} if job else {}
 
 
 def _entries(index: Mapping[Any, Iterable[Any]]) -> dict[Any, list[Any]]:

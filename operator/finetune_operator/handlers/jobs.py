@@ -36,10 +36,15 @@ def _active(status: kopf.Status, **_: Any) -> bool:
 def _apply(body: kopf.Body, deps: Deps) -> None:
     meta = body["metadata"]
     with deps.lock_for(meta["uid"]):
-        # Read afresh under the job's lock: a handler and a timer never act on each other's stale status.
-        fresh = deps.status_writer.read(meta["namespace"], meta["name"]) if deps.status_writer else dict(body)
+        # Read afresh under the job's lock: a handler and a timer never act on each other's stale status. The
+        # watch's body will do when it is the very version this process last read or wrote.
+        if deps.status_writer is None or deps.pacing.current(body):
+            fresh: dict[str, Any] | None = dict(body)
+        else:
+            fresh = deps.status_writer.read(meta["namespace"], meta["name"])
         if fresh is None or fresh["metadata"].get("deletionTimestamp"):
             return
+        deps.pacing.seen(meta["uid"], fresh["metadata"].get("resourceVersion"))
         try:
             job = FineTuneJob.from_body(fresh)
         except ValidationError as err:
@@ -56,9 +61,10 @@ def _apply(body: kopf.Body, deps: Deps) -> None:
         else:
             outcome = reconcile(job, deps)
         if deps.status_writer:
-            deps.status_writer.patch_status(
+            written = deps.status_writer.patch_status(
                 job.metadata.namespace, job.metadata.name, job.status.wire(), outcome.status.wire()
             )
+            deps.pacing.seen(meta["uid"], written)
     _post(body, outcome.events)
 
 
@@ -84,6 +90,8 @@ def on_change(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -
 @kopf.timer(*RESOURCE, interval=POLL_SECONDS, when=_active)
 def on_tick(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     """Poll running work, follow progress, and retry transient failures."""
+    if not memo.deps.pacing.due(body["metadata"]["uid"]):
+        return  # watch-fed work that rests: no event since the last look, and its next look is not due
     with kopf_errors():
         _apply(body, memo.deps)
 
@@ -96,6 +104,7 @@ def on_delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -
     work (and written its status) by now, and that work must be cancelled too.
     """
     deps: Deps = memo.deps
+    deps.pacing.forget(body["metadata"]["uid"])
     uid = body["metadata"]["uid"]
     with deps.lock_for(uid):
         fresh = None

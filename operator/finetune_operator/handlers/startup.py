@@ -22,6 +22,7 @@ from finetune_operator.reconcile import Deps
 from finetune_operator.status_writer import StatusWriter
 from finetune_operator.validation import inspect_dataset
 from finetune_operator.validation.cache import ValidationCache
+from finetune_operator.watched import WatchedWork
 
 FINALIZER = "finetune.dev/cancel-backend-work"
 
@@ -140,6 +141,13 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logge
     if isinstance(nodes, Mapping) and isinstance(pods, Mapping):
         capacity = partial(gpu_capacity, nodes, pods)
     memo.deps = build_deps(cfg, memo.api, memo.metrics, capacity)
+    jobs, pods = kwargs.get("training_jobs"), kwargs.get("training_pods")
+    if isinstance(jobs, Mapping) and isinstance(pods, Mapping):
+        seen = WatchedWork(jobs, pods)
+        for backend in memo.deps.backends.values():
+            watch_from = getattr(backend, "watch_from", None)  # backends whose work Kubernetes watches push
+            if callable(watch_from):
+                watch_from(seen)
     logger.info("backends enabled: %s", ", ".join(memo.deps.backends) or "none")
 
 
