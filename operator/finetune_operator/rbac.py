@@ -62,6 +62,7 @@ PERMISSIONS: tuple[Permission, ...] = (
     *_each(
         "kueue.x-k8s.io", "workloads", "list", Scope.WATCHED, "why Kueue keeps a queued training Job waiting"
     ),
+    *_each("kueue.x-k8s.io", "localqueues", "get", Scope.WATCHED, "the ClusterQueue a queued Job waits for"),
     *_each("", "pods", "list", Scope.WATCHED, "why the training pod waits"),
     *_each("", "pods", "watch", Scope.WATCHED, "kopf's index of the GPUs unfinished pods hold"),
     *_each("", "pods/log", "get", Scope.WATCHED, "training progress lines"),

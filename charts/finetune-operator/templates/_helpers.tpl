@@ -77,10 +77,14 @@ Rules on namespaced resources: what reconciling a FineTuneJob needs, no more. Us
 - apiGroups: [""]
   resources: [services]
   verbs: [create]
-# Kueue (when jobs name a queue): its Workload says why a queued training Job waits (read only).
+# Kueue (when jobs name a queue): its Workload says why a queued training Job waits, its LocalQueue which
+# ClusterQueue's quota it waits for (read only).
 - apiGroups: [kueue.x-k8s.io]
   resources: [workloads]
   verbs: [list]
+- apiGroups: [kueue.x-k8s.io]
+  resources: [localqueues]
+  verbs: [get]
 # Why a training pod waits (the scheduler's message), its log stream (progress lines), and the GPUs
 # pods hold (watched: planning counts free GPUs from it instead of listing pods per plan).
 - apiGroups: [""]

@@ -64,6 +64,9 @@ class WorkStatus(BaseModel):
     ended_at: datetime | None = None
     restarts: int = 0
     """Runs that failed and were restarted by the backend itself (a Job's failed pods), so far."""
+    preempted: bool = False
+    """The work had started and a queue took its hardware back (Kueue's preemption): it waits to be
+    admitted again, and resumes from its last checkpoint then."""
 
 
 @dataclass

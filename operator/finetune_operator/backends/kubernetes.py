@@ -12,6 +12,7 @@ admits it (unsuspends) when the ClusterQueue has quota, and suspends it again to
 from __future__ import annotations
 
 import codecs
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -82,6 +83,7 @@ class KubernetesBackend:
         self.core = client.CoreV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
         self.config = config
+        self._cluster_queues: dict[tuple[str, str], tuple[str | None, float]] = {}
         self.seen: WatchedWork | None = None
         """Training Jobs and pods from the operator's watches (`watched`), once the operator has them."""
 
@@ -336,7 +338,9 @@ class KubernetesBackend:
         for cond in status.conditions or []:
             if cond.status != "True":
                 continue
-            if cond.type == "Complete":
+            # SuccessCriteriaMet and FailureTarget come first, while the last pods still terminate; the outcome
+            # is already decided then.
+            if cond.type in ("Complete", "SuccessCriteriaMet"):
                 return WorkStatus(
                     state=WorkState.SUCCEEDED,
                     reason="JobComplete",
@@ -344,7 +348,7 @@ class KubernetesBackend:
                     started_at=started,
                     ended_at=status.completion_time or cond.last_transition_time,
                 )
-            if cond.type == "Failed":
+            if cond.type in ("Failed", "FailureTarget"):
                 reason = "Timeout" if cond.reason == "DeadlineExceeded" else (cond.reason or "JobFailed")
                 if (
                     reason == "BackoffLimitExceeded"
@@ -362,11 +366,13 @@ class KubernetesBackend:
         if job.spec and job.spec.suspend:
             # Only Kueue suspends our Jobs (the operator deletes them to stop them): waiting for quota, or
             # preempted (its pods stopped and checkpointed; it resumes when admitted again).
+            message, preempted = self._kueue_reason(target, job)
             return WorkStatus(
                 state=WorkState.QUEUED,
                 reason="QueuedInKueue",
-                message=self._kueue_reason(target, job),
+                message=message,
                 restarts=restarts,
+                preempted=preempted,
             )
         if (status.active or 0) > 0 and (status.ready or 0) > 0:
             return WorkStatus(
@@ -388,25 +394,57 @@ class KubernetesBackend:
                     return f"waiting for GPUs: {cond.message}"
         return "waiting for the training pod to start"
 
-    def _kueue_reason(self, target: JobTarget, job: client.V1Job) -> str:
-        """Kueue's own words for why the Job waits, from its Workload (e.g. the ClusterQueue lacks GPUs)."""
+    def _kueue_reason(self, target: JobTarget, job: client.V1Job) -> tuple[str, bool]:
+        """Kueue's own words for why the Job waits, from its Workload (e.g. the ClusterQueue lacks GPUs), and
+        whether Kueue preempted it."""
         queue = (job.metadata.labels or {}).get(KUEUE_QUEUE_LABEL) if job.metadata else None
-        waiting = f"waiting in Kueue LocalQueue `{queue}`"
+        cluster_queue = self._cluster_queue(target.namespace, queue) if queue else None
+        waiting = f"waiting in Kueue LocalQueue `{queue}`" + (
+            f" (ClusterQueue `{cluster_queue}`)" if cluster_queue else ""
+        )
         uid = job.metadata.uid if job.metadata else None
         workload = self._workload(target.namespace, uid) if uid else None
         if workload is None:
-            return f"{waiting}: Kueue has made no Workload for the Job yet (is Kueue installed and managing batch/job?)"
-        conditions = {c.get("type"): c for c in (workload.get("status") or {}).get("conditions") or []}
-        evicted = conditions.get("Evicted") or {}
-        reserved = conditions.get("QuotaReserved") or {}
-        if evicted.get("status") == "True":
             return (
-                f"{waiting}: preempted by Kueue ({evicted.get('reason')}: {evicted.get('message')}); it "
-                "resumes from its last checkpoint when admitted again"
+                f"{waiting}: Kueue has made no Workload for the Job yet (is Kueue installed and managing batch/job?)",
+                False,
+            )
+        conditions = {c.get("type"): c for c in (workload.get("status") or {}).get("conditions") or []}
+        evicted = conditions.get("Evicted")
+        reserved = conditions.get("QuotaReserved") or {}
+        # An Evicted condition, whatever its status now, means the Job had been admitted and Kueue took it back.
+        preempted = evicted is not None
+        if evicted is not None and evicted.get("status") == "True":
+            why = f"{evicted.get('reason')}: {evicted.get('message')}"
+            return (
+                f"{waiting}: preempted by Kueue ({why}); it resumes from its last checkpoint when admitted again",
+                True,
             )
         if reserved.get("message"):
-            return f"{waiting}: {reserved['message']}"
-        return f"{waiting}: not admitted yet"
+            return f"{waiting}: {reserved['message']}", preempted
+        return f"{waiting}: not admitted yet", preempted
+
+    def _cluster_queue(self, namespace: str, queue: str) -> str | None:
+        """The ClusterQueue a LocalQueue feeds (whose quota the Job waits for), remembered for a minute; None
+        when the LocalQueue does not exist (Kueue's own message then says so)."""
+        key = (namespace, queue)
+        known = self._cluster_queues.get(key)
+        if known is not None and known[1] > time.monotonic():
+            return known[0]
+        found: str | None = None
+        for version in KUEUE_VERSIONS:
+            try:
+                local = self.custom.get_namespaced_custom_object(
+                    KUEUE_GROUP, version, namespace, "localqueues", queue
+                )
+            except ApiException as exc:
+                if exc.status == 404:
+                    continue
+                raise api_error(exc, "get", "localqueues.kueue.x-k8s.io", namespace) from None
+            found = (dict(local).get("spec") or {}).get("clusterQueue")  # type: ignore[call-overload]
+            break
+        self._cluster_queues[key] = (found, time.monotonic() + 60)
+        return found
 
     def _workload(self, namespace: str, job_uid: str) -> dict[str, Any] | None:
         """The Kueue Workload Kueue made for a Job (labelled with the Job's UID), if any."""
