@@ -19,7 +19,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -121,36 +120,42 @@ class Backoff:
 
 @dataclass
 class Deps:
-    """What the reconcile loop needs, built once at start-up (kopf's memo)."""
+    """What the reconcile loop needs, built once at start-up (`handlers.startup.build_deps`, kept in kopf's
+    operator-wide memo). Shared by every job; what one job needs between passes is its :class:`JobMemory`."""
 
     config: OperatorConfig
-    kube: KubeGateway | None
+    kube: KubeGateway
     backends: dict[str, Backend]
-    metrics: OperatorMetrics | None = None
-    validate: Callable[..., Any] | None = None
-    plan: Callable[..., Any] | None = None
-    trackers: dict[str, ProgressTracker] = field(default_factory=dict)
-    locks: dict[str, threading.Lock] = field(default_factory=dict)
-    backoff: dict[str, Backoff] = field(default_factory=dict)
-    """uid -> when the timer may look at the job again (a new generation looks at once)."""
-    guard: threading.Lock = field(default_factory=threading.Lock)
-    status_writer: StatusWriter | None = None
+    metrics: OperatorMetrics
+    validate: Callable[..., Any]
+    """`inspect_dataset` (behind the validation cache): the dataset's report."""
+    plan: Callable[..., Any]
+    """`PlannerService.plan`: the hardware decision."""
+    status_writer: StatusWriter
+    """Fresh reads and status patches (the handlers' side of a pass)."""
     confirm_push: Callable[..., list[str]] = confirm_pushed
     """The files of a repo that holds this job's push, or SpecError `ModelNotPushed` (see `hub`)."""
     pacing: Pacing = field(default_factory=Pacing)
     """When timer ticks may pass watch-fed work by, and the object versions this process has seen."""
 
-    def lock_for(self, uid: str) -> threading.Lock:
-        """One lock per FineTuneJob: handlers and timers of one job never reconcile at once."""
-        with self.guard:
-            return self.locks.setdefault(uid, threading.Lock())
 
-    def forget(self, uid: str) -> None:
-        """Drop per-job state after deletion."""
-        with self.guard:
-            self.locks.pop(uid, None)
-            self.trackers.pop(uid, None)
-            self.backoff.pop(uid, None)
+@dataclass
+class JobMemory:
+    """What the operator keeps about one FineTuneJob between passes, in memory only (the status is the truth:
+    an operator that restarts starts with a fresh one and loses nothing but its place in the log).
+
+    It lives in kopf's per-object memo (`handlers/jobs.py`): kopf makes that memo when it first sees the
+    object, hands the same one to every handler and to the timer of that object, and drops it when the object
+    is gone, so nothing here is keyed by UID or cleaned up by hand.
+    """
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    """Held for a whole pass: kopf runs an object's timer beside its handlers, and they must not reconcile one
+    job at once (each acts on a fresh read made under the lock)."""
+    tracker: ProgressTracker | None = None
+    """The running attempt's progress: the events read so far (and where its log was read up to)."""
+    backoff: Backoff | None = None
+    """When the timer may look at the job again (a new generation looks at once)."""
 
 
 def _target(job: FineTuneJob, deps: Deps, *, with_token: bool, attempt: int) -> JobTarget:
@@ -158,7 +163,7 @@ def _target(job: FineTuneJob, deps: Deps, *, with_token: bool, attempt: int) -> 
     secret = ref.name if ref else deps.config.default_token_secret
     key = ref.key if ref else "token"
     token = None
-    if with_token and secret and deps.kube is not None:
+    if with_token and secret:
         token = deps.kube.read_secret_value(job.metadata.namespace, secret, key)
     return JobTarget(
         namespace=job.metadata.namespace,
@@ -176,9 +181,10 @@ def _target(job: FineTuneJob, deps: Deps, *, with_token: bool, attempt: int) -> 
 class Reconciler:
     """Carries one FineTuneJob one step further."""
 
-    def __init__(self, job: FineTuneJob, deps: Deps) -> None:
+    def __init__(self, job: FineTuneJob, deps: Deps, memory: JobMemory) -> None:
         self.job = job
         self.deps = deps
+        self.memory = memory
         self.gen = job.metadata.generation
         self.status = job.status.model_copy(deep=True)
         self.events: list[EventRecord] = []
@@ -204,7 +210,7 @@ class Reconciler:
         Secret is read afresh at the next check, not taken from the gateway's cache."""
         ref = self.job.spec.token_secret_ref
         secret = ref.name if ref else self.deps.config.default_token_secret
-        if secret and self.deps.kube is not None:
+        if secret:
             self.deps.kube.forget_secret(self.job.metadata.namespace, secret)
 
     def attempt(self) -> int:
@@ -216,8 +222,7 @@ class Reconciler:
     def fail(self, reason: str, message: str) -> None:
         mark_failed(self.status, reason, message, self.gen)
         self.event(reason, message, warning=True)
-        if self.deps.metrics:
-            self.deps.metrics.job_failed(reason)
+        self.deps.metrics.job_failed(reason)
 
     # -- the phase machine ---------------------------------------------------------------------------
     def run(self) -> Outcome:
@@ -227,7 +232,7 @@ class Reconciler:
             self.step()
             self.resolved(ConditionType.RETRYING, "Recovered")
             self.resolved(ConditionType.BLOCKED, "Resolved")
-            self.deps.backoff.pop(self.job.metadata.uid, None)
+            self.memory.backoff = None
         except SpecError as err:
             if err.fixable:
                 self.block(err)
@@ -290,23 +295,21 @@ class Reconciler:
         delay = self.schedule(BLOCKED_FIRST_RECHECK_SECONDS, cap)
         if set_condition(self.status, ConditionType.BLOCKED, "True", err.reason, err.message, self.gen):
             self.event(err.reason, f"{err.message} (waiting: re-checked on every spec change)", warning=True)
-            if self.deps.metrics:
-                self.deps.metrics.job_failed(err.reason)
+            self.deps.metrics.job_failed(err.reason)
         self.status.message = (
             f"waiting: {err.message} (next check in {delay:.0f}s, or at once on a spec edit)"
         )
 
     def schedule(self, first: float, cap: float) -> float:
         """Back off the timer for this job and generation; returns the delay."""
-        uid = self.job.metadata.uid
-        previous = self.deps.backoff.get(uid)
+        previous = self.memory.backoff
         failures = previous.failures if previous and previous.generation == self.gen else 0
         delay = min(first * (2**failures), cap)
-        self.deps.backoff[uid] = Backoff(time.monotonic() + delay, failures + 1, self.gen)
+        self.memory.backoff = Backoff(time.monotonic() + delay, failures + 1, self.gen)
         return delay
 
     def retry_later(self, err: RetryLater) -> None:
-        previous = self.deps.backoff.get(self.job.metadata.uid)
+        previous = self.memory.backoff
         attempt = (previous.failures if previous and previous.generation == self.gen else 0) + 1
         delay = self.schedule(err.delay, MAX_BACKOFF_SECONDS)
         message = f"{err.message} (attempt {attempt}, next in {delay:.0f}s)"
@@ -341,12 +344,10 @@ class Reconciler:
         spec = self.job.spec
         set_condition(self.status, ConditionType.DATASET_VALIDATED, "Unknown", "Validating", "", self.gen)
         validate = self.deps.validate
-        assert validate is not None
         max_length = (spec.hyperparameters.max_length if spec.hyperparameters else None) or 1024
         answer = _reference_answer_column(spec)
         token = self.target().token
-        metrics = self.deps.metrics
-        with metrics.time_validation() if metrics else nullcontext():
+        with self.deps.metrics.time_validation():
             report = validate(
                 spec.dataset,
                 token=token,
@@ -381,11 +382,9 @@ class Reconciler:
     # -- plan ----------------------------------------------------------------------------------------
     def plan(self) -> None:
         planner = self.deps.plan
-        assert planner is not None
         validation = self.status.validation
         token = self.target().token
-        metrics = self.deps.metrics
-        with metrics.time_planning() if metrics else nullcontext():
+        with self.deps.metrics.time_planning():
             decision = planner(
                 self.job.spec,
                 token=token,
@@ -504,12 +503,12 @@ class Reconciler:
     def keep_cancel_token(self, backend: Backend, target: JobTarget) -> None:
         """Remote work must stay cancellable after its token Secret is gone (a deleted namespace)."""
         where = self.deps.config.operator_namespace
-        if backend.needs_token and target.token and where and self.deps.kube is not None:
+        if backend.needs_token and target.token and where:
             self.deps.kube.keep_cancel_token(where, target.uid, target.token)
 
     def drop_cancel_token(self) -> None:
         where = self.deps.config.operator_namespace
-        if where and self.deps.kube is not None:
+        if where:
             try:
                 self.deps.kube.drop_cancel_token(where, self.job.metadata.uid)
             except (RetryLater, SpecError) as err:  # clean-up never changes the job's outcome
@@ -531,8 +530,7 @@ class Reconciler:
 
     # -- monitor -------------------------------------------------------------------------------------
     def tracker(self) -> ProgressTracker:
-        uid = self.job.metadata.uid
-        tracker = self.deps.trackers.get(uid)
+        tracker = self.memory.tracker
         if tracker is None:
             plan = self.status.plan
             estimate = None
@@ -546,7 +544,7 @@ class Reconciler:
                 min_interval_seconds=self.deps.config.status_interval_seconds,
                 stall_seconds=self.deps.config.stall_minutes * 60,
             )
-            self.deps.trackers[uid] = tracker
+            self.memory.tracker = tracker
         return tracker
 
     def monitor(self) -> None:
@@ -655,7 +653,7 @@ class Reconciler:
         set_condition(self.status, ConditionType.SUBMITTED, "False", reason, message, self.gen)
         set_condition(self.status, ConditionType.TRAINING, "False", reason, message, self.gen)
         self.status.message = message
-        self.deps.trackers.pop(self.job.metadata.uid, None)
+        self.memory.tracker = None
 
     def absorb(self, tracker: ProgressTracker) -> None:
         update = tracker.take_update()
@@ -671,7 +669,7 @@ class Reconciler:
         for warning in tracker.warnings():
             self.event(str(warning.reason), warning.message, warning=True)
         self.pushed_conditions(outputs)
-        if self.deps.metrics and self.status.plan and self.status.progress:
+        if self.status.plan and self.status.progress:
             plan = self.status.plan
             elapsed_cost = self.status.cost.actual_usd if self.status.cost else None
             self.deps.metrics.update_job(
@@ -780,13 +778,14 @@ def _reference_answer_column(spec: FineTuneJobSpec) -> str | None:
     return (accuracy[0].answer_column or "answer") if accuracy else None
 
 
-def reconcile(job: FineTuneJob, deps: Deps) -> Outcome:
-    """Carry the job one step further; see the module docstring. Callers hold `deps.lock_for(uid)`."""
-    backoff = deps.backoff.get(job.metadata.uid)
+def reconcile(job: FineTuneJob, deps: Deps, memory: JobMemory) -> Outcome:
+    """Carry the job one step further; see the module docstring. Callers hold `memory.lock` (the job's own
+    :class:`JobMemory`, which this pass reads and updates)."""
+    backoff = memory.backoff
     if backoff and backoff.generation == job.metadata.generation and time.monotonic() < backoff.not_before:
         return Outcome(job.status)  # a timer tick while waiting; a spec edit (new generation) goes on
-    outcome = Reconciler(job, deps).run()
-    if deps.metrics and job.status.phase != outcome.status.phase:
+    outcome = Reconciler(job, deps, memory).run()
+    if job.status.phase != outcome.status.phase:
         deps.metrics.job_phase_changed(
             f"{job.metadata.namespace}/{job.metadata.name}",
             job.status.phase.value,
@@ -864,7 +863,7 @@ def reject_malformed(body: dict[str, Any], error: ValidationError) -> Outcome:
 def cancel_work(job: FineTuneJob, deps: Deps) -> str | None:
     """Cancel the job's backend work (on deletion). Returns what was done, for the log.
 
-    Callers hold `deps.lock_for(uid)` and pass a fresh read, so a tick that began before the deletion
+    Callers hold the job's `JobMemory.lock` and pass a fresh read, so a tick that began before the deletion
     has finished (and written any submission) first; the lookup by label covers a lost status write.
     """
     plan = job.status.plan
@@ -888,7 +887,7 @@ def _cancel_on(job: FineTuneJob, deps: Deps, backend: Backend) -> str | None:
             target = _target(job, deps, with_token=backend.needs_token, attempt=attempt)
         except SpecError:
             # The user's Secret is gone (a deleted namespace): use the copy kept while the work ran.
-            kept = deps.kube.read_cancel_token(kept_in, job.metadata.uid) if kept_in and deps.kube else None
+            kept = deps.kube.read_cancel_token(kept_in, job.metadata.uid) if kept_in else None
             if kept is None:
                 # Nothing remote can be cancelled; the finalizer must not hang on it.
                 return "token unavailable: remote work (if any) left to its own timeout"
@@ -899,6 +898,6 @@ def _cancel_on(job: FineTuneJob, deps: Deps, backend: Backend) -> str | None:
         if backend.poll(target, work).state not in TERMINAL_STATES:
             backend.cancel(target, work)
             done.append(f"cancelled {work.kind} {work.id}")
-    if kept_in and deps.kube is not None:
+    if kept_in:
         deps.kube.drop_cancel_token(kept_in, job.metadata.uid)
     return "; ".join(done) or None

@@ -10,7 +10,7 @@ import dataclasses
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from finetune_operator.api.resource import FineTuneJob
@@ -19,7 +19,8 @@ from finetune_operator.backends.base import JobTarget
 from finetune_operator.backends.hfjobs import HFJobsBackend
 from finetune_operator.conditions import get_condition
 from finetune_operator.config import OperatorConfig
-from finetune_operator.reconcile import Deps, Outcome, reconcile
+from finetune_operator.metrics import OperatorMetrics
+from finetune_operator.reconcile import Deps, JobMemory, Outcome, reconcile
 from finetune_training.plan import PeftMode
 from tests.hub import DEFAULT_TOKEN, HubServer
 
@@ -91,6 +92,8 @@ class HFJobsWorld:
     backend: HFJobsBackend
     deps: Deps
     body: dict[str, Any]
+    memory: JobMemory = field(default_factory=JobMemory)
+    """What kopf's per-object memo holds for the job between passes."""
 
     @property
     def uid(self) -> str:
@@ -98,14 +101,14 @@ class HFJobsWorld:
 
     def step(self) -> Outcome:
         """One handler or timer pass: a fresh read in, the status written back."""
-        outcome = reconcile(FineTuneJob.from_body(self.body), self.deps)
+        outcome = reconcile(FineTuneJob.from_body(self.body), self.deps, self.memory)
         self.body["status"] = outcome.status.wire()
         return outcome
 
     def later(self) -> Outcome:
         """A timer pass once every backoff has run out."""
-        for uid, backoff in self.deps.backoff.items():
-            self.deps.backoff[uid] = dataclasses.replace(backoff, not_before=0.0)
+        if self.memory.backoff is not None:
+            self.memory.backoff = dataclasses.replace(self.memory.backoff, not_before=0.0)
         return self.step()
 
     def until(self, phase: str | Callable[[], bool], timeout: float = 60.0) -> None:
@@ -153,8 +156,10 @@ def hfjobs_world(hub: HubServer, command: list[str], **spec: Any) -> HFJobsWorld
         config=config,
         kube=Secrets(),  # type: ignore[arg-type]
         backends={"HFJobs": backend},  # type: ignore[dict-item]
+        metrics=OperatorMetrics(),
         validate=lambda *_, **__: _Report(),
         plan=_plan,
+        status_writer=None,  # type: ignore[arg-type]  # the world writes the status itself (`step`)
     )
     body = {
         "apiVersion": "finetune.dev/v1alpha1",

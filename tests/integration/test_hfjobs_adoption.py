@@ -112,7 +112,8 @@ def test_a_rate_limited_whoami_waits_for_the_hubs_reset(hub: HubServer, retry_af
     assert limited.hits == 1 and world.hub_jobs() == []
     retrying = world.condition("Retrying")
     assert "HTTP 429" in retrying.message and "next in 55s" in retrying.message
-    wait = world.deps.backoff[world.uid].not_before - time.monotonic()
+    assert world.memory.backoff is not None
+    wait = world.memory.backoff.not_before - time.monotonic()
     assert 50 < wait <= 55
     world.later()  # after the reset: the account is looked up, the job submitted
     (job,) = world.hub_jobs()

@@ -32,7 +32,14 @@ from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import RetryLater, SpecError
 from finetune_operator.metrics import OperatorMetrics
 from finetune_operator.rbac import forbidden
-from finetune_operator.reconcile import Deps, Outcome, cancel_work, reconcile, reject_malformed
+from finetune_operator.reconcile import (
+    Deps,
+    JobMemory,
+    Outcome,
+    cancel_work,
+    reconcile,
+    reject_malformed,
+)
 from finetune_training.events import EventKind, RuntimeEvent, emit
 from finetune_training.plan import Conversion, PeftMode, TrainingPlan
 
@@ -203,6 +210,19 @@ class FakePlanner:
         )
 
 
+class FakeStatusWriter:
+    """The API server's side of a handler pass (the handlers use it, `reconcile` never does): one body."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.body = body
+
+    def read(self, namespace: str, name: str) -> dict[str, Any]:
+        return self.body
+
+    def patch_status(self, namespace: str, name: str, old: dict[str, Any], new: dict[str, Any]) -> None:
+        self.body["status"] = new
+
+
 @dataclass
 class World:
     backend: FakeBackend
@@ -211,6 +231,8 @@ class World:
     planner: FakePlanner
     deps: Deps
     body: dict[str, Any]
+    memory: JobMemory = field(default_factory=JobMemory)
+    """What kopf's per-object memo holds for the job between passes."""
 
     def edit(self, **spec: Any) -> None:
         """A spec edit, as the API server records it: the generation moves."""
@@ -219,14 +241,14 @@ class World:
 
     def step(self) -> Outcome:
         """One handler or timer pass: a fresh read in, the status written back."""
-        outcome = reconcile(FineTuneJob.from_body(self.body), self.deps)
+        outcome = reconcile(FineTuneJob.from_body(self.body), self.deps, self.memory)
         self.body["status"] = outcome.status.wire()
         return outcome
 
     def later(self) -> Outcome:
         """A timer tick after every backoff has run out (the failure count is kept)."""
-        for uid, backoff in self.deps.backoff.items():
-            self.deps.backoff[uid] = dataclasses.replace(backoff, not_before=0.0)
+        if self.memory.backoff is not None:
+            self.memory.backoff = dataclasses.replace(self.memory.backoff, not_before=0.0)
         return self.step()
 
     @property
@@ -250,16 +272,7 @@ def world() -> World:
     kube = FakeKube()
     validator = FakeValidator()
     planner = FakePlanner()
-    deps = Deps(
-        config=OperatorConfig(
-            enabled_backends=[], metrics_port=0, max_attempts=3, operator_namespace="ftjob-system"
-        ),
-        kube=kube,  # type: ignore[arg-type]
-        backends={"Fake": backend},  # type: ignore[dict-item]
-        validate=validator,
-        plan=planner,
-    )
-    body = {
+    body: dict[str, Any] = {
         "apiVersion": "finetune.dev/v1alpha1",
         "kind": "FineTuneJob",
         "metadata": {"name": "demo", "namespace": "ns", "uid": UID, "generation": 1},
@@ -270,6 +283,17 @@ def world() -> World:
             "tokenSecretRef": {"name": "hf-token"},
         },
     }
+    deps = Deps(
+        config=OperatorConfig(
+            enabled_backends=[], metrics_port=0, max_attempts=3, operator_namespace="ftjob-system"
+        ),
+        kube=kube,  # type: ignore[arg-type]
+        backends={"Fake": backend},  # type: ignore[dict-item]
+        metrics=OperatorMetrics(),
+        validate=validator,
+        plan=planner,
+        status_writer=FakeStatusWriter(body),  # type: ignore[arg-type]
+    )
     return World(backend, kube, validator, planner, deps, body)
 
 
@@ -385,7 +409,7 @@ def test_terminal_stays_terminal_for_its_generation(world: World) -> None:
 def test_existing_work_is_adopted_before_anything_is_submitted(world: World) -> None:
     world.step()
     world.body["status"] = {}  # the status write after the submission was lost; the operator restarts
-    world.deps.trackers.clear()
+    world.memory.tracker = None  # what an operator that restarted has no more
     world.later()
     assert world.backend.submissions == 1
     submitted = world.condition("Submitted")
@@ -404,7 +428,8 @@ def test_transient_errors_back_off_exponentially_up_to_a_cap(world: World) -> No
     delays = []
     for _ in range(5):
         world.later()
-        backoff = world.deps.backoff[UID]
+        backoff = world.memory.backoff
+        assert backoff is not None
         delays.append(backoff.failures)
         message = world.condition("Retrying").message
         assert "503" in message

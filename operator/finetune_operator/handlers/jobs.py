@@ -14,7 +14,14 @@ from finetune_operator.api.status import TERMINAL_PHASES, Phase
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import RetryLater, SpecError
 from finetune_operator.handlers.errors import kopf_errors
-from finetune_operator.reconcile import Deps, EventRecord, cancel_work, reconcile, reject_malformed
+from finetune_operator.reconcile import (
+    Deps,
+    EventRecord,
+    JobMemory,
+    cancel_work,
+    reconcile,
+    reject_malformed,
+)
 
 RESOURCE = (GROUP, VERSION, PLURAL)
 log = logging.getLogger(__name__)
@@ -33,12 +40,24 @@ def _active(status: kopf.Status, **_: Any) -> bool:
     return phase not in TERMINAL
 
 
-def _apply(body: kopf.Body, deps: Deps) -> None:
+def job_memory(memo: kopf.Memo) -> JobMemory:
+    """This job's :class:`JobMemory`, in kopf's per-object memo.
+
+    kopf gives each object a memo of its own (a shallow copy of the operator-wide memo, so `memo.deps` is the
+    shared one), made when it first sees the object, passed to every handler and to the timer of that object,
+    and dropped once the object is deleted. `setdefault` is one dict operation under the GIL: a timer tick and
+    a handler arriving at once (kopf runs them in separate threads) get the same JobMemory.
+    """
+    memory: JobMemory = memo.setdefault("job_memory", JobMemory())
+    return memory
+
+
+def _apply(body: kopf.Body, deps: Deps, memory: JobMemory) -> None:
     meta = body["metadata"]
-    with deps.lock_for(meta["uid"]):
+    with memory.lock:
         # Read afresh under the job's lock: a handler and a timer never act on each other's stale status. The
         # watch's body will do when it is the very version this process last read or wrote.
-        if deps.status_writer is None or deps.pacing.current(body):
+        if deps.pacing.current(body):
             fresh: dict[str, Any] | None = dict(body)
         else:
             fresh = deps.status_writer.read(meta["namespace"], meta["name"])
@@ -50,21 +69,16 @@ def _apply(body: kopf.Body, deps: Deps) -> None:
         except ValidationError as err:
             # Admission let through what the models refuse: say which field, instead of kopf retrying.
             outcome = reject_malformed(fresh, err)
-            if deps.status_writer:
-                old = fresh.get("status") or {}
-                deps.status_writer.patch_status(meta["namespace"], meta["name"], old, outcome.status.wire())
+            old = fresh.get("status") or {}
+            deps.status_writer.patch_status(meta["namespace"], meta["name"], old, outcome.status.wire())
             _post(body, outcome.events)
             return
-        if deps.metrics:
-            with deps.metrics.time_reconcile():
-                outcome = reconcile(job, deps)
-        else:
-            outcome = reconcile(job, deps)
-        if deps.status_writer:
-            written = deps.status_writer.patch_status(
-                job.metadata.namespace, job.metadata.name, job.status.wire(), outcome.status.wire()
-            )
-            deps.pacing.seen(meta["uid"], written)
+        with deps.metrics.time_reconcile():
+            outcome = reconcile(job, deps, memory)
+        written = deps.status_writer.patch_status(
+            job.metadata.namespace, job.metadata.name, job.status.wire(), outcome.status.wire()
+        )
+        deps.pacing.seen(meta["uid"], written)
     _post(body, outcome.events)
 
 
@@ -84,7 +98,7 @@ def _post(body: kopf.Body, events: list[EventRecord]) -> None:
 def on_change(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     """A new, resumed or edited FineTuneJob: take the next step now."""
     with kopf_errors():
-        _apply(body, memo.deps)
+        _apply(body, memo.deps, job_memory(memo))
 
 
 @kopf.timer(*RESOURCE, interval=POLL_SECONDS, when=_active)
@@ -93,7 +107,7 @@ def on_tick(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> 
     if not memo.deps.pacing.due(body["metadata"]["uid"]):
         return  # watch-fed work that rests: no event since the last look, and its next look is not due
     with kopf_errors():
-        _apply(body, memo.deps)
+        _apply(body, memo.deps, job_memory(memo))
 
 
 @kopf.on.delete(*RESOURCE)
@@ -105,20 +119,16 @@ def on_delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -
     """
     deps: Deps = memo.deps
     deps.pacing.forget(body["metadata"]["uid"])
-    uid = body["metadata"]["uid"]
-    with deps.lock_for(uid):
-        fresh = None
-        if deps.status_writer:
-            try:
-                fresh = deps.status_writer.read(body["metadata"]["namespace"], body["metadata"]["name"])
-            except (RetryLater, SpecError):
-                fresh = None  # the body we were given is the best we have
+    with job_memory(memo).lock:  # kopf drops the memo (and the JobMemory) once the object is gone
+        try:
+            fresh = deps.status_writer.read(body["metadata"]["namespace"], body["metadata"]["name"])
+        except (RetryLater, SpecError):
+            fresh = None  # the body we were given is the best we have
         try:
             job = FineTuneJob.from_body(fresh or body)
         except ValidationError:
             # A spec the models refuse never got past validation, so no backend work exists to cancel.
             logger.info("the spec cannot be read; nothing was submitted for it")
-            deps.forget(uid)
             return
         try:
             done = cancel_work(job, deps)
@@ -126,9 +136,7 @@ def on_delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -
             done = f"could not cancel backend work ({type(exc).__name__}); leaving it to its timeout"
     if done:
         logger.info(done)
-    if deps.metrics:
-        deps.metrics.remove_job(job.metadata.namespace, job.metadata.name)
-        deps.metrics.job_phase_changed(
-            f"{job.metadata.namespace}/{job.metadata.name}", job.status.phase.value, None
-        )
-    deps.forget(uid)
+    deps.metrics.remove_job(job.metadata.namespace, job.metadata.name)
+    deps.metrics.job_phase_changed(
+        f"{job.metadata.namespace}/{job.metadata.name}", job.status.phase.value, None
+    )

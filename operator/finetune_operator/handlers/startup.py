@@ -11,6 +11,7 @@ from typing import Any
 import kopf
 from kubernetes import client, config
 
+from finetune_operator.backends.base import Backend
 from finetune_operator.backends.metered import MeteredBackend
 from finetune_operator.backends.registry import build_backends
 from finetune_operator.config import OperatorConfig
@@ -78,14 +79,14 @@ def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
 def build_deps(
     cfg: OperatorConfig,
     api: client.ApiClient,
-    metrics: OperatorMetrics | None,
+    metrics: OperatorMetrics,
     capacity: GpuCapacity | None = None,
 ) -> Deps:
     """Everything the reconcile loop needs (`capacity`: the cluster's GPUs from kopf's indexes)."""
     kube = KubeGateway(api)
-    backends = build_backends(cfg, api)
-    if metrics is not None:
-        backends = {name: MeteredBackend(backend, name, metrics) for name, backend in backends.items()}
+    backends: dict[str, Backend] = {
+        name: MeteredBackend(backend, name, metrics) for name, backend in build_backends(cfg, api).items()
+    }
     planner = PlannerService(cfg, kube, capacity)
     return Deps(
         config=cfg,
