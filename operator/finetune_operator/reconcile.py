@@ -604,7 +604,7 @@ class Reconciler:
         if work.message:
             self.status.message = work.message
         training = get_condition(self.status, ConditionType.TRAINING)
-        if training is not None and training.status == "True":
+        if work.preempted and training is not None and training.status == "True":
             message = work.message or "the run was stopped and waits to be admitted again"
             set_condition(self.status, ConditionType.TRAINING, "False", "Requeued", message, self.gen)
             self.event("Requeued", message, warning=True)

@@ -53,6 +53,8 @@ class Work:
     plan: TrainingPlan
     state: WorkState = WorkState.QUEUED
     reason: str = ""
+    message: str = ""
+    preempted: bool = False
     lines: list[str] = field(default_factory=list)
     cancelled: bool = False
     started_at: datetime | None = None
@@ -95,7 +97,12 @@ class FakeBackend:
     def poll(self, target: JobTarget, ref: WorkRef) -> WorkStatus:
         work = self.work(ref.attempt or 1)
         return WorkStatus(
-            state=work.state, reason=work.reason, started_at=work.started_at, ended_at=work.ended_at
+            state=work.state,
+            reason=work.reason,
+            message=work.message,
+            preempted=work.preempted,
+            started_at=work.started_at,
+            ended_at=work.ended_at,
         )
 
     def logs(
@@ -188,6 +195,7 @@ class FakePlanner:
     def __init__(self, cost: float = 1.0, hourly_price: float = 0.0) -> None:
         self.cost = cost
         self.hourly_price = hourly_price
+        self.nodes = 1
         self.error: SpecError | None = None
         self.calls = 0
 
@@ -206,6 +214,7 @@ class FakePlanner:
                 hourlyPriceUSD=self.hourly_price,
                 suggested_timeout="1h",
                 reason="test",
+                nodes=self.nodes,
             )
         )
 
@@ -680,6 +689,34 @@ def test_a_backend_that_retries_itself_is_not_retried_again(world: World) -> Non
     world.backend.work().state = WorkState.FAILED
     world.step()
     assert world.phase == Phase.FAILED and world.backend.submissions == 1
+
+
+def test_a_failed_run_over_several_nodes_is_retried_whole_by_the_operator(world: World) -> None:
+    """A Job does not restart one node's pod alone (half a process group cannot go on): the attempt ends,
+    and the operator starts the next one on every node."""
+    world.backend.retries_itself = True
+    world.planner.nodes = 2
+    world.step()
+    world.backend.work().state = WorkState.FAILED
+    world.backend.work().reason = "BackoffLimitExceeded"
+    world.step()
+    world.later()
+    assert world.phase != Phase.FAILED and world.backend.submissions == 2
+
+
+def test_a_run_a_queue_preempted_shows_queued_and_runs_again_in_the_same_attempt(world: World) -> None:
+    world.step()
+    world.backend.work().state = WorkState.RUNNING
+    world.step()
+    assert world.phase == Phase.RUNNING
+    work = world.backend.work()
+    work.state, work.preempted, work.message = WorkState.QUEUED, True, "preempted by Kueue (Preempted: …)"
+    outcome = world.step()
+    assert world.phase == Phase.QUEUED and world.body["status"]["message"] == work.message
+    assert "Requeued" in [e.reason for e in outcome.events]
+    work.state, work.preempted = WorkState.RUNNING, False
+    world.step()
+    assert world.phase == Phase.RUNNING and world.backend.submissions == 1
 
 
 # -- deletion ----------------------------------------------------------------------------------------------------
