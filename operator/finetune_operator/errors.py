@@ -26,7 +26,7 @@ WAITING_REASONS = frozenset(
         "HubOffline",
         "HubPaymentRequired",  # credits or a payment method can be added
         # the world: GPUs free up, a backend is enabled, a budget is raised, RBAC is granted (any 403: see
-        # `finetune_operator.rbac.api_error`)
+        # `finetune_operator.cluster.rbac.api_error`)
         "NoHardwareFits",
         "BackendDisabled",
         "BudgetExceeded",

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from finetune_operator.api.spec import Backend, FineTuneJobSpec
+from finetune_operator.cluster.gateway import KubeGateway
 from finetune_operator.config import OperatorConfig
-from finetune_operator.kube import KubeGateway
 from finetune_operator.planning import (
     ClusterGpuOffer,
     HFJobsCatalog,

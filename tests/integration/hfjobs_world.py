@@ -17,10 +17,10 @@ from finetune_operator.api.resource import FineTuneJob
 from finetune_operator.api.status import MethodVerdict, PlanSummary, ValidationSummary, Verdict
 from finetune_operator.backends.base import JobTarget
 from finetune_operator.backends.hfjobs import HFJobsBackend
-from finetune_operator.conditions import get_condition
 from finetune_operator.config import OperatorConfig
+from finetune_operator.lifecycle.conditions import get_condition
+from finetune_operator.lifecycle.reconcile import Deps, JobMemory, Outcome, reconcile
 from finetune_operator.metrics import OperatorMetrics
-from finetune_operator.reconcile import Deps, JobMemory, Outcome, reconcile
 from finetune_training.plan import PeftMode
 from tests.hub import DEFAULT_TOKEN, HubServer
 

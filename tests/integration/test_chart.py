@@ -16,11 +16,11 @@ import pytest
 import yaml
 
 from finetune_operator.api.spec import FineTuneJobSpec
+from finetune_operator.cluster.rbac import PERMISSIONS, Scope
 from finetune_operator.config import GpuPrice, OperatorConfig
 from finetune_operator.planner_service import planner_config
 from finetune_operator.planning.config import PlannerConfig
 from finetune_operator.planning.throughput import ThroughputMeasurement
-from finetune_operator.rbac import PERMISSIONS, Scope
 from tests.conftest import ROOT, kubectl
 
 CHART = ROOT / "charts" / "finetune-operator"
@@ -269,7 +269,7 @@ def test_cluster_wide_mode_uses_cluster_roles_and_no_roles() -> None:
 
 
 def needed(scope: Scope) -> dict[tuple[str, str], set[str]]:
-    """What the operator's code uses (finetune_operator.rbac), as (apiGroup, resource) -> verbs."""
+    """What the operator's code uses (finetune_operator.cluster.rbac), as (apiGroup, resource) -> verbs."""
     out: dict[tuple[str, str], set[str]] = {}
     for p in PERMISSIONS:
         if p.scope == scope:

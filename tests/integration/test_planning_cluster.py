@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from finetune_operator.api.spec import Backend, FineTuneJobSpec
-from finetune_operator.kube import KubeGateway
+from finetune_operator.cluster.gateway import KubeGateway
 from finetune_operator.planning import (
     ClusterGpuOffer,
     GpuPrice,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from finetune_operator.api.status import Progress
-from finetune_operator.progress import ProgressTracker
+from finetune_operator.lifecycle.tracker import ProgressTracker
 from finetune_training.events import RuntimeEvent, emit, parse_line
 from finetune_training.plan import TrainingPlan
 

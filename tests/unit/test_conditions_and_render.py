@@ -6,10 +6,10 @@ import yaml
 
 from finetune_operator.api.resource import FineTuneJob
 from finetune_operator.api.status import ConditionType, FineTuneJobStatus, Phase, PlanSummary
-from finetune_operator.conditions import get_condition, set_condition, summarise_phase
+from finetune_operator.cluster.identity import labels_for, work_name
 from finetune_operator.config import OperatorConfig
-from finetune_operator.identity import labels_for, work_name
-from finetune_operator.render import render_plan
+from finetune_operator.lifecycle.conditions import get_condition, set_condition, summarise_phase
+from finetune_operator.lifecycle.render import render_plan
 from finetune_training.plan import Hyperparameters, PeftMode, TrainingPlan
 
 

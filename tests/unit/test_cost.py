@@ -8,7 +8,7 @@ import pytest
 
 from finetune_operator.api.status import PlanSummary
 from finetune_operator.backends.base import WorkState, WorkStatus
-from finetune_operator.cost import format_usd, observe, over_budget
+from finetune_operator.lifecycle.cost import format_usd, observe, over_budget
 from finetune_training.plan import PeftMode
 
 PLAN = PlanSummary(

@@ -12,7 +12,7 @@ from finetune_operator.api.status import PlanSummary
 from finetune_operator.backends.base import JobTarget
 from finetune_operator.backends.kubernetes import KubernetesBackend
 from finetune_operator.config import OperatorConfig
-from finetune_operator.render import render_plan
+from finetune_operator.lifecycle.render import render_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB = FineTuneJob.model_validate(

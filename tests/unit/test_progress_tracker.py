@@ -6,7 +6,7 @@ import io
 import math
 
 from finetune_operator.api.status import Progress
-from finetune_operator.progress import ProgressTracker, TrackerState, WarningReason
+from finetune_operator.lifecycle.tracker import ProgressTracker, TrackerState, WarningReason
 from finetune_training.events import EventKind, RuntimeEvent, emit
 
 

@@ -10,11 +10,11 @@ from kubernetes.client.exceptions import ApiException
 
 from finetune_operator.backends.base import JobTarget, WorkRef
 from finetune_operator.backends.kubernetes import KubernetesBackend
+from finetune_operator.cluster.gateway import KubeGateway
+from finetune_operator.cluster.rbac import PERMISSIONS, Scope, api_error
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import RetryLater, SpecError
-from finetune_operator.kube import KubeGateway
-from finetune_operator.rbac import PERMISSIONS, Scope, api_error
-from finetune_operator.status_writer import StatusWriter
+from finetune_operator.lifecycle.status_writer import StatusWriter
 
 TARGET = JobTarget(namespace="team-a", name="demo", uid="u1", token_secret_name="hf-token")
 REF = WorkRef(kind="Job", id="demo-u1-1", namespace="team-a", attempt=1)

@@ -27,12 +27,11 @@ from finetune_operator.api.status import (
     Verdict,
 )
 from finetune_operator.backends.base import JobTarget, LogCursor, WorkRef, WorkState, WorkStatus
-from finetune_operator.conditions import get_condition
+from finetune_operator.cluster.rbac import forbidden
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import RetryLater, SpecError
-from finetune_operator.metrics import OperatorMetrics
-from finetune_operator.rbac import forbidden
-from finetune_operator.reconcile import (
+from finetune_operator.lifecycle.conditions import get_condition
+from finetune_operator.lifecycle.reconcile import (
     Deps,
     JobMemory,
     Outcome,
@@ -40,6 +39,7 @@ from finetune_operator.reconcile import (
     reconcile,
     reject_malformed,
 )
+from finetune_operator.metrics import OperatorMetrics
 from finetune_training.events import EventKind, RuntimeEvent, emit
 from finetune_training.plan import Conversion, PeftMode, TrainingPlan
 

@@ -10,8 +10,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from finetune_operator.cluster.gateway import KubeGateway
 from finetune_operator.errors import SpecError
-from finetune_operator.kube import KubeGateway
 
 
 class FakeCore:

@@ -16,10 +16,10 @@ from finetune_operator.backends.base import JobTarget
 from finetune_operator.backends.local import LocalBackend
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import SpecError
-from finetune_operator.local_paths import check_local_paths
+from finetune_operator.lifecycle.signing import events_key
 from finetune_operator.planning.model_info import load_model_info
-from finetune_operator.signing import events_key
 from finetune_operator.validation.inspect import read_source
+from finetune_operator.validation.local_paths import check_local_paths
 from finetune_training.events import EventKind, RuntimeEvent, emit, format_line, parse_line
 from finetune_training.plan import DatasetSource, TrainingPlan
 

@@ -177,7 +177,7 @@ def test_only_what_reconcile_says_becomes_an_event(
     assert settings.posting.level >= logging.WARNING
     # Imported here: the handlers fix the timer's period when first imported (see test_timer_selection).
     from finetune_operator.handlers import jobs
-    from finetune_operator.reconcile import EventRecord
+    from finetune_operator.lifecycle.reconcile import EventRecord
 
     posted: list[tuple[str, str]] = []
     monkeypatch.setattr(

@@ -16,13 +16,13 @@ from kubernetes import client
 from finetune_operator.api.status import Phase
 from finetune_operator.backends.base import JobTarget, WorkState
 from finetune_operator.backends.kubernetes import KubernetesBackend
+from finetune_operator.cluster.identity import labels_for, work_name
+from finetune_operator.cluster.watched import Pacing, WatchedWork, trim_job, trim_pod
 from finetune_operator.config import OperatorConfig
 from finetune_operator.handlers.indexes import training_jobs, training_pods
-from finetune_operator.identity import labels_for, work_name
+from finetune_operator.lifecycle.reconcile import Deps
+from finetune_operator.lifecycle.status_writer import StatusWriter
 from finetune_operator.metrics import OperatorMetrics
-from finetune_operator.reconcile import Deps
-from finetune_operator.status_writer import StatusWriter
-from finetune_operator.watched import Pacing, WatchedWork, trim_job, trim_pod
 from tests.unit.test_reconcile import UID, FakeKube
 
 NS, NAME = "ns", "demo"

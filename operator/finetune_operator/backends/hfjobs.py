@@ -22,16 +22,16 @@ from finetune_operator.backends.base import (
     WorkState,
     WorkStatus,
 )
-from finetune_operator.config import OperatorConfig
-from finetune_operator.errors import RetryLater, SpecError
-from finetune_operator.hub import hf_job_log_lines, hub_error
-from finetune_operator.identity import (
+from finetune_operator.cluster.identity import (
     HF_ATTEMPT_LABEL,
     HF_NAME_LABEL,
     HF_NAMESPACE_LABEL,
     HF_UID_LABEL,
     is_attempt,
 )
+from finetune_operator.config import OperatorConfig
+from finetune_operator.errors import RetryLater, SpecError
+from finetune_operator.hub import hf_job_log_lines, hub_error
 from finetune_training.events import KEY_ENV as EVENTS_KEY_ENV
 from finetune_training.plan import TrainingPlan
 

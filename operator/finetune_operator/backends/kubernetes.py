@@ -21,10 +21,10 @@ from kubernetes.client.exceptions import ApiException
 
 from finetune_operator.backends.base import JobTarget, LogCursor, WorkRef, WorkState, WorkStatus
 from finetune_operator.backends.podlogs import read_since
+from finetune_operator.cluster.identity import ATTEMPT_LABEL, UID_LABEL, is_attempt, labels_for, work_name
+from finetune_operator.cluster.rbac import api_error
+from finetune_operator.cluster.watched import WatchedWork
 from finetune_operator.config import OperatorConfig
-from finetune_operator.identity import ATTEMPT_LABEL, UID_LABEL, is_attempt, labels_for, work_name
-from finetune_operator.rbac import api_error
-from finetune_operator.watched import WatchedWork
 from finetune_training.events import KEY_ENV as EVENTS_KEY_ENV
 from finetune_training.plan import TrainingPlan
 

@@ -28,9 +28,9 @@ from finetune_operator.backends.base import (
     WorkState,
     WorkStatus,
 )
+from finetune_operator.cluster.identity import work_name
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import SpecError
-from finetune_operator.identity import work_name
 from finetune_training.events import KEY_ENV as EVENTS_KEY_ENV
 from finetune_training.plan import TrainingPlan
 

@@ -24,7 +24,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from finetune_operator.backends.base import LogCursor
-from finetune_operator.rbac import api_error
+from finetune_operator.cluster.rbac import api_error
 
 OVERLAP_SECONDS = 10
 """How far before the previous read's start the next read's window begins: covers the time a request takes

@@ -26,8 +26,8 @@ from pydantic.alias_generators import to_camel
 from finetune_operator import KIND
 from finetune_operator.api.spec import Backend, FineTuneJobSpec
 from finetune_operator.config import OperatorConfig
-from finetune_operator.cost import format_usd
 from finetune_operator.errors import RetryLater, SpecError
+from finetune_operator.lifecycle.cost import format_usd
 from finetune_operator.planner_service import PlannerService
 from finetune_operator.planning.config import PlannerConfig
 from finetune_operator.planning.model_info import ModelInfo, model_info_from_parameters

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from finetune_operator.api.status import TERMINAL_PHASES, FineTuneJobStatus, Phase, Progress
-from finetune_operator.cost import format_usd
+from finetune_operator.lifecycle.cost import format_usd
 
 OUTPUTS = ("text", "summary", "json", "yaml")
 

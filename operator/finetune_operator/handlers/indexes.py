@@ -27,9 +27,9 @@ import kopf
 
 from finetune_operator import GROUP, PLURAL, VERSION
 from finetune_operator.api.status import Phase
-from finetune_operator.identity import UID_LABEL
+from finetune_operator.cluster.identity import UID_LABEL
+from finetune_operator.cluster.watched import JOB_NAME_LABEL, owner_uid, trim_job, trim_pod
 from finetune_operator.planning.cluster import gpu_node, pod_holds_gpus
-from finetune_operator.watched import JOB_NAME_LABEL, owner_uid, trim_job, trim_pod
 
 
 @kopf.index(GROUP, VERSION, PLURAL)

@@ -14,7 +14,7 @@ from finetune_operator.api.status import TERMINAL_PHASES, Phase
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import RetryLater, SpecError
 from finetune_operator.handlers.errors import kopf_errors
-from finetune_operator.reconcile import (
+from finetune_operator.lifecycle.reconcile import (
     Deps,
     EventRecord,
     JobMemory,

@@ -14,16 +14,16 @@ from kubernetes import client, config
 from finetune_operator.backends.base import Backend
 from finetune_operator.backends.metered import MeteredBackend
 from finetune_operator.backends.registry import build_backends
+from finetune_operator.cluster.gateway import KubeGateway
+from finetune_operator.cluster.watched import WatchedWork
 from finetune_operator.config import OperatorConfig
 from finetune_operator.handlers.indexes import gpu_capacity, phase_counts
-from finetune_operator.kube import KubeGateway
+from finetune_operator.lifecycle.reconcile import Deps
+from finetune_operator.lifecycle.status_writer import StatusWriter
 from finetune_operator.metrics import OperatorMetrics, start_metrics_server
 from finetune_operator.planner_service import GpuCapacity, PlannerService
-from finetune_operator.reconcile import Deps
-from finetune_operator.status_writer import StatusWriter
 from finetune_operator.validation import inspect_dataset
 from finetune_operator.validation.cache import ValidationCache
-from finetune_operator.watched import WatchedWork
 
 FINALIZER = "finetune.dev/cancel-backend-work"
 

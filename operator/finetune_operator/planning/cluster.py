@@ -12,7 +12,7 @@ the same ones the Kubernetes backend puts on the pods).
 The pure functions take dicts shaped as the Kubernetes API's JSON. The operator keeps what they need in
 memory from watch events (kopf indexes of :func:`gpu_node` per GPU node and :func:`pod_gpu_request` per
 unfinished pod holding GPUs, by node: `finetune_operator.handlers.indexes`) and plans with
-:func:`offers_from_nodes`; the CLI lists them once (`finetune_operator.kube.KubeGateway.list_nodes_and_pods`)
+:func:`offers_from_nodes`; the CLI lists them once (`finetune_operator.cluster.gateway.KubeGateway.list_nodes_and_pods`)
 and plans with :func:`offers_from_objects`.
 """
 

@@ -47,25 +47,25 @@ from finetune_operator.backends.base import (
     WorkState,
     WorkStatus,
 )
-from finetune_operator.conditions import (
+from finetune_operator.cluster.gateway import KubeGateway
+from finetune_operator.cluster.watched import Pacing
+from finetune_operator.config import OperatorConfig
+from finetune_operator.errors import RetryLater, SpecError
+from finetune_operator.hub import WEIGHT_SUFFIXES, confirm_pushed, repo_url
+from finetune_operator.lifecycle.conditions import (
     get_condition,
     is_true,
     remove_condition,
     set_condition,
     summarise_phase,
 )
-from finetune_operator.config import OperatorConfig
-from finetune_operator.cost import format_usd, observe, over_budget
-from finetune_operator.errors import RetryLater, SpecError
-from finetune_operator.hub import WEIGHT_SUFFIXES, confirm_pushed, repo_url
-from finetune_operator.kube import KubeGateway
-from finetune_operator.local_paths import check_local_paths
+from finetune_operator.lifecycle.cost import format_usd, observe, over_budget
+from finetune_operator.lifecycle.render import render_plan
+from finetune_operator.lifecycle.signing import events_key
+from finetune_operator.lifecycle.status_writer import StatusWriter
+from finetune_operator.lifecycle.tracker import ProgressTracker
 from finetune_operator.metrics import JobLabels, OperatorMetrics
-from finetune_operator.progress import ProgressTracker
-from finetune_operator.render import render_plan
-from finetune_operator.signing import events_key
-from finetune_operator.status_writer import StatusWriter
-from finetune_operator.watched import Pacing
+from finetune_operator.validation.local_paths import check_local_paths
 from finetune_training.errors import RETRIED_REASONS
 from finetune_training.plan import Method, RewardSpec, RewardType
 

@@ -12,9 +12,9 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from finetune_operator.cluster.identity import MANAGED_BY, UID_LABEL
+from finetune_operator.cluster.rbac import Scope, api_error
 from finetune_operator.errors import SpecError
-from finetune_operator.identity import MANAGED_BY, UID_LABEL
-from finetune_operator.rbac import Scope, api_error
 
 
 def cancel_secret_name(uid: str) -> str:

@@ -8,7 +8,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from finetune_operator import GROUP, PLURAL, VERSION
-from finetune_operator.rbac import api_error
+from finetune_operator.cluster.rbac import api_error
 
 
 class StatusWriter:

@@ -20,7 +20,7 @@ from typing import Any
 
 from kubernetes import client
 
-from finetune_operator.identity import UID_LABEL
+from finetune_operator.cluster.identity import UID_LABEL
 
 JOB_NAME_LABEL = "job-name"
 """The label the Job controller puts on its pods (with `batch.kubernetes.io/job-name`)."""

@@ -6,8 +6,8 @@ import yaml
 
 from finetune_operator.api.resource import FineTuneJob
 from finetune_operator.api.status import PlanSummary
+from finetune_operator.cluster.identity import short_uid
 from finetune_operator.config import OperatorConfig
-from finetune_operator.identity import short_uid
 from finetune_operator.planning.hyperparams import resolve_hyperparameters
 from finetune_training.plan import (
     JobIdentity,
