@@ -89,6 +89,15 @@ def wait_all(namespace: str, n: int, done: Callable[[dict[str, Any]], bool], lim
     raise TimeoutError(f"only {ready} of {n} FineTuneJobs got there in {limit:.0f} s")
 
 
+def wait_gone(namespace: str, limit: float) -> None:
+    """Return once no FineTuneJob is left in the namespace (or after `limit` seconds)."""
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        if not kubectl("get", "ftj", "-n", namespace, "-o", "name").strip():
+            return
+        time.sleep(2.0)
+
+
 def rss_mb(pid: int) -> tuple[float, float]:
     """The process's peak and current resident memory (MB)."""
     status = Path(f"/proc/{pid}/status").read_text()
@@ -205,6 +214,11 @@ def main(argv: list[str] | None = None) -> int:
             writes, reads = requests()
             peak, current = rss_mb(operator.pid)
         finally:
+            # The jobs go while the operator runs: it removes their finalizers (and their Jobs), so the
+            # namespace does not stay Terminating behind a thousand objects nobody finalizes.
+            if operator.poll() is None:
+                kubectl("delete", "ftj", "--all", "-n", namespace, "--wait=false")
+                wait_gone(namespace, 600)
             operator.terminate()
             operator.wait(timeout=60)
             kubectl("delete", "namespace", namespace, "--wait=false")
