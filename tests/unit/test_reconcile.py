@@ -68,6 +68,7 @@ class FakeBackend:
 
     kind = "Fake"
     needs_token = True
+    watched = False
 
     def __init__(self, *, retries_itself: bool = False) -> None:
         self.retries_itself = retries_itself
@@ -126,6 +127,9 @@ class FakeBackend:
     def cancel(self, target: JobTarget, ref: WorkRef) -> None:
         work = self.work(ref.attempt or 1)
         work.cancelled = True
+
+    def watch_from(self, seen: object) -> None:
+        pass
 
     def link(self, ref: WorkRef) -> str | None:
         return ref.url

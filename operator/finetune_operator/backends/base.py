@@ -9,12 +9,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel
 
 from finetune_operator.api.status import BackendRef as WorkRef
 from finetune_training.plan import TrainingPlan
+
+if TYPE_CHECKING:
+    from finetune_operator.cluster.watched import WatchedWork
 
 __all__ = ["TERMINAL_STATES", "Backend", "JobTarget", "LogCursor", "WorkRef", "WorkState", "WorkStatus"]
 
@@ -108,6 +111,15 @@ class Backend(Protocol):
     retries_itself: bool
     """Whether the backend retries a failed run on its own (a batch/v1 Job's `backoffLimit`); when not,
     the operator resubmits infrastructure failures as new attempts."""
+
+    @property
+    def watched(self) -> bool:
+        """Whether changes of its work are pushed to the operator (the watches of `watch_from`), so the timer
+        may look at running work rarely; False for work outside the cluster."""
+
+    def watch_from(self, seen: WatchedWork) -> None:
+        """Read its work from the operator's watches (`seen`) instead of the API; a no-op for a backend
+        whose work Kubernetes does not hold."""
 
     def find(self, target: JobTarget) -> WorkRef | None:
         """Existing work for this FineTuneJob's `target.attempt` (by UID and attempt), so nothing is

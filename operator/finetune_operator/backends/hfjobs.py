@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from huggingface_hub import HfApi, JobInfo
 from huggingface_hub.errors import HfHubHTTPError
@@ -34,6 +35,9 @@ from finetune_operator.errors import RetryLater, SpecError
 from finetune_operator.hub import hf_job_log_lines, hub_error
 from finetune_training.events import KEY_ENV as EVENTS_KEY_ENV
 from finetune_training.plan import TrainingPlan
+
+if TYPE_CHECKING:
+    from finetune_operator.cluster.watched import WatchedWork
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +85,7 @@ class HFJobsBackend:
     kind = "HFJob"
     needs_token = True
     retries_itself = False
+    watched = False  # its work is not in the cluster: no watch pushes its changes
     listing_lag_s = LISTING_LAG_S
 
     def __init__(self, config: OperatorConfig) -> None:
@@ -289,6 +294,9 @@ class HFJobsBackend:
         if cut:
             log.warning("HF Job %s: %s; judging it on the logs read so far", ref.id, cut)
         self._ended.pop(ref.id, None)
+
+    def watch_from(self, seen: WatchedWork) -> None:
+        """Nothing to read from the cluster's watches: its work runs outside the cluster."""
 
     def link(self, ref: WorkRef) -> str | None:
         """The job's page on the Hub."""

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 from finetune_operator.backends.base import (
@@ -33,6 +34,9 @@ from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import SpecError
 from finetune_training.events import KEY_ENV as EVENTS_KEY_ENV
 from finetune_training.plan import TrainingPlan
+
+if TYPE_CHECKING:
+    from finetune_operator.cluster.watched import WatchedWork
 
 STOP_GRACE_SECONDS = 60.0
 """How long a stopped run may take to save and push its checkpoint (after SIGTERM) before SIGKILL."""
@@ -63,6 +67,7 @@ class LocalBackend:
     kind = "Process"
     needs_token = False  # the process is the operator's own child: cancel and logs need no token
     retries_itself = False
+    watched = False  # its work is not in the cluster: no watch pushes its changes
 
     def __init__(
         self,
@@ -227,6 +232,9 @@ class LocalBackend:
                     return None
                 time.sleep(0.1)
         return None
+
+    def watch_from(self, seen: WatchedWork) -> None:
+        """Nothing to read from the cluster's watches: its work runs outside the cluster."""
 
     def link(self, ref: WorkRef) -> str | None:
         """None: its `file://` URL names a file on the operator's host, no page anyone can open."""

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from finetune_operator.backends.base import Backend, JobTarget, LogCursor, WorkRef, WorkStatus
 from finetune_operator.errors import RetryLater, SpecError
 from finetune_operator.metrics import OperatorMetrics
 from finetune_training.plan import TrainingPlan
+
+if TYPE_CHECKING:
+    from finetune_operator.cluster.watched import WatchedWork
 
 TRANSIENT = "Transient"
 
@@ -42,6 +45,13 @@ class MeteredBackend:
     def __getattr__(self, attr: str) -> Any:
         # Anything else a backend offers (not part of the interface) passes through, uncounted.
         return getattr(self.inner, attr)
+
+    @property
+    def watched(self) -> bool:
+        return self.inner.watched
+
+    def watch_from(self, seen: WatchedWork) -> None:
+        self.inner.watch_from(seen)  # no API call: nothing to count
 
     @contextmanager
     def _counted(self) -> Iterator[None]:

@@ -146,9 +146,7 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logge
     if isinstance(jobs, Mapping) and isinstance(pods, Mapping):
         seen = WatchedWork(jobs, pods)
         for backend in memo.deps.backends.values():
-            watch_from = getattr(backend, "watch_from", None)  # backends whose work Kubernetes watches push
-            if callable(watch_from):
-                watch_from(seen)
+            backend.watch_from(seen)  # a no-op for a backend whose work the cluster does not hold
     logger.info("backends enabled: %s", ", ".join(memo.deps.backends) or "none")
 
 

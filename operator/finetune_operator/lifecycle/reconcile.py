@@ -426,7 +426,7 @@ class Reconciler:
         plan = self.status.plan
         backend = self.deps.backends.get(plan.backend) if plan else None
         poll = cfg.poll_interval_seconds
-        if getattr(backend, "watched", False):
+        if backend is not None and backend.watched:
             poll = max(poll, cfg.watched_poll_seconds)  # its cost changes with no watch event to wake it
         margin = poll + cfg.budget_stop_margin_seconds
         return over_budget(cost, max_cost_usd, margin)
@@ -594,7 +594,7 @@ class Reconciler:
         self.absorb(tracker)
         if work.state in TERMINAL_STATES:
             self.finish(work.state, work.reason, work.message, tracker)
-        elif getattr(backend, "watched", False):
+        elif backend.watched:
             # Its Job's and pods' changes wake it; until then only its log and cost need a look, rarely.
             self.deps.pacing.rest(self.job.metadata.uid, self.deps.config.watched_poll_seconds)
 
