@@ -111,3 +111,37 @@ def test_a_queued_job_is_created_suspended_with_kueues_queue_label() -> None:
         "suspend" not in unqueued["spec"]
         and "kueue.x-k8s.io/queue-name" not in unqueued["metadata"]["labels"]
     )
+
+
+def test_the_plan_travels_in_the_pod_template_and_no_configmap_is_written() -> None:
+    """One API write fewer per attempt: the plan is a pod-template annotation the downward API mounts where
+    `--plan` reads it; the attempt's objects are its event-key Secret and its Job, nothing else."""
+    from finetune_training.plan import TrainingPlan
+
+    job = rendered()
+    template = job["spec"]["template"]
+    plan = TrainingPlan.model_validate_json(template["metadata"]["annotations"]["finetune.dev/plan"])
+    assert plan.resources.gpu_count == 2
+    (volume,) = [v for v in template["spec"]["volumes"] if v["name"] == "plan"]
+    (source,) = volume["projected"]["sources"]
+    assert source["downwardAPI"]["items"] == [
+        {"path": "plan.json", "fieldRef": {"fieldPath": "metadata.annotations['finetune.dev/plan']"}}
+    ]
+    (container,) = template["spec"]["containers"]
+    assert container["command"][-2:] == ["--plan", "/etc/ftjob/plan.json"]
+
+    cfg = OperatorConfig(enabled_backends=[], metrics_port=0, pod_annotations={"team": "a"})
+    backend = KubernetesBackend(client.ApiClient(), cfg)
+    made: list[str] = []
+    backend.core.create_namespaced_secret = lambda ns, body: made.append("V1Secret")  # type: ignore[method-assign]
+    target = JobTarget(
+        namespace="ml", name="bot", uid="abcdef12-0000", events_key="k3y-never-in-the-spec",
+        token_secret_name="hf", token_secret_key="token", token="hf_never_in_the_spec",
+    )  # fmt: skip
+    captured: list[Any] = []
+    backend.batch.create_namespaced_job = lambda ns, body: captured.append(body) or made.append("V1Job")  # type: ignore[method-assign]
+    backend.submit(target, render_plan(JOB, SUMMARY, cfg, attempt=1), 7200)
+    assert made == ["V1Secret", "V1Job"]
+    spec = str(client.ApiClient().sanitize_for_serialization(captured[0]))
+    assert "k3y-never-in-the-spec" not in spec and "hf_never_in_the_spec" not in spec
+    assert captured[0].spec.template.metadata.annotations["team"] == "a"

@@ -93,10 +93,6 @@ Rules on namespaced resources: what reconciling a FineTuneJob needs, no more. Us
 - apiGroups: [""]
   resources: [pods/log]
   verbs: [get]
-# The rendered training plan, mounted into the training pod (garbage-collected with its owner).
-- apiGroups: [""]
-  resources: [configmaps]
-  verbs: [create]
 # Events on FineTuneJobs (kopf posts core v1 events).
 - apiGroups: [""]
   resources: [events]

@@ -29,6 +29,9 @@ from finetune_training.events import KEY_ENV as EVENTS_KEY_ENV
 from finetune_training.plan import TrainingPlan
 
 PLAN_KEY = "plan.json"
+PLAN_ANNOTATION = "finetune.dev/plan"
+"""The pod template's annotation holding the plan (JSON), projected into `PLAN_MOUNT/PLAN_KEY` by the downward
+API: the plan needs no object of its own (it holds no secret: the token and the event key never enter it)."""
 EVENTS_SECRET_KEY = "key"
 PLAN_MOUNT = "/etc/ftjob"
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -129,7 +132,8 @@ class KubernetesBackend:
         return WorkRef(kind=self.kind, id=meta.name, namespace=target.namespace, attempt=target.attempt)
 
     def submit(self, target: JobTarget, plan: TrainingPlan, timeout_seconds: int) -> WorkRef:
-        """Create the plan ConfigMap and the Job (both owned by the FineTuneJob; creation is idempotent)."""
+        """Create the attempt's event-key Secret and the Job carrying the plan (both owned by the FineTuneJob;
+        creation is idempotent)."""
         name = work_name(target.name, target.uid, target.attempt)
         owner = client.V1OwnerReference(
             api_version="finetune.dev/v1alpha1",
@@ -140,16 +144,7 @@ class KubernetesBackend:
             block_owner_deletion=True,
         )
         labels = labels_for(target.name, target.uid, target.attempt)
-        plan_json = plan.model_dump_json(by_alias=True, exclude_none=True)
-        config_map = client.V1ConfigMap(
-            metadata=client.V1ObjectMeta(name=f"{name}-plan", labels=labels, owner_references=[owner]),
-            data={PLAN_KEY: plan_json},
-        )
-        self._create(
-            lambda: self.core.create_namespaced_config_map(target.namespace, config_map),
-            "configmaps",
-            target.namespace,
-        )
+        # The plan travels in the Job itself (see `_job`): no ConfigMap, one API write fewer per attempt.
         if target.events_key:
             # The attempt's event key reaches the pod by reference only, like the token.
             key_secret = client.V1Secret(
@@ -286,7 +281,25 @@ class KubernetesBackend:
             node_selector=node_selector or None,
             tolerations=[client.V1Toleration(**t) for t in cfg.tolerations] or None,
             volumes=[
-                client.V1Volume(name="plan", config_map=client.V1ConfigMapVolumeSource(name=f"{name}-plan")),
+                client.V1Volume(
+                    name="plan",
+                    projected=client.V1ProjectedVolumeSource(
+                        sources=[
+                            client.V1VolumeProjection(
+                                downward_api=client.V1DownwardAPIProjection(
+                                    items=[
+                                        client.V1DownwardAPIVolumeFile(
+                                            path=PLAN_KEY,
+                                            field_ref=client.V1ObjectFieldSelector(
+                                                field_path=f"metadata.annotations['{PLAN_ANNOTATION}']"
+                                            ),
+                                        )
+                                    ]
+                                )
+                            )
+                        ]
+                    ),
+                ),
                 client.V1Volume(name="workspace", empty_dir=client.V1EmptyDirVolumeSource()),
                 # PyTorch data loaders share tensors through /dev/shm; the default 64 MiB is too small.
                 # Memory-backed, so bounded: it counts against the pod's memory.
@@ -312,7 +325,13 @@ class KubernetesBackend:
                 suspend=True if target.queue else None,
                 ttl_seconds_after_finished=cfg.job_ttl_seconds_after_finished,
                 template=client.V1PodTemplateSpec(
-                    metadata=client.V1ObjectMeta(labels=labels, annotations=cfg.pod_annotations or None),
+                    metadata=client.V1ObjectMeta(
+                        labels=labels,
+                        annotations={
+                            **cfg.pod_annotations,
+                            PLAN_ANNOTATION: plan.model_dump_json(by_alias=True, exclude_none=True),
+                        },
+                    ),
                     spec=pod,
                 ),
             ),

@@ -52,8 +52,7 @@ PERMISSIONS: tuple[Permission, ...] = (
     *_each("", "events", "create", Scope.WATCHED, "kopf's Events on FineTuneJobs"),
     *_each("", "secrets", "get", Scope.WATCHED, "the job's `spec.tokenSecretRef`"),
     *_each("", "secrets", "create", Scope.WATCHED, "each Kubernetes attempt's event-signing key"),
-    # The Kubernetes backend: a plan ConfigMap and a batch Job per attempt (garbage-collected via owners).
-    *_each("", "configmaps", "create", Scope.WATCHED, "the training plan"),
+    # The Kubernetes backend: a batch Job per attempt, carrying its plan (garbage-collected via owners).
     *_each("batch", "jobs", "create get list delete", Scope.WATCHED, "the training Job"),
     *_each("batch", "jobs", "watch", Scope.WATCHED, "kopf's index of training Jobs (polls read no API)"),
     *_each(
