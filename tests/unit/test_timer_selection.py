@@ -26,3 +26,57 @@ def test_the_timer_skips_terminal_and_never_run_suspended_jobs(status: dict[str,
     from finetune_operator.handlers.jobs import _active
 
     assert _active(status) is ticks  # type: ignore[arg-type]
+
+
+def test_a_generation_not_handled_yet_keeps_the_timer_on() -> None:
+    """A spec edit whose pass failed to write its status (the event handler does not retry) is taken up by the
+    timer, even where the job would otherwise rest (suspended before any run)."""
+    from finetune_operator.handlers.jobs import _active
+
+    suspended = {"phase": "Suspended", "observedGeneration": 1}
+    assert _active(suspended, meta={"generation": 1}) is False  # type: ignore[arg-type]
+    assert _active(suspended, meta={"generation": 2}) is True  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("meta", "status", "wakes"),
+    [
+        ({"generation": 1, "finalizers": ["finetune.dev/cancel-backend-work"]}, {}, True),  # new
+        ({"generation": 1}, {}, False),  # kopf adds the finalizer first: its own event follows at once
+        # the operator's own status write: this generation is handled, nothing to do
+        (
+            {"generation": 1, "finalizers": ["finetune.dev/cancel-backend-work"]},
+            {"observedGeneration": 1},
+            False,
+        ),
+        (
+            {"generation": 2, "finalizers": ["finetune.dev/cancel-backend-work"]},
+            {"observedGeneration": 1},
+            True,
+        ),
+        (
+            {"generation": 2, "finalizers": ["finetune.dev/cancel-backend-work"], "deletionTimestamp": "t"},
+            {"observedGeneration": 1},
+            False,  # being deleted: the delete handler's
+        ),
+    ],
+)
+def test_watch_events_wake_a_pass_only_for_an_unhandled_generation(
+    meta: dict[str, Any], status: dict[str, Any], wakes: bool
+) -> None:
+    from finetune_operator.handlers.jobs import _changed
+
+    assert _changed({}, status=status, meta=meta) is wakes  # type: ignore[arg-type]
+
+
+def test_kopf_writes_no_copy_of_the_spec() -> None:
+    """No `last-handled-configuration` annotation: one API write fewer per job and per spec edit."""
+    import kopf
+
+    from finetune_operator.handlers.startup import NoDiffBase
+
+    storage = NoDiffBase()
+    body = kopf.Body({"metadata": {"name": "a"}, "spec": {"model": {"name": "m"}}})
+    patch = kopf.Patch()
+    storage.store(body=body, patch=patch, essence=storage.build(body=body))
+    assert not patch and storage.fetch(body=body) is None

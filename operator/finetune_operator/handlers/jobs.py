@@ -14,6 +14,7 @@ from finetune_operator.api.status import TERMINAL_PHASES, Phase
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import RetryLater, SpecError
 from finetune_operator.handlers.errors import kopf_errors
+from finetune_operator.handlers.startup import FINALIZER
 from finetune_operator.lifecycle.reconcile import (
     Deps,
     EventRecord,
@@ -31,9 +32,17 @@ TERMINAL = {p.value for p in TERMINAL_PHASES}
 SUSPENDED = Phase.SUSPENDED.value
 
 
-def _active(status: kopf.Status, **_: Any) -> bool:
+def _unhandled(status: kopf.Status, meta: kopf.Meta) -> bool:
+    """Whether this generation of the spec has not been reconciled yet (a new job, a spec edit)."""
+    return status.get("observedGeneration") != meta.get("generation")
+
+
+def _active(status: kopf.Status, meta: kopf.Meta | None = None, **_: Any) -> bool:
     """Whether the timer should look at the job: not for a terminal one, nor for one suspended before any
-    run (it waits for a spec edit, which the update handler sees at once; nothing else can move it)."""
+    run (it waits for a spec edit, which the event handler sees at once; nothing else can move it), unless
+    its current generation is still unhandled (a pass that could not write its status)."""
+    if meta is not None and _unhandled(status, meta):
+        return True
     phase = status.get("phase")
     if phase == SUSPENDED and not status.get("backendRef"):
         return False
@@ -92,11 +101,24 @@ def _post(body: kopf.Body, events: list[EventRecord]) -> None:
         log.log(level, "[%s/%s] %s: %s", meta["namespace"], meta["name"], event.reason, event.message)
 
 
-@kopf.on.create(*RESOURCE)
-@kopf.on.resume(*RESOURCE, when=_active)
-@kopf.on.update(*RESOURCE, field="spec")
+def _changed(body: kopf.Body, status: kopf.Status, meta: kopf.Meta, **_: Any) -> bool:
+    """A watch event worth a pass now: a generation not handled yet (a new job, a spec edit), on an object
+    that holds the finalizer (so its work can always be cancelled) and is not being deleted. The status the
+    operator writes carries `observedGeneration`, so its own writes wake nothing."""
+    finalizers = meta.get("finalizers") or ()
+    return FINALIZER in finalizers and not meta.get("deletionTimestamp") and _unhandled(status, meta)
+
+
+@kopf.on.event(*RESOURCE, when=_changed)
 def on_change(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    """A new, resumed or edited FineTuneJob: take the next step now."""
+    """A new or edited FineTuneJob: take the next step now.
+
+    A watch-event handler, not kopf's create/update/resume handlers: those need kopf's copy of the last handled
+    spec (the `last-handled-configuration` annotation: one more API write per job and per edit) and its
+    progress annotations, while the phase machine is level-based and `status.observedGeneration` already says
+    which spec it has handled. A pass that fails is taken up by the timer (`_active`), and after a restart the
+    timer's first tick is the resume.
+    """
     with kopf_errors():
         _apply(body, memo.deps, job_memory(memo))
 

@@ -28,6 +28,21 @@ from finetune_operator.validation.cache import ValidationCache
 FINALIZER = "finetune.dev/cancel-backend-work"
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """kopf keeps no copy of the last handled spec: no handler reacts to a spec diff (`handlers.jobs.on_change`
+    watches events and compares `status.observedGeneration`; deletion needs no diff), so kopf's
+    `last-handled-configuration` annotation would be an API write per job and per edit that nothing reads."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> Any:
+        return {}  # nothing is compared: no deep copy of every object at every event
+
+    def fetch(self, *, body: kopf.Body) -> None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: Any) -> None:
+        return None
+
+
 def api_client(pool_size: int | None = None) -> client.ApiClient:
     """A Kubernetes client: in-cluster when running in a pod, else the kubeconfig.
 
@@ -105,7 +120,7 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logge
     empty now, filled from the watches before any resource handler runs."""
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="finetune.dev")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="finetune.dev")
+    settings.persistence.diffbase_storage = NoDiffBase()
     # Events are what `reconcile` decides to say (posted with `kopf.event`). kopf would also post each
     # INFO line of a handler's logger as an Event ("Handler 'on_tick' succeeded." on every timer tick of
     # every job, "Creation is processed: ..."): API writes that say nothing. Failures still show.
