@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from finetune_operator.api.spec import Backend, FineTuneJobSpec
+from finetune_operator.api.spec import FineTuneJobSpec
 from finetune_operator.cluster.gateway import KubeGateway
 from finetune_operator.config import OperatorConfig
 from finetune_operator.planning import (
@@ -24,6 +24,7 @@ from finetune_operator.planning import (
 )
 from finetune_operator.planning.cluster import offers_from_nodes
 from finetune_operator.planning.model_info import ModelInfo, load_model_info
+from finetune_operator.planning.offers import OFFERS
 from finetune_operator.planning.policy import PlanDecision, make_plan
 
 CATALOG_TTL_SECONDS = 3600.0
@@ -34,12 +35,11 @@ GpuCapacity = Callable[[], tuple[list[dict[str, Any]], dict[str, int]]]
 def planner_config(cfg: OperatorConfig) -> PlannerConfig:
     """The planner's settings: `cfg.planner`, with the in-cluster prices of `cfg.gpu_prices`, and HF Jobs as
     Auto's fallback only when it is an enabled backend."""
-    return cfg.planner.model_copy(
-        update={
-            "cluster_gpu_prices": list(cfg.gpu_prices),
-            "hf_jobs_enabled": cfg.planner.hf_jobs_enabled and Backend.HF_JOBS in cfg.enabled_backends,
-        }
-    )
+    planner = cfg.planner.model_copy(update={"cluster_gpu_prices": list(cfg.gpu_prices)})
+    for name, offers in OFFERS.items():
+        if name not in cfg.enabled_backends:
+            planner = offers.disabled(planner)
+    return planner
 
 
 class PlannerService:
@@ -71,8 +71,8 @@ class PlannerService:
             return self._catalog[1]
 
     def cluster_offers(self) -> list[ClusterGpuOffer]:
-        """Free and total GPUs on this cluster's nodes, when Kubernetes is an enabled backend."""
-        if self.kube is None or Backend.KUBERNETES not in self.cfg.enabled_backends:
+        """Free and total GPUs on this cluster's nodes, when an enabled backend offers them (Kubernetes)."""
+        if self.kube is None or not any(OFFERS[b].needs_cluster_gpus for b in self.cfg.enabled_backends):
             return []
         if self.capacity is not None:
             nodes, busy = self.capacity()

@@ -31,6 +31,7 @@ from finetune_operator.lifecycle.cost import format_usd
 from finetune_operator.planner_service import PlannerService
 from finetune_operator.planning.config import PlannerConfig
 from finetune_operator.planning.model_info import ModelInfo, model_info_from_parameters
+from finetune_operator.planning.offers import OFFERS
 from finetune_operator.planning.policy import PlanDecision
 
 # Failures a user can fix in the job (exit 1) rather than in the command line or input files (exit 2).
@@ -185,11 +186,8 @@ def run(args: argparse.Namespace) -> int:
         if bad_rows or (args.mean_tokens is not None and args.mean_tokens <= 0):
             raise ValueError("`--rows` must be >= 0 and `--mean-tokens` > 0")
         cfg = operator_config(args.config or args.planner_config)
-        live = not (
-            args.no_live_catalog
-            or spec.backend in (Backend.KUBERNETES, Backend.LOCAL)
-            or os.environ.get("HF_HUB_OFFLINE")
-        )
+        priced_elsewhere = spec.backend != Backend.AUTO and not OFFERS[spec.backend].needs_catalog
+        live = not (args.no_live_catalog or priced_elsewhere or os.environ.get("HF_HUB_OFFLINE"))
         planner = PlannerService(cfg, None, live_catalog=live)  # no cluster: no in-cluster offers
         params = args.offline_model_params
         model = model_info_from_parameters(params) if params is not None else planner.model_info(spec, token)

@@ -28,7 +28,7 @@ from finetune_operator.api.spec import Backend, FineTuneJobSpec, Hyperparameters
 from finetune_operator.api.status import PlanSummary
 from finetune_operator.errors import SpecError
 from finetune_operator.planning.catalog import HFJobsCatalog
-from finetune_operator.planning.cluster import ClusterGpuOffer, price_for
+from finetune_operator.planning.cluster import ClusterGpuOffer
 from finetune_operator.planning.config import PlannerConfig
 from finetune_operator.planning.estimate import (
     TimeEstimate,
@@ -36,16 +36,15 @@ from finetune_operator.planning.estimate import (
     format_duration,
     suggested_timeout_hours,
 )
-from finetune_operator.planning.gpus import GPU_TYPES, GpuType, gpu_type_for
+from finetune_operator.planning.gpus import GpuType
 from finetune_operator.planning.hyperparams import resolve_hyperparameters, user_settings
 from finetune_operator.planning.memory import MemoryEstimate, Sharding, TrainingShape, estimate_memory
 from finetune_operator.planning.model_info import ModelInfo
+from finetune_operator.planning.offers import CPU, OFFERS, Candidate, Inputs, names_hardware
 from finetune_operator.planning.throughput import BUILTIN_MEASUREMENTS
 from finetune_training.camel import CamelModel
 from finetune_training.plan import Hyperparameters, LoraSettings, PeftMode
 
-CPU = "CPU"
-"""The name of the CPU "accelerator" (a Local run without a GPU): its memory is RAM."""
 FSDP_ARGS = {"fsdp": "full_shard auto_wrap"}  # the runtime adds the settings that work (methods.FSDP_CONFIG)
 
 
@@ -92,23 +91,9 @@ class PlanDecision(CamelModel):
     """Other options weighed, cheapest first."""
 
 
-@dataclass(frozen=True)
-class _Candidate:
-    backend: Backend
-    target: str
-    gpu: GpuType
-    gpu_count: int
-    usd_per_hour: float
-    flavor: str | None = None
-    gpu_product: str | None = None
-    free_now: bool = True
-    nodes: int = 1
-    """Machines the run spans; `gpu_count` is all of their GPUs together."""
-
-
 @dataclass
 class _Fit:
-    cand: _Candidate
+    cand: Candidate
     peft: PeftMode
     memory: MemoryEstimate
     fits: bool
@@ -135,187 +120,38 @@ class _Fit:
         )
 
 
-@dataclass
-class _Inputs:
-    model: ModelInfo
-    rows: int | None
-    mean_tokens: float | None
-    catalog: HFJobsCatalog
-    offers: Sequence[ClusterGpuOffer]
-    config: PlannerConfig
-
-
-def _cpu(memory_gib: float, tflops: float) -> GpuType:
-    return GpuType(name=CPU, memory_gib=memory_gib, peak_tflops=tflops, bandwidth_gbs=50, bf16=False)
-
-
-def _gpu_for(product: str, memory_gib: float | None) -> GpuType:
-    known = gpu_type_for(product)
-    if known is not None:
-        return known if memory_gib is None else known.model_copy(update={"memory_gib": memory_gib})
-    # An unknown card: its memory from the label, speed like an A100 (a middle-of-the-road guess, stated).
-    return GPU_TYPES["A100"].model_copy(update={"name": product, "memory_gib": memory_gib or 0.001})
-
-
 # ---- candidates --------------------------------------------------------------------------------------
 
 
-def _hf_candidates(inp: _Inputs, only: str | None = None) -> list[_Candidate]:
-    out = []
-    for f in inp.catalog.flavors:
-        if only is not None and f.name != only:
-            continue
-        if f.gpu_count and f.gpu:
-            gpu = _gpu_for(f.gpu, f.gpu_memory_gib or None)
-        elif only is not None or inp.model.parameters <= inp.config.cpu_max_parameters:
-            gpu = _cpu(f.ram_gib or 8.0, (f.vcpus or 2) * inp.config.cpu_tflops_per_vcpu)
-        else:
-            continue
-        out.append(
-            _Candidate(
-                Backend.HF_JOBS, f"HFJobs/{f.name}", gpu, max(f.gpu_count, 1), f.usd_per_hour, flavor=f.name
-            )
-        )
-    return out
+def _tiers(spec: FineTuneJobSpec, inp: Inputs) -> tuple[list[list[Candidate]], bool]:
+    """Candidate groups in order of preference, and whether the hardware was chosen by the user.
 
-
-def _matches(offer: ClusterGpuOffer, product: str) -> bool:
-    p = product.lower()
-    return offer.product.lower() == p or (offer.gpu_type or "").lower() == p
-
-
-def _cluster_candidates(
-    inp: _Inputs, product: str | None = None, count: int | None = None, nodes: int | None = None
-) -> list[_Candidate]:
-    """In-cluster options: `count` GPUs on one node (each power of two when None), and, up to
-    `max_nodes`, several whole nodes of one product (only those: a run spread over part-used nodes waits on
-    the slowest link for nothing). `nodes` (from `hardware.nodes`) asks for exactly that many, with `count`
-    GPUs on each."""
-    products: dict[str, list[ClusterGpuOffer]] = {}
-    for o in inp.offers:
-        if product is None or _matches(o, product):
-            products.setdefault(o.product, []).append(o)
-    cfg = inp.config
-    out = []
-    for name, offers in products.items():
-        most = max(o.allocatable for o in offers)
-        gpu = _gpu_for(name, min(o.memory_gib for o in offers) or None)
-        price = offers[0].usd_per_gpu_hour or price_for(name, cfg.cluster_gpu_prices)
-        if nodes and nodes > 1:
-            per_node = count or most
-            if per_node <= most and len([o for o in offers if o.allocatable >= per_node]) >= nodes:
-                out.append(_cluster_option(name, offers, gpu, price, per_node, nodes))
-            continue
-        counts = [count] if count else [c for c in (1, 2, 4, 8, 16, 32, 64) if c <= min(most, cfg.max_gpus)]
-        out.extend(_cluster_option(name, offers, gpu, price, c, 1) for c in counts if c <= most)
-        whole = len([o for o in offers if o.allocatable >= most])
-        if count is None and nodes is None:
-            out.extend(
-                _cluster_option(name, offers, gpu, price, most, n)
-                for n in range(2, min(whole, cfg.max_nodes) + 1)
-            )
-    return out
-
-
-def _cluster_option(
-    name: str, offers: list[ClusterGpuOffer], gpu: GpuType, price: float, per_node: int, machines: int
-) -> _Candidate:
-    """`machines` nodes of product `name` with `per_node` GPUs each; free now when enough nodes have them."""
-    able = [o for o in offers if o.allocatable >= per_node]
-    free = [o for o in able if o.free >= per_node]
-    target = f"{per_node}x{name}" if machines == 1 else f"{machines}x{per_node}x{name}"
-    total = per_node * machines
-    return _Candidate(
-        Backend.KUBERNETES,
-        f"Kubernetes/{target}",
-        gpu,
-        total,
-        total * price,
-        gpu_product=name,
-        free_now=len(free) >= machines,
-        nodes=machines,
-    )
-
-
-def _local_candidates(inp: _Inputs, count: int | None = None) -> list[_Candidate]:
-    cfg = inp.config
-    if cfg.local_gpus <= 0:
-        return [
-            _Candidate(
-                Backend.LOCAL,
-                "Local/cpu",
-                _cpu(cfg.local_memory_gib, cfg.local_cpu_tflops),
-                1,
-                cfg.local_usd_per_hour,
-            )
-        ]
-    product = cfg.local_gpu_product or "local-gpu"
-    gpu = _gpu_for(product, cfg.local_gpu_memory_gib)
-    counts = [count] if count else [c for c in (1, 2, 4, 8, 16, 32, 64) if c <= cfg.local_gpus]
-    return [
-        _Candidate(Backend.LOCAL, f"Local/{c}x{product}", gpu, c, cfg.local_usd_per_hour, gpu_product=product)
-        for c in counts
-    ]
-
-
-def _tiers(spec: FineTuneJobSpec, inp: _Inputs) -> tuple[list[list[_Candidate]], bool]:
-    """Candidate groups in order of preference, and whether the hardware was chosen by the user."""
+    The order is the policy; each backend's options come from its offers (`offers.OFFERS`). A named backend:
+    what is free now before what would queue. `backend: Auto`: the backends it may choose, what they offer
+    now, the hardware already paid for (in-cluster GPUs) first with `preferCluster`, else all together.
+    """
     hw = spec.hardware
-    backend = spec.backend
-    if hw and hw.flavor:
-        if backend not in (Backend.AUTO, Backend.HF_JOBS):
-            raise SpecError(
-                "HardwareInvalid",
-                f"`hardware.flavor` is an HF Jobs flavor: it needs `backend: HFJobs`, not {backend}",
-            )
-        if hw.gpu_count or hw.gpu_product:
-            raise SpecError(
-                "HardwareInvalid",
-                "set either `hardware.flavor` (HF Jobs) or `gpuCount`/`gpuProduct`, not both",
-            )
-        if inp.catalog.get(hw.flavor) is None:
-            raise SpecError(
-                "HardwareInvalid",
-                f"`hardware.flavor` {hw.flavor} is not an HF Jobs flavor; use one of: "
-                f"{', '.join(inp.catalog.names())}",
-            )
-        return [_hf_candidates(inp, only=hw.flavor)], True
-    if hw and (hw.gpu_count or hw.gpu_product or hw.nodes):
-        if backend == Backend.HF_JOBS:
-            raise SpecError(
-                "HardwareInvalid",
-                "`hardware.gpuCount`/`gpuProduct` choose in-cluster GPUs; for HF Jobs set `hardware.flavor`",
-            )
-        if backend == Backend.LOCAL:
-            if hw.gpu_count and hw.gpu_count > inp.config.local_gpus:
-                raise SpecError(
-                    "NoHardwareFits",
-                    f"`hardware.gpuCount` {hw.gpu_count} but the local machine has "
-                    f"{inp.config.local_gpus} GPUs",
-                )
-            return [_local_candidates(inp, hw.gpu_count)], True
-        cands = _cluster_candidates(inp, hw.gpu_product, hw.gpu_count, hw.nodes)
-        if not cands:
-            have = sorted({f"{o.product} (up to {o.allocatable} per node)" for o in inp.offers}) or [
-                "no GPU nodes"
-            ]
-            wanted = f"{hw.gpu_count or 1}x{hw.gpu_product or 'GPU'}"
-            if hw.nodes and hw.nodes > 1:
-                wanted = (
-                    f"{hw.nodes} nodes with {hw.gpu_count or 'all their'} {hw.gpu_product or 'GPU'}s each"
-                )
-            raise SpecError("NoHardwareFits", f"no node offers {wanted}; the cluster has: {', '.join(have)}")
-        return [[c for c in cands if c.free_now], [c for c in cands if not c.free_now]], True
-    if backend == Backend.HF_JOBS:
-        return [_hf_candidates(inp)], False
-    if backend == Backend.KUBERNETES:
-        cands = _cluster_candidates(inp)
-        return [[c for c in cands if c.free_now], [c for c in cands if not c.free_now]], False
-    if backend == Backend.LOCAL:
-        return [_local_candidates(inp)], False
-    free = [c for c in _cluster_candidates(inp) if c.free_now]
-    hf = _hf_candidates(inp) if inp.config.hf_jobs_enabled else []
-    return ([free, hf] if inp.config.prefer_cluster else [free + hf]), False
+    if spec.backend == Backend.AUTO:
+        chosen_from = [o for o in sorted(OFFERS.values(), key=lambda o: o.rented) if o.in_auto(inp.config)]
+    else:
+        chosen_from = [OFFERS[spec.backend]]
+    if hw is not None and names_hardware(hw):
+        for offers in chosen_from:  # under Auto: the first backend whose kind of hardware it names
+            cands = offers.chosen(inp, hw)
+            if cands is not None:
+                return _free_first(cands), True
+        wrong = chosen_from[0].wrong_hardware if chosen_from else "no backend offers `hardware` here"
+        raise SpecError("HardwareInvalid", wrong)
+    if spec.backend != Backend.AUTO:
+        return _free_first(chosen_from[0].offered(inp)), False
+    owned = [c for o in chosen_from if not o.rented for c in o.offered(inp) if c.free_now]
+    rented = [c for o in chosen_from if o.rented for c in o.offered(inp) if c.free_now]
+    return ([owned, rented] if inp.config.prefer_cluster else [owned + rented]), False
+
+
+def _free_first(cands: list[Candidate]) -> list[list[Candidate]]:
+    """What is free now, then what would queue (an empty group weighs nothing)."""
+    return [[c for c in cands if c.free_now], [c for c in cands if not c.free_now]]
 
 
 # ---- fitting -----------------------------------------------------------------------------------------
@@ -341,7 +177,7 @@ def _variants(spec: FineTuneJobSpec, base: Hyperparameters) -> list[tuple[bool, 
     return out
 
 
-def _fit(spec: FineTuneJobSpec, inp: _Inputs, cand: _Candidate, peft: PeftMode) -> _Fit:
+def _fit(spec: FineTuneJobSpec, inp: Inputs, cand: Candidate, peft: PeftMode) -> _Fit:
     base = resolve_hyperparameters(spec.hyperparameters, spec.method, peft)
     lora = spec.lora or LoraSettings()
     capacity = cand.gpu.memory_gib * (1 - inp.config.headroom)
@@ -410,7 +246,7 @@ def _peft_modes(spec: FineTuneJobSpec) -> list[PeftMode]:
     return [spec.peft]
 
 
-def _search(spec: FineTuneJobSpec, inp: _Inputs) -> _Search:
+def _search(spec: FineTuneJobSpec, inp: Inputs) -> _Search:
     tiers, explicit = _tiers(spec, inp)
     budget = spec.budget.max_cost_usd if spec.budget else None
     weighed: list[_Fit] = []
@@ -447,7 +283,7 @@ def _with_hp(spec: FineTuneJobSpec, **changes: object) -> FineTuneJobSpec:
     return spec.model_copy(update={"hyperparameters": hp})
 
 
-def _suggestions(spec: FineTuneJobSpec, inp: _Inputs, limit: int = 2) -> list[str]:
+def _suggestions(spec: FineTuneJobSpec, inp: Inputs, limit: int = 2) -> list[str]:
     """The smallest changes that would make the job fit, smallest first."""
     user = user_settings(spec.hyperparameters)
     base = resolve_hyperparameters(spec.hyperparameters, spec.method, PeftMode.LORA)
@@ -482,14 +318,15 @@ def _suggestions(spec: FineTuneJobSpec, inp: _Inputs, limit: int = 2) -> list[st
         tries.append(
             ("hw", "leave `hardware` out so the planner picks", spec.model_copy(update={"hardware": None}))
         )
-    if spec.backend in (Backend.KUBERNETES, Backend.LOCAL) and inp.config.hf_jobs_enabled:
-        tries.append(
-            (
-                "backend",
-                "use `backend: HFJobs`",
-                spec.model_copy(update={"backend": Backend.HF_JOBS, "hardware": None}),
+    for name, offers in OFFERS.items():  # a named backend too small: the rented one, where enabled
+        if spec.backend not in (Backend.AUTO, name) and offers.rented and offers.in_auto(inp.config):
+            tries.append(
+                (
+                    "backend",
+                    f"use `backend: {name.value}`",
+                    spec.model_copy(update={"backend": name, "hardware": None}),
+                )
             )
-        )
     out: list[str] = []
     done: set[str] = set()
     for kind, text, changed in tries:
@@ -514,7 +351,7 @@ def per_device(gpu: GpuType) -> str:
     return "of RAM" if gpu.name == CPU else "per GPU"
 
 
-def _no_fit(spec: FineTuneJobSpec, inp: _Inputs, search: _Search) -> SpecError:
+def _no_fit(spec: FineTuneJobSpec, inp: Inputs, search: _Search) -> SpecError:
     model = inp.model
     if search.weighed:
         closest = min(search.weighed, key=lambda f: f.memory.total_gib / f.cand.gpu.memory_gib)
@@ -532,7 +369,7 @@ def _no_fit(spec: FineTuneJobSpec, inp: _Inputs, search: _Search) -> SpecError:
     return SpecError("NoHardwareFits", f"nothing fits: {detail}. To make it fit: {fix}")
 
 
-def _reason(spec: FineTuneJobSpec, inp: _Inputs, fit: _Fit, search: _Search) -> str:
+def _reason(spec: FineTuneJobSpec, inp: Inputs, fit: _Fit, search: _Search) -> str:
     model = inp.model
     parts = [f"{model.billions:.2f}B parameters ({model.source}, {model.dtype})"]
     if spec.peft == PeftMode.AUTO and fit.peft != PeftMode.NONE:
@@ -549,15 +386,7 @@ def _reason(spec: FineTuneJobSpec, inp: _Inputs, fit: _Fit, search: _Search) -> 
     if search.over_budget:
         parts.append("lighter PEFT chosen to stay within `budget.maxCostUSD`")
     capacity = fit.cand.gpu.memory_gib * (1 - inp.config.headroom)
-    where = (
-        "chosen in `hardware`"
-        if search.explicit_hardware
-        else (
-            "free in-cluster GPUs preferred"
-            if fit.cand.backend == Backend.KUBERNETES
-            else "cheapest that fits"
-        )
-    )
+    where = "chosen in `hardware`" if search.explicit_hardware else OFFERS[fit.cand.backend].reason
     parts.append(
         f"needs {fit.memory.total_gib:.1f} GiB {per_device(fit.cand.gpu)}, {fit.cand.target} gives "
         f"{capacity:.1f} GiB usable ({where})"
@@ -631,7 +460,7 @@ def make_plan(
         CRD's CEL carries (`api.rules`), that rule's reason and the API server's message.
     """
     _check_spec(spec)
-    inp = _Inputs(model, dataset_rows, mean_tokens, catalog, cluster_offers, config)
+    inp = Inputs(model, dataset_rows, mean_tokens, catalog, cluster_offers, config)
     search = _search(spec, inp)
     fit = search.chosen
     if fit is None and search.over_budget:

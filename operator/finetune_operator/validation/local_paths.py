@@ -2,7 +2,8 @@
 
 The operator reads a dataset or model it validates and plans, so a path in a spec would let any
 FineTuneJob author read (and see listings and rows of) the operator's own files. Only the Local backend's
-run reads local paths at all, and only under `OperatorConfig.local_path_roots`.
+run reads local paths at all (its offers' `reads_local_paths`), and only under
+`OperatorConfig.local_path_roots`.
 """
 
 from __future__ import annotations
@@ -13,12 +14,20 @@ from pathlib import Path
 from finetune_operator.api.spec import Backend, FineTuneJobSpec
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import SpecError
+from finetune_operator.planning.offers import OFFERS
 from finetune_operator.validation.local import looks_local
 
 
 def _allowed(path: Path, roots: list[Path]) -> bool:
     real = Path(os.path.realpath(path.expanduser()))  # symlinks and `..` cannot leave a root
     return any(real.is_relative_to(os.path.realpath(root)) for root in roots)
+
+
+def _readers() -> str:
+    """The backends whose run reads local paths (`backend: Local`)."""
+    return " or ".join(
+        f"`backend: {name.value}`" for name, offers in OFFERS.items() if offers.reads_local_paths
+    )
 
 
 def check_local_paths(spec: FineTuneJobSpec, config: OperatorConfig) -> None:
@@ -30,11 +39,10 @@ def check_local_paths(spec: FineTuneJobSpec, config: OperatorConfig) -> None:
     for field, name in (("spec.dataset.name", spec.dataset.name), ("spec.model.name", spec.model.name)):
         if not looks_local(name):
             continue
-        if spec.backend != Backend.LOCAL:
+        if spec.backend == Backend.AUTO or not OFFERS[spec.backend].reads_local_paths:
             raise SpecError(
                 "LocalPathRefused",
-                f"`{field}` is a local path, read only by `backend: Local`: name a Hub repo (`owner/name`) "
-                "instead",
+                f"`{field}` is a local path, read only by {_readers()}: name a Hub repo (`owner/name`) instead",
             )
         if not _allowed(Path(name), roots):
             where = (
