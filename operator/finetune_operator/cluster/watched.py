@@ -7,8 +7,8 @@ each watch event wakes the job's next timer tick. Between events the timer looks
 `watched_poll_seconds` (its log, for progress, and its cost), so a running job costs about one log read and
 one status write a minute. Waiting jobs (queued for GPUs or a queue's quota) cost nothing between events.
 
-:class:`Pacing` also remembers the resourceVersion of each FineTuneJob this process last read or wrote: a
-timer tick whose object is that very version needs no fresh GET.
+The resourceVersion of each FineTuneJob this process last read or wrote (a timer tick whose object is that
+very version needs no fresh GET) is the job's own, in its `JobMemory`.
 """
 
 from __future__ import annotations
@@ -81,15 +81,17 @@ class WatchedWork:
 
 
 class Pacing:
-    """Per FineTuneJob (by UID): when the timer may look at watch-fed work again, and the newest
-    resourceVersion of the object this process has read or written. Thread-safe: kopf's event loop wakes
-    jobs, handler threads rest them."""
+    """Per FineTuneJob (by UID): when the timer may look at watch-fed work again. Thread-safe: kopf's event
+    loop wakes jobs, handler threads rest them.
+
+    Keyed by UID, not in the job's `JobMemory` (kopf's per-object memo), because the watch events that wake a
+    job are a training Job's and its pods', whose handlers get their own memo, never the FineTuneJob's.
+    """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._rest: dict[str, float] = {}
-        self._versions: dict[str, str] = {}
 
     def rest(self, uid: str, seconds: float) -> None:
         """Timer ticks pass the job by for `seconds`, unless a watch event wakes it first."""
@@ -106,26 +108,12 @@ class Pacing:
             until = self._rest.get(uid)
         return until is None or self._clock() >= until
 
-    def seen(self, uid: str, version: str | None) -> None:
-        """The object at `version` is what this process last read or wrote."""
-        if version:
-            with self._lock:
-                self._versions[uid] = version
-
-    def current(self, body: Mapping[str, Any]) -> bool:
-        """Whether `body` (from the watch) is the very version last read or written: no fresh read needed."""
-        meta = body.get("metadata") or {}
-        version = meta.get("resourceVersion")
-        with self._lock:
-            return bool(version) and self._versions.get(meta.get("uid", "")) == version
-
     def forget(self, uid: str) -> None:
         with self._lock:
             self._rest.pop(uid, None)
-            self._versions.pop(uid, None)
 
     def __len__(self) -> int:
-        return len(self._versions)
+        return len(self._rest)
 
 
 def owner_uid(body: Mapping[str, Any]) -> str | None:

@@ -66,13 +66,13 @@ def _apply(body: kopf.Body, deps: Deps, memory: JobMemory) -> None:
     with memory.lock:
         # Read afresh under the job's lock: a handler and a timer never act on each other's stale status. The
         # watch's body will do when it is the very version this process last read or wrote.
-        if deps.pacing.current(body):
+        if memory.current(body):
             fresh: dict[str, Any] | None = dict(body)
         else:
             fresh = deps.status_writer.read(meta["namespace"], meta["name"])
         if fresh is None or fresh["metadata"].get("deletionTimestamp"):
             return
-        deps.pacing.seen(meta["uid"], fresh["metadata"].get("resourceVersion"))
+        memory.seen(fresh["metadata"].get("resourceVersion"))
         try:
             job = FineTuneJob.from_body(fresh)
         except ValidationError as err:
@@ -87,7 +87,7 @@ def _apply(body: kopf.Body, deps: Deps, memory: JobMemory) -> None:
         written = deps.status_writer.patch_status(
             job.metadata.namespace, job.metadata.name, job.status.wire(), outcome.status.wire()
         )
-        deps.pacing.seen(meta["uid"], written)
+        memory.seen(written)
     _post(body, outcome.events)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -136,7 +136,8 @@ class Deps:
     confirm_push: Callable[..., list[str]] = confirm_pushed
     """The files of a repo that holds this job's push, or SpecError `ModelNotPushed` (see `hub`)."""
     pacing: Pacing = field(default_factory=Pacing)
-    """When timer ticks may pass watch-fed work by, and the object versions this process has seen."""
+    """When timer ticks may pass watch-fed work by: by UID, since the training Jobs' and pods' watch events
+    that wake a job cannot reach its `JobMemory`."""
 
 
 @dataclass
@@ -156,6 +157,18 @@ class JobMemory:
     """The running attempt's progress: the events read so far (and where its log was read up to)."""
     backoff: Backoff | None = None
     """When the timer may look at the job again (a new generation looks at once)."""
+    version: str | None = None
+    """The resourceVersion of the object this process last read or wrote."""
+
+    def seen(self, version: str | None) -> None:
+        """The object at `version` is what this process last read or wrote."""
+        if version:
+            self.version = version
+
+    def current(self, body: Mapping[str, Any]) -> bool:
+        """Whether `body` (from the watch) is the very version last read or written: no fresh read needed."""
+        version = (body.get("metadata") or {}).get("resourceVersion")
+        return bool(version) and version == self.version
 
 
 def _target(job: FineTuneJob, deps: Deps, *, with_token: bool, attempt: int) -> JobTarget:
