@@ -3,8 +3,8 @@
 This table is the only place outside a backend's own module that names it. Whatever differs between
 backends (whether calls need the user's token, a link to show for the work, how its logs are read, whether
 it retries a failed run itself) is an attribute or a method of the backend (`base.Backend`); nothing else
-branches on which backend it is. Adding a backend is its module, its planner offers, a `spec.Backend`
-value and one entry here.
+branches on which backend it is. Adding a backend is its module, its planner offers
+(`planning/offers/`, with one entry in `planning.offers.OFFERS`), a `spec.Backend` value and one entry here.
 """
 
 from __future__ import annotations
