@@ -799,3 +799,17 @@ def test_a_blocked_job_reads_its_secret_afresh_at_the_next_check(world: World) -
     world.planner.error = SpecError("TokenInvalid", "the Hub refused the token")
     world.step()
     assert world.phase == Phase.BLOCKED and world.kube.forgotten == ["hf-token"]
+
+
+def test_watched_work_is_not_polled_in_the_pass_that_submits_it(world: World) -> None:
+    """A Job created this very pass has nothing to show yet (a poll would be a GET and a pod list per job
+    submitted); its watch events wake the next pass, which polls it."""
+    polls: list[str] = []
+    world.backend.watched = True
+    poll = world.backend.poll
+    world.backend.poll = lambda target, ref: polls.append(ref.id) or poll(target, ref)  # type: ignore[method-assign]
+    world.step()
+    assert world.phase == Phase.QUEUED and world.backend.submissions == 1 and polls == []
+    world.backend.work().state = WorkState.RUNNING
+    world.step()
+    assert world.phase == Phase.RUNNING and polls == ["work-1"] and world.backend.submissions == 1

@@ -349,7 +349,10 @@ class Reconciler:
             if self.job.spec.suspend:
                 self.hold()
                 return
-            self.submit()
+            if self.submit() and self.backend().watched:
+                # Its Job and pods were created just now: nothing to poll yet (a GET and a pod list for every
+                # job submitted), and their watch events wake the job's next pass.
+                return
         self.monitor()
 
     # -- validate ------------------------------------------------------------------------------------
@@ -481,7 +484,8 @@ class Reconciler:
         plan = self.status.plan
         return parse_duration_seconds(plan.suggested_timeout) if plan else 4 * 3600
 
-    def submit(self) -> None:
+    def submit(self) -> bool:
+        """Submit the next attempt (or adopt its work); True when new work was submitted just now."""
         backend = self.backend()
         self.wait_for_previous_attempt(backend)
         target = self.target()
@@ -512,6 +516,7 @@ class Reconciler:
         )
         self.status.message = message
         self.event("Adopted" if adopted else "Submitted", message)
+        return not adopted
 
     def keep_cancel_token(self, backend: Backend, target: JobTarget) -> None:
         """Remote work must stay cancellable after its token Secret is gone (a deleted namespace)."""
