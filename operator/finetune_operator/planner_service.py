@@ -6,8 +6,10 @@ The one way to plan: the operator (with its cluster) and `ftjob plan` (without o
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +30,10 @@ from finetune_operator.planning.offers import OFFERS
 from finetune_operator.planning.policy import PlanDecision, make_plan
 
 CATALOG_TTL_SECONDS = 3600.0
+MODEL_INFO_TTL_SECONDS = 300.0
+"""A base model's size is read from the Hub once per model, revision and token for this long: a thousand jobs on
+one model make one set of Hub calls (model info, safetensors headers, config), not a thousand."""
+MODEL_INFO_ENTRIES = 256
 GpuCapacity = Callable[[], tuple[list[dict[str, Any]], dict[str, int]]]
 """The nodes that offer GPUs (API JSON) and the GPUs unfinished pods hold per node name, now."""
 
@@ -61,6 +67,7 @@ class PlannerService:
         """The GPU nodes and GPUs held per node from the operator's watches; None: list them per plan."""
         self._catalog: tuple[float, HFJobsCatalog] | None = None
         self._lock = threading.Lock()
+        self._models: OrderedDict[tuple[str, str | None, str | None], tuple[float, ModelInfo]] = OrderedDict()
 
     def catalog(self, token: str | None) -> HFJobsCatalog:
         """HF Jobs flavors: refreshed from the Hub when reachable, else the built-in prices."""
@@ -93,10 +100,24 @@ class PlannerService:
         )
 
     def model_info(self, spec: FineTuneJobSpec, token: str | None) -> ModelInfo:
-        """The base model's size and shape, from the Hub (`hf_endpoint`) or a local folder."""
-        return load_model_info(
+        """The base model's size and shape, from the Hub (`hf_endpoint`) or a local folder; remembered for
+        `MODEL_INFO_TTL_SECONDS` per model, revision and token (a token sees only what it was answered for: a
+        repo gated for one token is asked again with another). Failures are not remembered."""
+        digest = hashlib.sha256(token.encode()).hexdigest() if token else None
+        key = (spec.model.name, spec.model.revision, digest)
+        with self._lock:
+            known = self._models.get(key)
+            if known is not None and time.monotonic() - known[0] < MODEL_INFO_TTL_SECONDS:
+                return known[1]
+        info = load_model_info(
             spec.model.name, revision=spec.model.revision, token=token, endpoint=self.cfg.hf_endpoint
         )
+        with self._lock:
+            self._models[key] = (time.monotonic(), info)
+            self._models.move_to_end(key)
+            while len(self._models) > MODEL_INFO_ENTRIES:
+                self._models.popitem(last=False)
+        return info
 
     def plan(
         self,
