@@ -69,6 +69,8 @@ def operator_env(hub: HubServer, tmp_path_factory: pytest.TempPathFactory) -> di
         "FTJOB_ENABLED_BACKENDS": json.dumps(["Kubernetes", "Local", "HFJobs"]),
         "FTJOB_HF_ENDPOINT": hub.url,
         "FTJOB_POLL_INTERVAL_SECONDS": "1",
+        # Progress of watched (Kubernetes-backend) runs as often as the tests look, not once a minute.
+        "FTJOB_WATCHED_POLL_SECONDS": "1",
         "FTJOB_STATUS_INTERVAL_SECONDS": "0",
         "FTJOB_LOCAL_WORKDIR": str(tmp_path_factory.mktemp("local-backend")),
         # Local-backend jobs may name the test data by path; nothing else on this host.

@@ -60,6 +60,7 @@ def chart_values(namespace: str, hub: HubServer) -> dict[str, Any]:
             "trainer_image": "ghcr.io/finetune-operator/trainer:test",
             "pod_annotations": run_here,
             "poll_interval_seconds": 1,
+            "watched_poll_seconds": 1,
             "status_interval_seconds": 1,
         },
     }
