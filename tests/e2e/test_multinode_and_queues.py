@@ -15,28 +15,29 @@ import yaml
 from tests.cluster.kueue import Kueue
 from tests.cluster.podrunner import PodRunner
 from tests.conftest import kubectl
-from tests.e2e.conftest import TINY_REPO
-from tests.e2e.support import apply, condition, events_for, ftj, jobs_in, phase_is, wait_for
+from tests.e2e.support import apply, condition, events_for, jobs_in, phase_is, wait_for
+from tests.e2e.test_kubernetes_pods import TRAINING
+from tests.e2e.test_kubernetes_pods import pod_job as _job
 from tests.hub import HubServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow, pytest.mark.hub]
 
 H100 = "NVIDIA-H100-80GB-HBM3"
-TRAINING = {"maxSteps": 6, "maxLength": 128, "perDeviceBatchSize": 2, "gradientAccumulationSteps": 1,
-            "loggingSteps": 1, "saveSteps": 3}  # fmt: skip
-
-
-def _job(name: str, dataset: dict[str, Any], token_secret: str, **spec: Any) -> dict[str, Any]:
-    spec.setdefault("hyperparameters", TRAINING)
-    return ftj(
-        name, model=TINY_REPO, dataset=dataset, backend="Kubernetes", peft="LoRA",
-        tokenSecretRef={"name": token_secret}, **spec,
-    )  # fmt: skip
 
 
 def _pods(namespace: str, selector: str) -> list[dict[str, Any]]:
     out = kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "json").stdout
     return list(json.loads(out)["items"])
+
+
+def _gone(namespace: str, kinds: str, timeout: float) -> list[str]:
+    """What is left of `kinds` in the namespace once it is empty, or `timeout` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    left = kubectl("get", kinds, "-n", namespace, "-o", "name").stdout.split()
+    while left and time.monotonic() < deadline:
+        time.sleep(1)
+        left = kubectl("get", kinds, "-n", namespace, "-o", "name").stdout.split()
+    return left
 
 
 def _step(obj: dict[str, Any]) -> int:
@@ -77,12 +78,7 @@ def test_a_run_over_two_nodes_trains_as_one_and_is_removed_whole(
         assert service["spec"]["clusterIP"] == "None"
         kubectl("delete", "ftj", "two-nodes", "-n", namespace, "--wait=true", "--timeout=120s")
     # Everything the run made goes with it (owned by the FineTuneJob): the Job, its pods and the Service.
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        left = kubectl("get", "jobs,services,pods", "-n", namespace, "-o", "name").stdout.split()
-        if not left:
-            break
-        time.sleep(1)
+    left = _gone(namespace, "jobs,services,pods", 120)
     assert not left, left
     assert any(f.endswith("adapter_model.safetensors") for f in hub.store.list_files("model", repo))
 
@@ -227,10 +223,5 @@ def test_deleting_a_queued_job_removes_its_training_job_and_kueue_workload(
         assert obj["status"]["phase"] == "Queued"
         assert kubectl("get", "workloads.kueue.x-k8s.io", "-n", namespace, "-o", "name").stdout.strip()
         kubectl("delete", "ftj", "never", "-n", namespace, "--wait=true", "--timeout=60s")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        left = kubectl("get", "jobs,workloads.kueue.x-k8s.io", "-n", namespace, "-o", "name").stdout.split()
-        if not left:
-            break
-        time.sleep(1)
+    left = _gone(namespace, "jobs,workloads.kueue.x-k8s.io", 60)
     assert not left, left
