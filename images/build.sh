@@ -73,6 +73,9 @@ build() {
   # the driver, which a GPU node provides.
   build_one trainer images/trainer/Dockerfile "$TRAINER_IMAGE" \
     --build-arg "BUILD_IMAGE=$BASE_IMAGE" --build-arg "CUDA_IMAGE=$BASE_IMAGE"
+  # Every source change leaves the previous build's untagged layers behind (the trainer's are ~6 GB): keep
+  # the last few hours' (the layer cache) and drop older ones, so repeated builds do not fill the disk.
+  podman image prune --force --filter until=3h >/dev/null 2>&1 || true
 }
 
 run_in() {  # run_in IMAGE COMMAND... : the image's own user, workdir and environment
