@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,6 +82,19 @@ def namespace(core_v1: object) -> Iterator[str]:
             "patch", ftj, "-n", name, "--type=merge", "-p", '{"metadata":{"finalizers":null}}', check=False
         )
     core_v1.delete_namespace(name, propagation_policy="Background")  # type: ignore[attr-defined]
+
+
+def wait_crd_established(crd: str, timeout: float = 60.0) -> None:
+    """Until the API server serves the CRD. (`kubectl wait --for=condition=Established` fails at once on a CRD
+    whose status is not written yet, as right after creating it on a fresh control plane.)"""
+    deadline = time.monotonic() + timeout
+    jsonpath = '{.status.conditions[?(@.type=="Established")].status}'
+    while time.monotonic() < deadline:
+        got = kubectl("get", "crd", crd, "-o", f"jsonpath={jsonpath}", check=False)
+        if got.returncode == 0 and got.stdout.strip() == "True":
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"CRD {crd} was not Established in {timeout:.0f}s")
 
 
 def kubectl(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -18,7 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.conftest import ROOT, TESTBIN, kubectl
+from tests.conftest import ROOT, TESTBIN, kubectl, wait_crd_established
 
 METRICS_CERTS = Path("/etc/kueue/metrics/certs")
 CRD_NAMES = ("workloads", "clusterqueues", "localqueues", "resourceflavors")
@@ -88,7 +88,7 @@ class Kueue:
             raise RuntimeError(f"{binary} is missing: run `make testbin`")
         kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd_dir()))
         for name in CRD_NAMES:
-            kubectl("wait", "--for=condition=Established", f"crd/{name}.kueue.x-k8s.io", "--timeout=60s")
+            wait_crd_established(f"{name}.kueue.x-k8s.io")
         kubectl("create", "namespace", "kueue-system", check=False)
         certs = self.workdir / "certs"
         _self_signed(certs)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import KUBECONFIG, ROOT, kubectl
+from tests.conftest import KUBECONFIG, ROOT, kubectl, wait_crd_established
 from tests.example_data import DATASETS
 from tests.hub import DEFAULT_TOKEN, HubServer, client_config, start_hub
 
@@ -165,7 +165,7 @@ def run_operator(
     from kopf.testing import KopfRunner
 
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    kubectl("wait", "--for=condition=Established", "crd/finetunejobs.finetune.dev", "--timeout=60s")
+    wait_crd_established("finetunejobs.finetune.dev")
 
     @contextmanager
     def run(**overrides: str) -> Iterator[OperatorHandle]:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from finetune_operator.api.rules import SPEC_RULES, SpecRule
-from tests.conftest import ROOT, kubectl
+from tests.conftest import ROOT, kubectl, wait_crd_established
 from tests.spec_rule_cases import CASES, body
 
 pytestmark = pytest.mark.cluster
@@ -95,7 +95,7 @@ BAD: list[tuple[str, dict[str, Any], list[str]]] = [
 @pytest.fixture(scope="module")
 def crd_installed(kubeconfig: object) -> None:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    kubectl("wait", "--for=condition=Established", "crd/finetunejobs.finetune.dev", "--timeout=60s")
+    wait_crd_established("finetunejobs.finetune.dev")
 
 
 def test_the_good_spec_is_accepted(crd_installed: None, namespace: str) -> None:

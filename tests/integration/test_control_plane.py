@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import kubectl
+from tests.conftest import kubectl, wait_crd_established
 
 pytestmark = pytest.mark.cluster
 
@@ -135,7 +135,7 @@ def test_a_crd_can_be_installed_and_its_objects_created_and_watched(namespace: s
     }
     kubectl("apply", "-f", "-", input=json.dumps(crd))
     try:
-        kubectl("wait", "--for=condition=Established", f"crd/widgets.{group}", "--timeout=60s")
+        wait_crd_established(f"widgets.{group}")
         custom = client.CustomObjectsApi(api_client)
         obj = {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w1"}, "size": 3}
         _wait(lambda: _try_create(custom, group, namespace, obj), timeout=30)

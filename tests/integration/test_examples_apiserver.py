@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, kubectl
+from tests.conftest import ROOT, kubectl, wait_crd_established
 
 CRD = ROOT / "crds" / "finetune.dev_finetunejobs.yaml"
 EXAMPLES = sorted((ROOT / "examples" / "jobs").glob("*.yaml"))
@@ -17,7 +17,7 @@ EXAMPLES = sorted((ROOT / "examples" / "jobs").glob("*.yaml"))
 def test_example_accepted_by_the_apiserver(kubeconfig: Path, namespace: str, path: Path) -> None:
     assert CRD.exists(), "run `make crds`"
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    kubectl("wait", "--for=condition=Established", "crd/finetunejobs.finetune.dev", "--timeout=60s")
+    wait_crd_established("finetunejobs.finetune.dev")
     result = kubectl("apply", "--dry-run=server", "-n", namespace, "-f", str(path), check=False)
     assert result.returncode == 0, result.stderr
     assert "finetunejob.finetune.dev/" in result.stdout and "(server dry run)" in result.stdout
