@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import codecs
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from kubernetes import client
@@ -450,38 +450,47 @@ class KubernetesBackend:
         known = self._cluster_queues.get(key)
         if known is not None and known[1] > time.monotonic():
             return known[0]
-        found: str | None = None
-        for version in KUEUE_VERSIONS:
-            try:
-                local = self.custom.get_namespaced_custom_object(
-                    KUEUE_GROUP, version, namespace, "localqueues", queue
-                )
-            except ApiException as exc:
-                if exc.status == 404:
-                    continue
-                raise api_error(exc, "get", "localqueues.kueue.x-k8s.io", namespace) from None
-            found = (dict(local).get("spec") or {}).get("clusterQueue")  # type: ignore[call-overload]
-            break
+        local = self._kueue(
+            "get",
+            "localqueues",
+            namespace,
+            lambda version: self.custom.get_namespaced_custom_object(
+                KUEUE_GROUP, version, namespace, "localqueues", queue
+            ),
+        )
+        found: str | None = (local.get("spec") or {}).get("clusterQueue") if local else None
         self._cluster_queues[key] = (found, time.monotonic() + 60)
         return found
 
     def _workload(self, namespace: str, job_uid: str) -> dict[str, Any] | None:
         """The Kueue Workload Kueue made for a Job (labelled with the Job's UID), if any."""
+        found = self._kueue(
+            "list",
+            "workloads",
+            namespace,
+            lambda version: self.custom.list_namespaced_custom_object(
+                KUEUE_GROUP,
+                version,
+                namespace,
+                "workloads",
+                label_selector=f"{KUEUE_JOB_UID_LABEL}={job_uid}",
+            ),
+        )
+        items: list[dict[str, Any]] = (found or {}).get("items") or []
+        return items[0] if items else None
+
+    @staticmethod
+    def _kueue(
+        verb: str, resource: str, namespace: str, call: Callable[[str], object]
+    ) -> dict[str, Any] | None:
+        """A Kueue API answer at the newest version the cluster serves; None when no version has it (the object
+        is absent, or Kueue is not installed)."""
         for version in KUEUE_VERSIONS:
             try:
-                found: dict[str, Any] = self.custom.list_namespaced_custom_object(  # type: ignore[assignment]
-                    KUEUE_GROUP,
-                    version,
-                    namespace,
-                    "workloads",
-                    label_selector=f"{KUEUE_JOB_UID_LABEL}={job_uid}",
-                )
+                return dict(call(version))  # type: ignore[call-overload]
             except ApiException as exc:
-                if exc.status == 404:  # this version not served (or Kueue not installed)
-                    continue
-                raise api_error(exc, "list", "workloads.kueue.x-k8s.io", namespace) from None
-            items: list[dict[str, Any]] = found.get("items") or []
-            return items[0] if items else None
+                if exc.status != 404:
+                    raise api_error(exc, verb, f"{resource}.{KUEUE_GROUP}", namespace) from None
         return None
 
     def _last_pod_reason(self, target: JobTarget, ref: WorkRef) -> str | None:
