@@ -1,6 +1,6 @@
 """How one operator process keeps up with N FineTuneJobs, next to the API server's own floor, in one run.
 
-    .venv/bin/python benchmarks/operator_scale.py [N]        (default 200; starts the local control plane)
+    .venv/bin/python benchmarks/operator_scale.py [N] [--running]   (default 200; starts the local control plane)
 
 On the local control plane (kwok nodes) and the Hub stand-in, in a fresh namespace:
 
@@ -9,10 +9,16 @@ On the local control plane (kwok nodes) and the Hub stand-in, in a fresh namespa
    by one `kubectl create`: the time until every one is planned (phase `Suspended`: validated, planned,
    estimated);
 3. every job un-suspended by one `kubectl apply`: the time until every one is submitted (`backendRef` set).
+   The jobs name a Kueue queue, so, like the floor's, the Jobs the operator creates wait suspended (no Kueue
+   runs here to admit them): both sides measure creating N suspended Jobs. With `--running` they name no
+   queue, and the cluster starts every Job's pod while the operator submits (the Job controller, the
+   scheduler and kwok share the same 2 cores): a figure for the whole cluster, not the operator alone;
+4. every job deleted: the time until all are gone, and the operator's memory once they are.
 
-It prints one table: the times and their ratio to the floor, the operator's peak and final RSS, and the
-API server requests per job (writes: create/update/patch/delete; reads: get/list/watch), counted from the
-API server's own `apiserver_request_total`.
+The benchmark follows the jobs through one watch (a list of N objects every second would load the API server
+it measures). It prints one table: the times and their ratio to the floor, the operator's peak and final RSS,
+and the API server requests per job (writes: create/update/patch/delete; reads: get/list/watch), counted from
+the API server's own `apiserver_request_total`.
 """
 
 from __future__ import annotations
@@ -24,8 +30,10 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -55,47 +63,84 @@ def kubectl(*args: str, stdin: str | None = None) -> str:
     return done.stdout
 
 
-def requests() -> tuple[float, float]:
-    """Writes and reads the API server has answered so far (all clients; the deltas are what matters)."""
-    writes = reads = 0.0
-    for line in kubectl("get", "--raw", "/metrics").splitlines():
-        found = _REQUESTS.match(line)
-        if not found:
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', found["labels"]))
-        verb = labels.get("verb", "")
-        if verb in WRITE_VERBS:
-            writes += float(found["value"])
-        elif verb in READ_VERBS:
-            reads += float(found["value"])
-    return writes, reads
+class Requests(Counter[tuple[str, str]]):
+    """Requests the API server has answered so far, by verb and resource (all clients; deltas are what matters)."""
+
+    @classmethod
+    def now(cls) -> Requests:
+        counted = cls()
+        for line in kubectl("get", "--raw", "/metrics").splitlines():
+            found = _REQUESTS.match(line)
+            if found:
+                labels = dict(re.findall(r'(\w+)="([^"]*)"', found["labels"]))
+                resource = "/".join(filter(None, (labels.get("resource"), labels.get("subresource"))))
+                counted[(labels.get("verb", ""), resource)] += int(float(found["value"]))
+        return counted
+
+    def writes(self) -> float:
+        return sum(v for (verb, _), v in self.items() if verb in WRITE_VERBS)
+
+    def reads(self) -> float:
+        return sum(v for (verb, _), v in self.items() if verb in READ_VERBS)
+
+    def top(self, n: int, per: int) -> str:
+        """The most frequent requests, per job: e.g. `PATCH finetunejobs/status 1.0`."""
+        common = [(k, v) for k, v in self.most_common(n) if v > 0]
+        return ", ".join(f"{verb} {resource} {v / per:.1f}" for (verb, resource), v in common)
 
 
-def timed(action: Callable[[], None]) -> float:
+def timed(action: Callable[[], object]) -> float:
     start = time.monotonic()
     action()
     return time.monotonic() - start
 
 
-def wait_all(namespace: str, n: int, done: Callable[[dict[str, Any]], bool], limit: float) -> None:
-    """Return once `done` holds for all N FineTuneJobs (listed every second)."""
-    start, ready = time.monotonic(), 0
-    while time.monotonic() - start < limit:
-        items = json.loads(kubectl("get", "ftj", "-n", namespace, "-o", "json"))["items"]
-        ready = sum(1 for obj in items if done(obj))
-        if ready >= n:
-            return
-        time.sleep(1.0)
-    raise TimeoutError(f"only {ready} of {n} FineTuneJobs got there in {limit:.0f} s")
+class Watched:
+    """The FineTuneJobs of one namespace as one watch reports them, kept in a dict (name → object)."""
 
+    def __init__(self, namespace: str) -> None:
+        from kubernetes import client, config
 
-def wait_gone(namespace: str, limit: float) -> None:
-    """Return once no FineTuneJob is left in the namespace (or after `limit` seconds)."""
-    start = time.monotonic()
-    while time.monotonic() - start < limit:
-        if not kubectl("get", "ftj", "-n", namespace, "-o", "name").strip():
-            return
-        time.sleep(2.0)
+        self.namespace = namespace
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.api = client.CustomObjectsApi(config.new_client_from_config(str(KUBECONFIG)))
+        threading.Thread(target=self._follow, daemon=True).start()
+
+    def _follow(self) -> None:
+        from kubernetes import watch
+
+        version = None
+        while True:
+            try:
+                for event in watch.Watch().stream(
+                    self.api.list_namespaced_custom_object, "finetune.dev", "v1alpha1", self.namespace,
+                    "finetunejobs", resource_version=version, timeout_seconds=240,
+                ):  # fmt: skip
+                    obj = event["object"]
+                    version = obj["metadata"]["resourceVersion"]
+                    if event["type"] == "DELETED":
+                        self.objects.pop(obj["metadata"]["name"], None)
+                    else:
+                        self.objects[obj["metadata"]["name"]] = obj
+            except Exception:  # an expired version: start again from a fresh list
+                version = None
+                time.sleep(1.0)
+
+    def wait(self, n: int, done: Callable[[dict[str, Any]], bool], limit: float) -> None:
+        """Return once `done` holds for N FineTuneJobs."""
+        start, ready = time.monotonic(), 0
+        while time.monotonic() - start < limit:
+            ready = sum(1 for obj in list(self.objects.values()) if done(obj))
+            if ready >= n:
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"only {ready} of {n} FineTuneJobs got there in {limit:.0f} s")
+
+    def wait_gone(self, limit: float) -> None:
+        """Return once no FineTuneJob is left (or after `limit` seconds)."""
+        start = time.monotonic()
+        while self.objects and time.monotonic() - start < limit:
+            time.sleep(0.2)
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
@@ -125,7 +170,7 @@ def jobs_yaml(namespace: str, n: int) -> str:
     )
 
 
-def finetunejobs_yaml(namespace: str, n: int, suspend: bool) -> str:
+def finetunejobs_yaml(namespace: str, n: int, suspend: bool, queue: str | None) -> str:
     return yaml.safe_dump_all(
         {
             "apiVersion": "finetune.dev/v1alpha1",
@@ -139,6 +184,7 @@ def finetunejobs_yaml(namespace: str, n: int, suspend: bool) -> str:
                 "hyperparameters": {"maxSteps": 10},
                 "tokenSecretRef": {"name": "hf-token"},
                 "suspend": suspend,
+                **({"queue": queue} if queue else {}),
             },
         }
         for i in range(n)
@@ -151,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("n", nargs="?", type=int, default=200, help="FineTuneJobs (default 200)")
     parser.add_argument("--limit", type=float, default=1800, help="seconds to wait for each phase")
+    parser.add_argument(
+        "--running", action="store_true", help="submit Jobs that start at once (no queue holds them)"
+    )
     args = parser.parse_args(argv)
     n = args.n
 
@@ -182,6 +231,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench] floor: {n} batch/v1 Jobs in one `kubectl create`", flush=True)
         floor = timed(lambda: kubectl("create", "-f", "-", stdin=jobs_yaml(namespace, n)))
         kubectl("delete", "jobs", "--all", "-n", namespace, "--wait=false")
+        while kubectl(
+            "get", "jobs", "-n", namespace, "-o", "name"
+        ).strip():  # gone before the operator starts
+            time.sleep(1.0)
+        queue = None if args.running else "bench"
 
         env = {
             **client_env(hub),
@@ -197,28 +251,41 @@ def main(argv: list[str] | None = None) -> int:
              "finetune_operator.main"],
             env=env, stdout=subprocess.DEVNULL, stderr=(Path(tmp) / "operator.log").open("w"),
         )  # fmt: skip
+        watched = Watched(namespace)
+        gone = float("nan")
         try:
             time.sleep(3)
-            base_writes, base_reads = requests()
+            base = Requests.now()
             print(f"[bench] operator: {n} FineTuneJobs applied suspended, until all are planned", flush=True)
             start = time.monotonic()
-            kubectl("create", "-f", "-", stdin=finetunejobs_yaml(namespace, n, suspend=True))
-            wait_all(namespace, n, lambda o: o.get("status", {}).get("phase") == "Suspended", args.limit)
+            kubectl("create", "-f", "-", stdin=finetunejobs_yaml(namespace, n, True, queue))
+            watched.wait(n, lambda o: o.get("status", {}).get("phase") == "Suspended", args.limit)
             planned = time.monotonic() - start
-            planned_writes, planned_reads = requests()
-            print(f"[bench] un-suspending all {n}, until all are submitted", flush=True)
+            at_planned = Requests.now()
+            held = "running at once" if args.running else "held by a queue"
+            print(f"[bench] un-suspending all {n} (Jobs {held}), until all are submitted", flush=True)
             start = time.monotonic()
-            kubectl("apply", "-f", "-", stdin=finetunejobs_yaml(namespace, n, suspend=False))
-            wait_all(namespace, n, lambda o: bool(o.get("status", {}).get("backendRef")), args.limit)
+            kubectl("apply", "-f", "-", stdin=finetunejobs_yaml(namespace, n, False, queue))
+            watched.wait(n, lambda o: bool(o.get("status", {}).get("backendRef")), args.limit)
             submitted = time.monotonic() - start
-            writes, reads = requests()
+            at_submitted = Requests.now()
             peak, current = rss_mb(operator.pid)
+            reasons = Counter(
+                kubectl("get", "events", "-n", namespace, "-o", "jsonpath={.items[*].reason}").split()
+            )
+            print(f"[bench] deleting all {n}, until all are gone", flush=True)
+            start = time.monotonic()
+            kubectl("delete", "ftj", "--all", "-n", namespace, "--wait=false")
+            watched.wait_gone(args.limit)
+            gone = time.monotonic() - start
+            time.sleep(5)  # what the operator still holds once the jobs are gone
+            _, after = rss_mb(operator.pid)
         finally:
             # The jobs go while the operator runs: it removes their finalizers (and their Jobs), so the
             # namespace does not stay Terminating behind a thousand objects nobody finalizes.
-            if operator.poll() is None:
+            if operator.poll() is None and watched.objects:
                 kubectl("delete", "ftj", "--all", "-n", namespace, "--wait=false")
-                wait_gone(namespace, 600)
+                watched.wait_gone(600)
             operator.terminate()
             operator.wait(timeout=60)
             kubectl("delete", "namespace", namespace, "--wait=false")
@@ -226,17 +293,25 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         ("floor: N Job creates", f"{floor:.1f} s", "1.0x"),
         ("operator: all planned (suspended)", f"{planned:.1f} s", f"{planned / floor:.1f}x"),
-        ("operator: all submitted", f"{submitted:.1f} s", f"{submitted / floor:.1f}x"),
-        ("operator peak / final RSS", f"{peak:.0f} / {current:.0f} MB", ""),
+        (f"operator: all submitted ({held})", f"{submitted:.1f} s", f"{submitted / floor:.1f}x"),
+        ("operator: all deleted (Jobs removed)", f"{gone:.1f} s", f"{gone / floor:.1f}x"),
+        ("operator RSS: peak / at submitted / all gone", f"{peak:.0f} / {current:.0f} / {after:.0f} MB", ""),
         ("API writes per job to planned / to submitted",
-         f"{(planned_writes - base_writes) / n:.1f} / {(writes - planned_writes) / n:.1f}", ""),
+         f"{(at_planned.writes() - base.writes()) / n:.1f} / {(at_submitted.writes() - at_planned.writes()) / n:.1f}",
+         ""),
         ("API reads per job to planned / to submitted",
-         f"{(planned_reads - base_reads) / n:.1f} / {(reads - planned_reads) / n:.1f}", ""),
+         f"{(at_planned.reads() - base.reads()) / n:.1f} / {(at_submitted.reads() - at_planned.reads()) / n:.1f}",
+         ""),
     ]  # fmt: skip
     print(f"\nN = {n} FineTuneJobs, one operator process, Kubernetes backend, kwok nodes")
     width = max(len(r[0]) for r in rows)
     for label, value, ratio in rows:
         print(f"  {label:<{width}}  {value:>14}  {ratio}")
+    print(f"  requests per job to planned:   {Requests(at_planned - base).top(8, n)}")
+    print(f"  requests per job to submitted: {Requests(at_submitted - at_planned).top(8, n)}")
+    print(
+        "  Events per job, by reason:     " + ", ".join(f"{r} {c / n:.1f}" for r, c in reasons.most_common())
+    )
     return 0
 
 

@@ -319,6 +319,32 @@ def run_to(world: World, phase: Phase, limit: int = 6) -> None:
 
 
 # -- the happy path, and restart safety -------------------------------------------------------------------
+def test_a_pass_that_takes_several_steps_posts_one_event_naming_each(world: World) -> None:
+    # Validate, plan and submit in one pass: one Event (one API write), under the step that ended the pass.
+    events = world.step().events
+    assert [(e.type, e.reason) for e in events] == [("Normal", "Submitted")]
+    message = events[0].message
+    # What happened last comes first: a message too long for an Event is cut at its end.
+    assert message.startswith("submitted ")
+    assert "DatasetValidated: " in message and "HardwarePlanned: " in message
+    # A pass with one step says it as before.
+    world.backend.work().state = WorkState.RUNNING
+    assert [e.reason for e in world.step().events] == ["TrainingStarted"]
+
+
+def test_warnings_stay_events_of_their_own() -> None:
+    from finetune_operator.lifecycle.reconcile import EventRecord, one_event_per_pass
+
+    events = [
+        EventRecord("Normal", "Cancelled", "cancelled Job x"),
+        EventRecord("Warning", "DatasetInvalid", "no column `text`"),
+        EventRecord("Normal", "Suspended", "held"),
+    ]
+    merged = one_event_per_pass(events)
+    assert [(e.type, e.reason) for e in merged] == [("Warning", "DatasetInvalid"), ("Normal", "Suspended")]
+    assert merged[1].message == "held (after Cancelled: cancelled Job x)"
+
+
 def test_a_job_walks_to_succeeded_with_one_submission(world: World) -> None:
     world.step()
     assert world.phase == Phase.QUEUED

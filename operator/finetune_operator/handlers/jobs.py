@@ -64,8 +64,8 @@ def job_memory(memo: kopf.Memo) -> JobMemory:
 def _apply(body: kopf.Body, deps: Deps, memory: JobMemory) -> None:
     meta = body["metadata"]
     with memory.lock:
-        # Read afresh under the job's lock: a handler and a timer never act on each other's stale status. The
-        # watch's body will do when it is the very version this process last read or wrote.
+        # Under the job's lock, a handler and a timer never act on each other's stale status: the watch's body
+        # will do when it holds this process's last read or write (`JobMemory.current`), else read afresh.
         if memory.current(body):
             fresh: dict[str, Any] | None = dict(body)
         else:
@@ -136,16 +136,20 @@ def on_tick(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> 
 def on_delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     """Cancel the backend work, then let the FineTuneJob go (a vanished backend never blocks deletion).
 
-    Under the job's lock, from a fresh read: a tick that began before the deletion may have submitted
-    work (and written its status) by now, and that work must be cancelled too.
+    Under the job's lock, from a body that holds the last status written (read afresh when the watch's is
+    older): a tick that began before the deletion may have submitted work by now, and that work must be
+    cancelled too.
     """
     deps: Deps = memo.deps
     deps.pacing.forget(body["metadata"]["uid"])
-    with job_memory(memo).lock:  # kopf drops the memo (and the JobMemory) once the object is gone
-        try:
-            fresh = deps.status_writer.read(body["metadata"]["namespace"], body["metadata"]["name"])
-        except (RetryLater, SpecError):
-            fresh = None  # the body we were given is the best we have
+    memory = job_memory(memo)
+    with memory.lock:  # kopf drops the memo (and the JobMemory) once the object is gone
+        fresh: dict[str, Any] | None = None
+        if not memory.current(body):
+            try:
+                fresh = deps.status_writer.read(body["metadata"]["namespace"], body["metadata"]["name"])
+            except (RetryLater, SpecError):
+                fresh = None  # the body we were given is the best we have
         try:
             job = FineTuneJob.from_body(fresh or body)
         except ValidationError:
