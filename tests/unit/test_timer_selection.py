@@ -80,3 +80,34 @@ def test_kopf_writes_no_copy_of_the_spec() -> None:
     patch = kopf.Patch()
     storage.store(body=body, patch=patch, essence=storage.build(body=body))
     assert not patch and storage.fetch(body=body) is None
+
+
+def test_a_tick_while_another_pass_holds_the_job_gives_its_thread_back() -> None:
+    """The event handler's pass holds the job's lock: a tick does nothing (no read, no write) and returns at
+    once, instead of holding one of the worker threads until that pass ends; the next tick takes it up."""
+    import logging
+    import threading
+
+    import kopf
+
+    from finetune_operator.handlers.jobs import job_memory, on_tick
+
+    class Untouchable:
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"the tick used {name}")
+
+    class Due:
+        def due(self, uid: str) -> bool:
+            return True
+
+    deps = Untouchable()
+    deps.__dict__["pacing"] = Due()
+    memo = kopf.Memo(deps=deps)
+    body = {"metadata": {"name": "j", "namespace": "ns", "uid": "u", "resourceVersion": "5"}, "spec": {}}
+    tick = threading.Thread(
+        target=on_tick, kwargs={"body": body, "memo": memo, "logger": logging.getLogger("test")}, daemon=True
+    )
+    with job_memory(memo).lock:
+        tick.start()
+        tick.join(timeout=10)
+        assert not tick.is_alive(), "the tick waited for the job's lock"

@@ -57,3 +57,31 @@ def test_errors_are_not_remembered_and_the_memo_is_bounded() -> None:
         cache(SOURCE, methods=["SFT"], max_length=length)
     cache(SOURCE, methods=["SFT"])  # evicted by the three newer questions
     assert validate.calls == 7
+
+
+def test_jobs_asking_while_the_question_is_answered_wait_for_that_answer() -> None:
+    """A burst of new jobs naming one dataset samples it once, not once per worker thread."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    started = threading.Event()
+
+    class Slow(Counting):
+        def __call__(self, source: DatasetSource, **options: Any) -> Any:
+            started.set()
+            time.sleep(0.5)  # the others arrive while this one is answering
+            return super().__call__(source, **options)
+
+    validate = Slow()
+    cache = ValidationCache(validate)
+    with ThreadPoolExecutor(8) as pool:
+        reports = list(pool.map(lambda _: cache(SOURCE, methods=["SFT"]), range(8)))
+    assert validate.calls == 1
+    assert all(r.verdict("SFT") == reports[0].verdict("SFT") for r in reports)
+    # An error is shared with those who waited for it, and not remembered.
+    validate.fail = True
+    with ThreadPoolExecutor(4) as pool:
+        failures = [pool.submit(cache, SOURCE, methods=["KTO"]) for _ in range(4)]
+        assert all(isinstance(f.exception(), SpecError) for f in failures)
+    assert validate.calls == 2

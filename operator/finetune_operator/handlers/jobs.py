@@ -61,34 +61,45 @@ def job_memory(memo: kopf.Memo) -> JobMemory:
     return memory
 
 
-def _apply(body: kopf.Body, deps: Deps, memory: JobMemory) -> None:
+def _apply(body: kopf.Body, deps: Deps, memory: JobMemory, *, wait: bool = True) -> None:
+    """One pass over the job under its lock, then its Events. `wait=False` (a timer tick): when another pass
+    holds the lock, that pass does the work, and the tick gives its worker thread back at once instead of
+    queueing behind it."""
+    if not memory.lock.acquire(blocking=wait):
+        return
+    try:
+        events = _pass(body, deps, memory)
+    finally:
+        memory.lock.release()
+    _post(body, events)
+
+
+def _pass(body: kopf.Body, deps: Deps, memory: JobMemory) -> list[EventRecord]:
     meta = body["metadata"]
-    with memory.lock:
-        # Under the job's lock, a handler and a timer never act on each other's stale status: the watch's body
-        # will do when it holds this process's last read or write (`JobMemory.current`), else read afresh.
-        if memory.current(body):
-            fresh: dict[str, Any] | None = dict(body)
-        else:
-            fresh = deps.status_writer.read(meta["namespace"], meta["name"])
-        if fresh is None or fresh["metadata"].get("deletionTimestamp"):
-            return
-        memory.seen(fresh["metadata"].get("resourceVersion"))
-        try:
-            job = FineTuneJob.from_body(fresh)
-        except ValidationError as err:
-            # Admission let through what the models refuse: say which field, instead of kopf retrying.
-            outcome = reject_malformed(fresh, err)
-            old = fresh.get("status") or {}
-            deps.status_writer.patch_status(meta["namespace"], meta["name"], old, outcome.status.wire())
-            _post(body, outcome.events)
-            return
-        with deps.metrics.time_reconcile():
-            outcome = reconcile(job, deps, memory)
-        written = deps.status_writer.patch_status(
-            job.metadata.namespace, job.metadata.name, job.status.wire(), outcome.status.wire()
-        )
-        memory.seen(written)
-    _post(body, outcome.events)
+    # Under the job's lock, a handler and a timer never act on each other's stale status: the watch's body
+    # will do when it holds this process's last read or write (`JobMemory.current`), else read afresh.
+    if memory.current(body):
+        fresh: dict[str, Any] | None = dict(body)
+    else:
+        fresh = deps.status_writer.read(meta["namespace"], meta["name"])
+    if fresh is None or fresh["metadata"].get("deletionTimestamp"):
+        return []
+    memory.seen(fresh["metadata"].get("resourceVersion"))
+    try:
+        job = FineTuneJob.from_body(fresh)
+    except ValidationError as err:
+        # Admission let through what the models refuse: say which field, instead of kopf retrying.
+        outcome = reject_malformed(fresh, err)
+        old = fresh.get("status") or {}
+        deps.status_writer.patch_status(meta["namespace"], meta["name"], old, outcome.status.wire())
+        return outcome.events
+    with deps.metrics.time_reconcile():
+        outcome = reconcile(job, deps, memory)
+    written = deps.status_writer.patch_status(
+        job.metadata.namespace, job.metadata.name, job.status.wire(), outcome.status.wire()
+    )
+    memory.seen(written)
+    return outcome.events
 
 
 def _post(body: kopf.Body, events: list[EventRecord]) -> None:
@@ -123,13 +134,15 @@ def on_change(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -
         _apply(body, memo.deps, job_memory(memo))
 
 
-@kopf.timer(*RESOURCE, interval=POLL_SECONDS, when=_active)
+# The first tick waits a period: a new generation is the event handler's (a tick at once would only queue
+# behind it for the job's lock), and a running job's first look after a restart can wait that long.
+@kopf.timer(*RESOURCE, interval=POLL_SECONDS, initial_delay=POLL_SECONDS, when=_active)
 def on_tick(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     """Poll running work, follow progress, and retry transient failures."""
     if not memo.deps.pacing.due(body["metadata"]["uid"]):
         return  # watch-fed work that rests: no event since the last look, and its next look is not due
     with kopf_errors():
-        _apply(body, memo.deps, job_memory(memo))
+        _apply(body, memo.deps, job_memory(memo), wait=False)
 
 
 @kopf.on.delete(*RESOURCE)

@@ -24,8 +24,8 @@ from finetune_operator.lifecycle.reconcile import Deps
 from finetune_operator.lifecycle.status_writer import StatusWriter
 from finetune_operator.metrics import OperatorMetrics, start_metrics_server
 from finetune_operator.planner_service import GpuCapacity, PlannerService
-from finetune_operator.validation import inspect_dataset
 from finetune_operator.validation.cache import ValidationCache
+from finetune_operator.validation.isolated import inspect_in_child
 
 FINALIZER = "finetune.dev/cancel-backend-work"
 
@@ -110,7 +110,7 @@ def build_deps(
         kube=kube,
         backends=backends,
         metrics=metrics,
-        validate=ValidationCache(inspect_dataset),
+        validate=ValidationCache(inspect_in_child),  # in a child process: no pyarrow in the operator
         plan=planner.plan,
         status_writer=StatusWriter(api),
     )

@@ -4,7 +4,8 @@ A thousand FineTuneJobs naming one dataset would otherwise each sample it from t
 for the same source (name, config, split, revision, mapping), method list, length limit, answer column and
 endpoint, and the same token (by its hash: a job never sees a report made with someone else's access). Only
 reports are kept, never errors, so a dataset published later is seen at the next check; entries live
-`ttl_seconds` (a `main` revision may change) and at most `size` of them.
+`ttl_seconds` (a `main` revision may change) and at most `size` of them. Jobs asking a question while it is
+being answered wait for that answer (report or error) instead of asking it again.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 from finetune_operator.validation.report import DatasetReport
@@ -37,6 +39,7 @@ class ValidationCache:
         self._clock = clock
         self._entries: OrderedDict[tuple[Any, ...], tuple[float, DatasetReport]] = OrderedDict()
         self._lock = threading.Lock()
+        self._running: dict[tuple[Any, ...], Future[DatasetReport]] = {}
         self.hits = 0
         self.misses = 0
 
@@ -58,11 +61,29 @@ class ValidationCache:
                 self._entries.move_to_end(key)
                 self.hits += 1
                 return entry[1].model_copy(deep=True)
-        self.misses += 1
-        report = self._validate(source, token=token, methods=list(methods), **options)
+            running = self._running.get(key)
+            first = running is None
+            if running is None:
+                running = self._running[key] = Future()
+                self.misses += 1
+            else:
+                self.hits += 1
+        if not first:
+            # The same question is being answered right now (a burst of new jobs naming one dataset): wait for
+            # that answer, report or error, instead of sampling the dataset again beside it.
+            return running.result().model_copy(deep=True)
+        try:
+            report = self._validate(source, token=token, methods=list(methods), **options)
+        except BaseException as exc:
+            with self._lock:
+                del self._running[key]
+            running.set_exception(exc)
+            raise
         with self._lock:
+            del self._running[key]
             self._entries[key] = (now, report)
             self._entries.move_to_end(key)
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
+        running.set_result(report)
         return report.model_copy(deep=True)

@@ -11,13 +11,15 @@ import codecs
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
-
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from finetune_operator.validation.errors import invalid
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# pyarrow is imported inside the functions that read files: the operator imports these modules (file formats,
+# layouts) but reads data only in its validation child process (`validation.isolated`), and never loads it.
 
 Opener = Callable[[], BinaryIO]
 
@@ -92,6 +94,8 @@ def read_file(
     SpecError
         `DatasetInvalid` for a corrupt, truncated or wrongly shaped file.
     """
+    import pyarrow as pa
+
     fmt = file_format(path)
     try:
         if fmt == "parquet":
@@ -163,6 +167,8 @@ def spread_indexes(count: int, most: int) -> list[int]:
 def read_parquet(opener: Opener, path: str, *, rows: int, max_row_bytes: int) -> FileRead:
     """Footer for the schema and row count; the first rows of row groups spread over the file (the first
     and the last among them) for the sample, so rows written later in the file are seen too."""
+    import pyarrow.parquet as pq
+
     with opener() as handle:
         # No pre-buffering: it would fetch whole column chunks (all of a one-row-group file) up front.
         pf = pq.ParquetFile(handle, pre_buffer=False)
@@ -196,6 +202,8 @@ def read_csv(
     opener: Opener, path: str, size: int | None, *, rows: int, delimiter: str, full_read_bytes: int
 ) -> FileRead:
     """Stream CSV blocks until the sample is full; count the rest when the file is small."""
+    import pyarrow.csv as pacsv
+
     block = 1 << 20
     with opener() as handle:
         reader = pacsv.open_csv(
@@ -248,6 +256,8 @@ def read_json(
 
 
 def _infer_columns(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    import pyarrow as pa
+
     if not rows:
         return []
     try:

@@ -6,9 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from finetune_operator.validation.errors import invalid
 from finetune_operator.validation.layout import DataFile, Layout
 from finetune_operator.validation.readers import FileRead, Opener, file_format, read_file, spread_indexes
@@ -119,6 +116,9 @@ def sample_split(
 
 
 def _footer_rows(opener: Opener, path: str) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
         with opener() as handle:
             return int(pq.read_metadata(handle).num_rows)
