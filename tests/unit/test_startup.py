@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import logging
 import socket
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import kopf
 import pytest
 import yaml
 
-from finetune_operator.handlers.startup import NoPandas, api_client, cleanup, login, startup, without_pandas
+from finetune_operator.handlers.startup import api_client, cleanup, login, startup
 
 
 def write_kubeconfig(path: Path, server: str) -> Path:
@@ -30,24 +28,6 @@ def write_kubeconfig(path: Path, server: str) -> Path:
         )
     )
     return path
-
-
-@pytest.fixture(autouse=True)
-def pandas_importable_after() -> Iterator[None]:
-    """`startup` keeps pandas out of the operator process; the test session gets it back afterwards."""
-    yield
-    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, NoPandas)]
-
-
-def test_the_operator_process_never_imports_pandas(monkeypatch: pytest.MonkeyPatch) -> None:
-    """pyarrow would import pandas (about 55 MB) at the first dataset the operator validates."""
-    import pyarrow as pa
-
-    monkeypatch.delitem(sys.modules, "pandas", raising=False)
-    without_pandas()
-    with pytest.raises(ImportError):
-        import pandas  # noqa: F401
-    assert pa.Table.from_pylist([{"a": 1}]).num_rows == 1  # pyarrow does without it
 
 
 @pytest.fixture

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.abc
 import logging
 import os
-import sys
 from collections.abc import Mapping
 from functools import partial
 from typing import Any
@@ -116,31 +114,10 @@ def build_deps(
     )
 
 
-def without_pandas() -> None:
-    """Keep pandas out of the operator process. pyarrow imports pandas, when it is installed, at its first
-    conversion or Parquet read (to check whether a value is a DataFrame): about 55 MB and 400 modules that the
-    operator never uses. The operator image does not install pandas; a development environment (with the
-    training extras) does, and would measure an operator heavier than the one that ships."""
-    if "pandas" not in sys.modules and not any(isinstance(f, NoPandas) for f in sys.meta_path):
-        sys.meta_path.insert(0, NoPandas())
-
-
-class NoPandas(importlib.abc.MetaPathFinder):
-    """An import finder under which `import pandas` fails as if pandas were not installed."""
-
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
-        if fullname == "pandas" or fullname.startswith("pandas."):
-            raise ModuleNotFoundError(
-                f"No module named {fullname!r} (kept out of the operator)", name=fullname
-            )
-        return None
-
-
 @kopf.on.startup()
 def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any) -> None:
     """Configure kopf and build the dependencies. kopf passes its indexes (`handlers.indexes`) by name:
     empty now, filled from the watches before any resource handler runs."""
-    without_pandas()
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="finetune.dev")
     settings.persistence.diffbase_storage = NoDiffBase()
