@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import kopf
@@ -145,11 +148,20 @@ def on_tick(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> 
         _apply(body, memo.deps, job_memory(memo), wait=False)
 
 
-@kopf.on.delete(*RESOURCE)
-def on_delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    """Cancel the backend work, then let the FineTuneJob go (a vanished backend never blocks deletion).
+# Deletions run on threads of their own: passes blocked on a slow Hub (a burst of new jobs validating, a model's
+# metadata) can hold every one of kopf's worker threads, and must not hold up another job's deletion.
+DELETION_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ftjob-delete")
 
-    Under the job's lock, from a body that holds the last status written (read afresh when the watch's is
+
+@kopf.on.delete(*RESOURCE)
+async def on_delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    """Cancel the backend work, then let the FineTuneJob go (a vanished backend never blocks deletion)."""
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(DELETION_THREADS, partial(_delete, body, memo, logger))
+
+
+def _delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger) -> None:
+    """Under the job's lock, from a body that holds the last status written (read afresh when the watch's is
     older): a tick that began before the deletion may have submitted work by now, and that work must be
     cancelled too.
     """
