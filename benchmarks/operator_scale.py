@@ -153,10 +153,15 @@ def rss_mb(pid: int) -> tuple[float, float]:
     return values.get("VmHWM", 0.0), values.get("VmRSS", 0.0)
 
 
+def _cpu(stat: str) -> float:
+    """User + system CPU seconds from the text of a `/proc/<pid>/stat`."""
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) the process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return _cpu(Path(f"/proc/{pid}/stat").read_text())
 
 
 def cpu_by_process() -> dict[str, float]:
@@ -169,8 +174,7 @@ def cpu_by_process() -> dict[str, float]:
         except OSError:
             continue  # gone meanwhile
         name = text[text.index("(") + 1 : text.rindex(")")]
-        fields = text.rsplit(")", 1)[1].split()
-        used[name] = used.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        used[name] = used.get(name, 0.0) + _cpu(text)
     return used
 
 
