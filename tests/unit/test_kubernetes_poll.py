@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ from kubernetes import client
 
 from finetune_operator.backends.base import JobTarget, WorkRef, WorkState
 from finetune_operator.backends.kubernetes import KubernetesBackend
+from finetune_operator.cluster.watched import WatchedWork, trim_job
 from finetune_operator.config import OperatorConfig
 
 TARGET = JobTarget(namespace="ml", name="bot", uid="u1")
@@ -25,8 +27,17 @@ def backend(job: client.V1Job, workloads: list[dict[str, Any]]) -> KubernetesBac
     return b
 
 
-def job(suspend: bool = False, conditions: list[client.V1JobCondition] | None = None) -> client.V1Job:
-    meta = client.V1ObjectMeta(name=REF.id, uid="job-uid", labels={"kueue.x-k8s.io/queue-name": "team-a"})
+def job(
+    suspend: bool = False,
+    conditions: list[client.V1JobCondition] | None = None,
+    age: timedelta = timedelta(minutes=5),
+) -> client.V1Job:
+    meta = client.V1ObjectMeta(
+        name=REF.id,
+        uid="job-uid",
+        labels={"kueue.x-k8s.io/queue-name": "team-a"},
+        creation_timestamp=datetime.now(UTC) - age,
+    )
     return client.V1Job(
         metadata=meta, spec=client.V1JobSpec(template=client.V1PodTemplateSpec(), suspend=suspend),
         status=client.V1JobStatus(conditions=conditions),
@@ -68,6 +79,20 @@ def test_a_job_kueue_took_back_is_preempted() -> None:
 def test_no_workload_yet_names_what_to_check() -> None:
     work = backend(job(suspend=True), []).poll(TARGET, REF)
     assert work.state == WorkState.QUEUED and "is Kueue installed" in work.message
+
+
+@pytest.mark.parametrize("watched", [False, True], ids=["read", "watched"])
+def test_a_job_kueue_has_not_seen_yet_is_no_news(watched: bool) -> None:
+    """Kueue makes the Workload within seconds: a Job just created has nothing to say yet (the job keeps its
+    `submitted` message; a status write per queued job would say only that Kueue is a second behind)."""
+    young = job(suspend=True, age=timedelta(seconds=2))
+    b = backend(young, [])
+    if watched:  # the Job as the operator's watch keeps it
+        body = client.ApiClient().sanitize_for_serialization(young)
+        b.watch_from(WatchedWork({(TARGET.namespace, REF.id): [trim_job(body)]}, {}))
+        b.batch.read_namespaced_job = None  # type: ignore[assignment,method-assign]
+    work = b.poll(TARGET, REF)
+    assert work.state == WorkState.QUEUED and work.message == ""
 
 
 @pytest.mark.parametrize(

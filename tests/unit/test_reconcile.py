@@ -7,6 +7,7 @@ generation, fixable problems wait instead of failing, and a fixed spec or world 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import io
 import re
@@ -839,3 +840,19 @@ def test_watched_work_is_not_polled_in_the_pass_that_submits_it(world: World) ->
     world.backend.work().state = WorkState.RUNNING
     world.step()
     assert world.phase == Phase.RUNNING and polls == ["work-1"] and world.backend.submissions == 1
+
+
+def test_looking_at_queued_work_writes_nothing_until_it_starts(world: World) -> None:
+    """A thousand jobs waiting in a queue: the passes that look at them (each Job's watch events, the timer)
+    find nothing new, so they write no status: no empty cost report, progress monitor or outputs."""
+    world.backend.watched = True  # the pass that submits does not look at the work: the next ones do
+    world.step()
+    submitted = copy.deepcopy(world.body["status"])
+    for _ in range(3):
+        world.step()
+        assert world.body["status"] == submitted
+    work = world.backend.work()
+    work.state, work.started_at = WorkState.RUNNING, datetime.now(UTC)
+    world.step()
+    status = world.body["status"]
+    assert world.phase == Phase.RUNNING and status["cost"]["attempt"] == 1 and "monitor" in status

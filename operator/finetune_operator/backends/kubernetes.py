@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import time
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
@@ -40,6 +41,9 @@ KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 KUEUE_JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
 KUEUE_GROUP = "kueue.x-k8s.io"
 KUEUE_VERSIONS = ("v1beta2", "v1beta1")
+KUEUE_WORKLOAD_GRACE_SECONDS = 30.0
+"""Kueue makes a Job's Workload within seconds: until then, no Workload is no news (a thousand queued Jobs
+would each cost a status write saying so), and after it the message asks whether Kueue runs at all."""
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 RENDEZVOUS_PORT = 29500
 TRAINER_UID = 10001  # the `ftjob` user of images/trainer/Dockerfile: the pod runs as the image's own user
@@ -424,6 +428,12 @@ class KubernetesBackend:
         uid = job.metadata.uid if job.metadata else None
         workload = self._workload(target.namespace, uid) if uid else None
         if workload is None:
+            created = job.metadata.creation_timestamp if job.metadata else None
+            if (
+                created is not None
+                and (datetime.now(UTC) - created).total_seconds() < KUEUE_WORKLOAD_GRACE_SECONDS
+            ):
+                return "", False  # nothing new to say: the job keeps its message (`submitted Job ...`)
             return (
                 f"{waiting}: Kueue has made no Workload for the Job yet (is Kueue installed and managing batch/job?)",
                 False,

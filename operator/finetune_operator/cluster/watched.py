@@ -28,10 +28,12 @@ COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 
 
 def trim_job(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What the backend reads of a training Job (its status, whether it is suspended, its labels and UID)."""
+    """What the backend reads of a training Job (its status, whether it is suspended, its labels, UID and age)."""
     meta = body.get("metadata") or {}
     return {
-        "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "labels") if k in meta},
+        "metadata": {
+            k: meta[k] for k in ("name", "namespace", "uid", "labels", "creationTimestamp") if k in meta
+        },
         "spec": {"suspend": (body.get("spec") or {}).get("suspend"), "template": {}},
         "status": dict(body.get("status") or {}),
     }

@@ -682,6 +682,8 @@ class Reconciler:
         )
 
     def observe_cost(self, ref: WorkRef, work: WorkStatus) -> None:
+        if self.status.cost is None and work.started_at is None and work.state not in TERMINAL_STATES:
+            return  # nothing has run, nothing is spent: no report (and no status write) for a queued run yet
         if self.status.plan is not None:
             self.status.cost = observe(
                 self.status.cost, self.status.plan, ref.attempt or 1, work, datetime.now(UTC)
@@ -721,9 +723,10 @@ class Reconciler:
         # The tracker started from status.outputs, so its copy is always the newer one; but what is pushed to
         # the Hub is set only once the Hub shows it (`confirm_push`), never from the log's claim.
         confirmed = self.status.outputs or Outputs()
-        outputs = self.status.outputs = tracker.outputs.model_copy(deep=True)
+        outputs = tracker.outputs.model_copy(deep=True)
         if self.job.spec.output and self.job.spec.output.repo:
             outputs.model, outputs.gguf = confirmed.model, list(confirmed.gguf)
+        self.status.outputs = outputs if outputs != Outputs() else None  # none yet: nothing to write
         self.status.monitor = tracker.state()
         for warning in tracker.warnings():
             self.event(str(warning.reason), warning.message, warning=True)

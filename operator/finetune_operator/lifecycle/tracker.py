@@ -226,8 +226,11 @@ class ProgressTracker:
             tracker.outputs = outputs.model_copy(deep=True)
         return tracker
 
-    def state(self) -> dict[str, Any]:
-        """The small dict to persist (camelCase), read back by :meth:`from_state`."""
+    def state(self) -> dict[str, Any] | None:
+        """The small dict to persist (camelCase), read back by :meth:`from_state`; None while nothing has been
+        seen (a queued run: its first look writes nothing, and a thousand queued jobs cost no status write)."""
+        if self._state == TrackerState():
+            return None
         return self._state.wire()
 
     @property
