@@ -30,6 +30,14 @@ SUMMARY = PlanSummary.model_validate(
 )  # fmt: skip
 
 
+class Unread:
+    """A create's answer left unread (`_preload_content=False`), as urllib3 returns it."""
+
+    def drain_conn(self) -> None: ...
+
+    def release_conn(self) -> None: ...
+
+
 def rendered(summary: PlanSummary = SUMMARY, queue: str | None = None, **config: Any) -> dict[str, Any]:
     cfg = OperatorConfig(enabled_backends=[], metrics_port=0, **config)
     backend = KubernetesBackend(client.ApiClient(), cfg)
@@ -133,13 +141,15 @@ def test_the_plan_travels_in_the_pod_template_and_no_configmap_is_written() -> N
     cfg = OperatorConfig(enabled_backends=[], metrics_port=0, pod_annotations={"team": "a"})
     backend = KubernetesBackend(client.ApiClient(), cfg)
     made: list[str] = []
-    backend.core.create_namespaced_secret = lambda ns, body: made.append("V1Secret")  # type: ignore[method-assign]
+    backend.core.create_namespaced_secret = lambda ns, body, **_: made.append("V1Secret") or Unread()  # type: ignore[method-assign]
     target = JobTarget(
         namespace="ml", name="bot", uid="abcdef12-0000", events_key="k3y-never-in-the-spec",
         token_secret_name="hf", token_secret_key="token", token="hf_never_in_the_spec",
     )  # fmt: skip
     captured: list[Any] = []
-    backend.batch.create_namespaced_job = lambda ns, body: captured.append(body) or made.append("V1Job")  # type: ignore[method-assign]
+    backend.batch.create_namespaced_job = lambda ns, body, **_: (
+        captured.append(body) or made.append("V1Job") or Unread()
+    )  # type: ignore[method-assign]
     backend.submit(target, render_plan(JOB, SUMMARY, cfg, attempt=1), 7200)
     assert made == ["V1Secret", "V1Job"]
     spec = str(client.ApiClient().sanitize_for_serialization(captured[0]))
