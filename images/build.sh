@@ -16,6 +16,7 @@ IMAGE_TAG=${IMAGE_TAG:-0.1.0}
 OPERATOR_IMAGE=$IMAGE_REPO/operator:$IMAGE_TAG
 TRAINER_IMAGE=$IMAGE_REPO/trainer:$IMAGE_TAG
 BASE_IMAGE=localhost/finetune-base:bookworm
+STAGE_CACHE=localhost/finetune-build-cache
 CA_BUNDLE=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 action=${1:-all}
 
@@ -54,7 +55,8 @@ build_one() {  # build_one NAME DOCKERFILE TAG LOCAL-BUILD-ARGS...
   if [ "$IMAGE_BUILDER" = docker ]; then
     docker build -f "$dockerfile" -t "$tag" .
   else
-    buildah bud --isolation=chroot --layers --quiet \
+    # --force-rm: a failed step's working container (holding whatever it had copied) goes with it.
+    buildah bud --isolation=chroot --layers --force-rm --quiet \
       --volume "$CA_BUNDLE:/etc/ssl/certs/ca-certificates.crt:ro" \
       "$@" -f "$dockerfile" -t "$tag" . >/dev/null
   fi
@@ -68,14 +70,41 @@ build() {
     return
   fi
   ensure_base
+  make_room
   build_one operator images/operator/Dockerfile "$OPERATOR_IMAGE" --build-arg "PYTHON_IMAGE=$BASE_IMAGE"
   # No CUDA base here: the torch wheels bring their own CUDA libraries, so the image is complete but for
   # the driver, which a GPU node provides.
-  build_one trainer images/trainer/Dockerfile "$TRAINER_IMAGE" \
-    --build-arg "BUILD_IMAGE=$BASE_IMAGE" --build-arg "CUDA_IMAGE=$BASE_IMAGE"
-  # Every source change leaves the previous build's untagged layers behind (the trainer's are ~6 GB): keep
-  # the last few hours' (the layer cache) and drop older ones, so repeated builds do not fill the disk.
+  local trainer_args=(--build-arg "BUILD_IMAGE=$BASE_IMAGE" --build-arg "CUDA_IMAGE=$BASE_IMAGE")
+  # The builder stages get tags of their own, so the prune below never takes the layer cache that matters
+  # (llama.cpp's compile, minutes; the installed dependencies, ~6 GB): only what a newer build replaced.
+  local stage
+  for stage in llama-cpp python; do
+    build_one "trainer's $stage stage" images/trainer/Dockerfile "$STAGE_CACHE:trainer-$stage" \
+      --target "$stage" "${trainer_args[@]}"
+  done
+  build_one trainer images/trainer/Dockerfile "$TRAINER_IMAGE" "${trainer_args[@]}"
+  # The untagged layers that a dependency or source change left behind (the trainer's venv is ~6 GB): keep
+  # the last few hours' and drop older ones, so repeated builds do not fill the disk.
   podman image prune --force --filter until=3h >/dev/null 2>&1 || true
+}
+
+free_gib() { df --output=avail -BG "$(podman info --format '{{.Store.GraphRoot}}')" | tail -1 | tr -dc 0-9; }
+
+# A trainer build whose dependencies changed writes ~20 GB (the venv, its copy into the final stage, and
+# the layer tarballs under /var/tmp). Below that, drop every image no tag needs (the layer cache included:
+# the next build reinstalls from pip's cache) rather than fail half-way with "no space left on device".
+NEEDED_GIB=${IMAGES_NEEDED_GIB:-20}
+make_room() {
+  local free
+  free=$(free_gib)
+  [ "${free:-0}" -ge "$NEEDED_GIB" ] && return
+  log "only ${free} GiB free for image storage (a trainer build may need ${NEEDED_GIB}): removing untagged images and stopped build containers"
+  buildah rm --all >/dev/null 2>&1 || true
+  podman image prune --force >/dev/null 2>&1 || true
+  free=$(free_gib)
+  if [ "${free:-0}" -lt "$NEEDED_GIB" ]; then
+    log "still only ${free} GiB free; trying anyway (set IMAGES_NEEDED_GIB to silence this)"
+  fi
 }
 
 run_in() {  # run_in IMAGE COMMAND... : the image's own user, workdir and environment

@@ -150,8 +150,9 @@ def test_python_packages_agree_with_pyproject(image: str) -> None:
             assert version == PROJECT_PINS[name], (
                 f"{image}: {name}=={version}, pyproject pins {PROJECT_PINS[name]}"
             )
-    # The project itself goes in with exactly the extra the image is for.
-    extras = {e for run in runs for m in re.findall(r"/src\[([a-z,]+)\]", run) for e in m.split(",")}
+    # The dependencies go in with exactly the extras the image is for (images/requirements.py reads them
+    # from pyproject.toml), then the project's own wheel without dependencies.
+    extras = {e for run in runs for m in re.findall(r"requirements\.py \S+ ([a-z ]+)", run) for e in m.split()}
     assert extras == EXTRA[image], f"{image} installs extras {extras}"
     for extra in extras:
         assert extra in PYPROJECT["project"]["optional-dependencies"]
