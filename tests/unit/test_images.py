@@ -152,7 +152,9 @@ def test_python_packages_agree_with_pyproject(image: str) -> None:
             )
     # The dependencies go in with exactly the extras the image is for (images/requirements.py reads them
     # from pyproject.toml), then the project's own wheel without dependencies.
-    extras = {e for run in runs for m in re.findall(r"requirements\.py \S+ ([a-z ]+)", run) for e in m.split()}
+    extras = {
+        e for run in runs for m in re.findall(r"requirements\.py \S+ ([a-z ]+)", run) for e in m.split()
+    }
     assert extras == EXTRA[image], f"{image} installs extras {extras}"
     for extra in extras:
         assert extra in PYPROJECT["project"]["optional-dependencies"]
