@@ -98,6 +98,12 @@ def timed(action: Callable[[], object]) -> float:
     return time.monotonic() - start
 
 
+def jobs_left(namespace: str) -> bool:
+    """Whether any batch/v1 Job is left in the namespace (one item asked for, not a list of N)."""
+    page = json.loads(kubectl("get", "--raw", f"/apis/batch/v1/namespaces/{namespace}/jobs?limit=1"))
+    return bool(page.get("items"))
+
+
 class Watched:
     """The FineTuneJobs of one namespace as one watch reports them, kept in a dict (name → object)."""
 
@@ -325,12 +331,15 @@ def main(argv: list[str] | None = None) -> int:
             start = time.monotonic()
             kubectl("delete", "ftj", "--all", "-n", namespace, "--wait=false")
             watched.wait_gone(args.limit)
+            # Their Jobs go with them: the garbage collector removes what a FineTuneJob owns.
+            while jobs_left(namespace) and time.monotonic() - start < args.limit:
+                time.sleep(0.5)
             gone = time.monotonic() - start
             time.sleep(5)  # what the operator still holds once the jobs are gone
             _, after = rss_mb(operator.pid)
         finally:
-            # The jobs go while the operator runs: it removes their finalizers (and their Jobs), so the
-            # namespace does not stay Terminating behind a thousand objects nobody finalizes.
+            # The jobs go while the operator runs: one that holds its finalizer (work outside the cluster)
+            # would otherwise keep the namespace Terminating.
             if operator.poll() is None and watched.objects:
                 kubectl("delete", "ftj", "--all", "-n", namespace, "--wait=false")
                 watched.wait_gone(600)

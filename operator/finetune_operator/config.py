@@ -102,14 +102,14 @@ class OperatorConfig(BaseSettings):
     status_interval_seconds: float = 10.0
     """Least time between two progress updates of one job's status."""
     poll_interval_seconds: float = 15.0
-    """How often running jobs are polled."""
+    """How often running jobs are polled (work outside the cluster; jobs whose watch is not there yet)."""
     watched_poll_seconds: float = Field(default=60.0, gt=0)
     """How often a job whose work Kubernetes watches push (the Kubernetes backend's Job and pods) is looked
-    at when no watch event says its Job or a pod changed: its log (progress) and cost. Each event looks at
-    once (at the next `poll_interval_seconds` tick)."""
+    at when no watch event says its Job or a pod changed: its log (progress) and cost. A change of its Job
+    or a pod is looked at within seconds."""
     workers: int = Field(default=16, ge=1, le=256)
-    """Handler threads (kopf's executor); the Kubernetes client's connection pool is sized to match, so
-    no handler waits for (or discards) a connection."""
+    """Threads that run passes over jobs (the work queue's); the Kubernetes client's connection pool is sized
+    to match, so no pass waits for (or discards) a connection."""
     budget_stop_margin_seconds: float = Field(default=120.0, ge=0)
     """The budget guard stops a run this long (plus one poll interval) before it would pass
     `spec.budget.maxCostUSD`: the time the runtime takes to save and push its checkpoint after SIGTERM."""

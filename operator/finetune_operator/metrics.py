@@ -152,6 +152,10 @@ class OperatorMetrics:
             ["from_phase", "to_phase"],
         )
         self.job_failures = counter("job_failures", "FineTuneJobs that failed, by reason.", ["reason"])
+        self.queue_depth = gauge(
+            "queue_depth",
+            "FineTuneJobs with a next look planned in the operator's work queue (set at start-up).",
+        )
         self.reconcile_duration = histogram(
             "reconcile_duration_seconds", "Time spent in one reconcile of a FineTuneJob.", API_BUCKETS
         )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
 
+from finetune_operator.cluster.identity import UID_LABEL
 from tests.conftest import kubectl
 from tests.e2e.conftest import TINY_REPO
 from tests.e2e.support import apply, condition, events_for, ftj, get_ftj, jobs_in, phase_is, wait_for
@@ -90,7 +92,7 @@ def test_restarted_operator_adopts_the_existing_job(
     assert "Adopted" in {e["reason"] for e in events_for(namespace, "adopt")}
 
 
-def test_deleting_a_running_job_removes_its_training_job_and_finalizer(
+def test_deleting_a_running_job_removes_its_training_job_without_waiting_for_the_operator(
     namespace: str, run_operator: Any, alpaca_dataset: dict[str, Any], token_secret: str
 ) -> None:
     manifest = ftj("gone", model=TINY_REPO, dataset=alpaca_dataset, tokenSecretRef={"name": token_secret})
@@ -98,10 +100,28 @@ def test_deleting_a_running_job_removes_its_training_job_and_finalizer(
     with run_operator(**slow):
         apply(namespace, manifest)
         obj = wait_for(namespace, "gone", phase_is("Running"))
-        assert obj["metadata"]["finalizers"] == ["finetune.dev/cancel-backend-work"]
-        kubectl("delete", "ftj", "gone", "-n", namespace, "--timeout=60s")
-        assert kubectl("get", "ftj", "gone", "-n", namespace, check=False).returncode != 0
-        assert all(j["metadata"].get("deletionTimestamp") for j in jobs_in(namespace))
+        # Its Job, Secret and Service are owned by the FineTuneJob: Kubernetes' garbage collector removes
+        # them, so the job holds no finalizer and its deletion waits for nobody.
+        assert not obj["metadata"].get("finalizers")
+        owned = [
+            j for j in jobs_in(namespace) if j["metadata"]["labels"].get(UID_LABEL) == obj["metadata"]["uid"]
+        ]
+        assert owned and all(
+            ref["uid"] == obj["metadata"]["uid"] for j in owned for ref in j["metadata"]["ownerReferences"]
+        )
+    # The operator is stopped: the deletion and the clean-up still happen.
+    kubectl("delete", "ftj", "gone", "-n", namespace, "--timeout=60s")
+    assert kubectl("get", "ftj", "gone", "-n", namespace, check=False).returncode != 0
+    deadline = time.monotonic() + 60
+    while any(not j["metadata"].get("deletionTimestamp") for j in jobs_in(namespace)):
+        assert time.monotonic() < deadline, "the garbage collector left the training Job"
+        time.sleep(0.5)
+    secrets = json.loads(kubectl("get", "secrets", "-n", namespace, "-l", UID_LABEL, "-o", "json").stdout)
+    deadline = time.monotonic() + 60
+    while secrets["items"]:
+        assert time.monotonic() < deadline, "the garbage collector left the run's Secret"
+        time.sleep(0.5)
+        secrets = json.loads(kubectl("get", "secrets", "-n", namespace, "-l", UID_LABEL, "-o", "json").stdout)
 
 
 def test_deleting_a_job_whose_backend_work_is_gone_does_not_hang(

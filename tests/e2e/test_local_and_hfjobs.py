@@ -119,6 +119,8 @@ def test_deleting_an_hf_job_cancels_it(
         apply(namespace, manifest)
         obj = wait_for(namespace, "hf-cancel", phase_is("Running"), timeout=180)
         job_id = obj["status"]["backendRef"]["id"]
+        # Work outside the cluster: the job took the operator's finalizer before it was submitted.
+        assert obj["metadata"]["finalizers"] == ["finetune.dev/cancel-backend-work"]
         kubectl("delete", "ftj", "hf-cancel", "-n", namespace, "--timeout=60s")
     assert kubectl("get", "ftj", "hf-cancel", "-n", namespace, check=False).returncode != 0
     job = hub.jobs.wait_ended("tester", job_id)

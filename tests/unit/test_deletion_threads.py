@@ -1,5 +1,6 @@
-"""A job's deletion never waits for kopf's worker threads: passes blocked on a slow Hub (a burst of new jobs
-validating) can hold all of them, and a deletion elsewhere still cancels its work and lets the job go."""
+"""A job's deletion never waits for a pool that passes can fill: passes blocked on a slow Hub (a burst of new
+jobs validating) can hold all of the queue's threads, and a deletion elsewhere still cancels its work and lets
+the job go."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from tests.unit.test_reconcile import World, world  # noqa: F401 (the fixture)
 
 
 def test_a_deletion_runs_while_every_worker_thread_is_blocked(world: World) -> None:  # noqa: F811
-    from finetune_operator.handlers import jobs as handlers  # lazily: see test_timer_selection
+    from finetune_operator.handlers import jobs as handlers  # lazily: see test_job_queue
 
     world.step()  # submitted: its work must be cancelled on deletion
     world.backend.work().state = WorkState.RUNNING
@@ -29,7 +30,8 @@ def test_a_deletion_runs_while_every_worker_thread_is_blocked(world: World) -> N
 
     async def delete() -> None:
         # kopf's own dispatch: a sync handler would queue on the blocked pool.
-        kwargs = {"body": world.body, "memo": kopf.Memo(deps=world.deps), "logger": logging.getLogger("test")}
+        memo = kopf.Memo(deps=world.deps, jobs=handlers.WatchedJobs(world.deps, workers=1))
+        kwargs = {"body": world.body, "memo": memo, "logger": logging.getLogger("test")}
         await invoke(handlers.on_delete, kwargs=kwargs, settings=settings)
 
     failures: list[BaseException] = []

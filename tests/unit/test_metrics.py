@@ -177,6 +177,7 @@ class Flaky:
     kind = "Fake"
     needs_token = False
     retries_itself = True
+    collected_with_job = True
 
     def __init__(self) -> None:
         self.error: Exception | None = None

@@ -70,6 +70,7 @@ class FakeBackend:
     kind = "Fake"
     needs_token = True
     watched = False
+    collected_with_job = False  # remote work: the job holds the finalizer before it is submitted
 
     def __init__(self, *, retries_itself: bool = False) -> None:
         self.retries_itself = retries_itself
@@ -711,6 +712,42 @@ def test_the_runtimes_own_error_is_not_retried(world: World) -> None:
     world.step()
     assert world.phase == Phase.FAILED
     assert world.condition("Failed").reason == "DatasetColumnsMissing"
+    assert world.backend.submissions == 1
+
+
+def test_work_only_the_operator_can_cancel_is_submitted_once_the_job_holds_the_finalizer(
+    world: World,
+) -> None:
+    held: list[int] = []  # submissions made when the finalizer went on
+
+    def hold(job: FineTuneJob) -> str:
+        held.append(world.backend.submissions)
+        return "42"
+
+    world.deps.hold_for_cleanup = hold
+    world.step()
+    assert held == [0] and world.backend.submissions == 1  # the finalizer first, then the work
+    assert world.memory.version == "42"  # the finalizer's write is the version this process last saw
+
+
+def test_a_job_that_cannot_take_the_finalizer_submits_nothing(world: World) -> None:
+    def refuse(job: FineTuneJob) -> str:
+        raise RetryLater("could not add the finalizer (422 being deleted)", delay=2)
+
+    world.deps.hold_for_cleanup = refuse
+    world.step()
+    assert world.backend.submissions == 0
+    assert world.phase != Phase.RUNNING.value
+
+
+def test_work_the_garbage_collector_removes_with_the_job_needs_no_finalizer(world: World) -> None:
+    world.backend.collected_with_job = True  # a Job owned by the FineTuneJob
+
+    def hold(job: FineTuneJob) -> str:
+        raise AssertionError("a finalizer for work the garbage collector removes")
+
+    world.deps.hold_for_cleanup = hold
+    world.step()
     assert world.backend.submissions == 1
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from pathlib import Path
 
 import kopf
@@ -88,8 +89,11 @@ def test_startup_retried_after_a_failure_binds_the_metrics_port_once(
         startup(settings=kopf.OperatorSettings(), memo=memo, logger=logger)
         settings = kopf.OperatorSettings()
         startup(settings=settings, memo=memo, logger=logger)  # and once more
-        # A deletion that lands during a timer tick is re-checked in seconds, not kopf's default minute.
-        assert settings.background.cancellation_polling <= 10
+        # One work queue runs the passes: the earlier start-ups' workers are stopped, not left running.
+        workers = [t for t in threading.enumerate() if t.name.startswith("ftjob-pass-")]
+        assert len(workers) == memo.deps.config.workers
+        memo.jobs.queue.add("some-uid", 60)
+        assert memo.metrics.registry.get_sample_value("finetune_operator_queue_depth") == 1
         assert memo.metrics_server[0].server_port == port
         assert set(memo.deps.backends) == {"Local"}
     finally:
@@ -163,8 +167,8 @@ def test_startup_counts_jobs_from_kopfs_index_and_meters_the_backends(
 def test_only_what_reconcile_says_becomes_an_event(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outside_a_pod: None, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """kopf's routine INFO lines ("Handler 'on_tick' succeeded." on every tick) are not posted as Events,
-    and each Event reconcile decides is posted once (logged to the operator's log, not posted again)."""
+    """kopf's routine INFO lines ("Handler 'on_event' succeeded.") are not posted as Events, and each Event
+    reconcile decides is posted once (logged to the operator's log, not posted again)."""
     monkeypatch.setenv("FTJOB_METRICS_PORT", "0")
     monkeypatch.setenv("FTJOB_ENABLED_BACKENDS", '["Local"]')
     monkeypatch.setenv("FTJOB_LOCAL_WORKDIR", str(tmp_path / "work"))
@@ -175,17 +179,17 @@ def test_only_what_reconcile_says_becomes_an_event(
     finally:
         cleanup(memo=memo)
     assert settings.posting.level >= logging.WARNING
-    # Imported here: the handlers fix the timer's period when first imported (see test_timer_selection).
+    # Imported here: the handlers fix the poll period when first imported (see test_job_queue).
     from finetune_operator.handlers import jobs
     from finetune_operator.lifecycle.reconcile import EventRecord
 
     posted: list[tuple[str, str]] = []
-    monkeypatch.setattr(
-        jobs.kopf, "event", lambda body, *, type, reason, message: posted.append((type, reason))
+    watched = jobs.WatchedJobs(
+        memo.deps, workers=1, post=lambda body, type_, reason, message: posted.append((type_, reason))
     )
     body = kopf.Body({"metadata": {"namespace": "ns", "name": "demo", "uid": "u"}})
     with caplog.at_level(logging.INFO, logger=jobs.__name__):
-        jobs._post(
+        watched.say(
             body, [EventRecord("Normal", "DatasetValidated", "ok"), EventRecord("Warning", "Blocked", "x")]
         )
     assert posted == [("Normal", "DatasetValidated"), ("Warning", "Blocked")]

@@ -1,23 +1,21 @@
-"""Work Kubernetes pushes: a running Kubernetes-backend job reads its Job and pods from the watches' indexes, its
-timer ticks pass it by until a watch event or `watched_poll_seconds`, and its object is read again only when
+"""Work Kubernetes pushes: a running Kubernetes-backend job reads its Job and pods from the watches' indexes, is
+looked at again only after a watch event or `watched_poll_seconds`, and its object is read again only when
 the watch's copy is older than the version last read or written: at most 2 API calls per running job per minute."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import Counter
 from typing import Any
 
 import kopf
-import pytest
 from kubernetes import client
 
 from finetune_operator.api.status import Phase
 from finetune_operator.backends.base import JobTarget, WorkState
 from finetune_operator.backends.kubernetes import KubernetesBackend
 from finetune_operator.cluster.identity import labels_for, work_name
-from finetune_operator.cluster.watched import Pacing, WatchedWork, trim_job, trim_pod
+from finetune_operator.cluster.watched import WatchedWork, trim_job, trim_pod
 from finetune_operator.config import OperatorConfig
 from finetune_operator.handlers.indexes import training_jobs, training_pods
 from finetune_operator.lifecycle.reconcile import Deps
@@ -85,18 +83,19 @@ def indexes() -> tuple[dict[Any, list[Any]], dict[Any, list[Any]]]:
     return {(NS, JOB): [trim_job(running)]}, {(NS, JOB): [trim_pod(pod_body(f"{JOB}-x", STARTED))]}
 
 
+class Woken(list[str]):
+    def wake(self, uid: str) -> None:
+        self.append(uid)
+
+
 def test_index_functions_trim_key_and_wake_the_owning_job() -> None:
-    pacing = Pacing()
-    pacing.rest(UID, 60)
-    memo = kopf.Memo(deps=Deps.__new__(Deps))
-    memo.deps.pacing = pacing
+    memo = kopf.Memo(jobs=Woken())
     keyed = asyncio.run(training_jobs(body=job_body(active=1), memo=memo))  # type: ignore[arg-type]
     assert list(keyed) == [(NS, JOB)] and keyed[(NS, JOB)]["status"] == {"active": 1}
     assert "template" in keyed[(NS, JOB)]["spec"] and "backoffLimit" not in keyed[(NS, JOB)]["spec"]
-    assert pacing.due(UID)  # the event woke it
-    pacing.rest(UID, 60)
+    assert memo.jobs == [UID]  # the event woke the FineTuneJob
     pods = asyncio.run(training_pods(body=pod_body("p", STARTED, phase="Running"), memo=memo))  # type: ignore[arg-type]
-    assert list(pods) == [(NS, JOB)] and pacing.due(UID)
+    assert list(pods) == [(NS, JOB)] and memo.jobs == [UID, UID]
 
 
 def test_a_watched_backend_polls_finds_and_lists_pods_without_the_api() -> None:
@@ -126,6 +125,7 @@ def running_body() -> dict[str, Any]:
         "spec": {"model": {"name": "tester/tiny"}, "dataset": {"name": "tester/data"}, "method": "SFT"},
         "status": {
             "phase": Phase.RUNNING.value,
+            "observedGeneration": 1,
             "attempts": 1,
             "backendRef": {"kind": "Job", "id": JOB, "namespace": NS, "attempt": 1},
             "plan": {
@@ -153,14 +153,10 @@ def running_body() -> dict[str, Any]:
     }
 
 
-def test_a_running_kubernetes_job_costs_at_most_two_api_calls_a_minute(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from finetune_operator.handlers import jobs as handlers  # lazily: see test_timer_selection
+def test_a_running_kubernetes_job_costs_at_most_two_api_calls_a_minute() -> None:
+    from finetune_operator.handlers import jobs as handlers  # lazily: see test_job_queue
 
-    on_tick = handlers.on_tick
-    posted: list[Any] = []
-    monkeypatch.setattr(handlers, "_post", lambda body, events: posted.extend(events))  # kopf's Events
+    posted: list[str] = []
 
     clock = Clock()
     body = running_body()
@@ -180,36 +176,44 @@ def test_a_running_kubernetes_job_costs_at_most_two_api_calls_a_minute(
         validate=lambda *a, **k: None,
         plan=lambda *a, **k: None,
         status_writer=writer,
-        pacing=Pacing(clock),
     )
-    memo = kopf.Memo(deps=deps)
-    tick = lambda: on_tick(body=body, memo=memo, logger=logging.getLogger("test"))  # noqa: E731
+    watched = handlers.WatchedJobs(  # no worker threads: the test looks
+        deps, workers=1, post=lambda body, type_, reason, message: posted.append(reason), clock=clock
+    )
     body["metadata"]["resourceVersion"] = str(api.version)
-    tick()  # the first look starts from the watch's copy (this process has written nothing yet)
+    watched.seen(kopf.Body(body))  # the operator starts and lists the running job
+    assert watched.queue.due_in(UID) == config.poll_interval_seconds  # its first look: a poll interval on
+    rest = watched.look(UID)  # the first look starts from the watch's copy (this process has written nothing)
+    assert rest == config.watched_poll_seconds  # its Job and pods are watched: the next look is a minute on
     body["metadata"]["resourceVersion"] = str(api.version)
     first = sum(api.calls.values())
     minutes = 10
-    for _ in range(minutes * 4):  # the timer's 15 s period
-        clock.now += 15
-        tick()
-        # The watch delivers what the operator wrote: the timer's body is that version.
+    elapsed = 0.0
+    while elapsed < minutes * 60:
+        clock.now += rest
+        elapsed += rest
+        rest = watched.look(UID)
+        assert rest is not None
+        # The watch delivers what the operator wrote: the next look's body is that version.
         body["metadata"]["resourceVersion"] = str(api.version)
     per_minute = (sum(api.calls.values()) - first) / minutes
     assert per_minute <= 2, api.calls
     assert api.calls["read_namespaced_pod_log"] >= minutes  # progress is still read every minute
     assert api.calls["get_namespaced_custom_object"] == 0  # the watch's copy holds the version last written
-    # A copy from before the last write (a handler's event that waited for the timer's pass) is read afresh.
+    # A copy from before the last write (an event that arrived during the pass) is read afresh.
     body["metadata"]["resourceVersion"] = str(api.version - 1)
-    clock.now += 60
-    tick()
+    watched.look(UID)
     assert api.calls["get_namespaced_custom_object"] == 1
     body["metadata"]["resourceVersion"] = str(api.version)
-    # A watch event (the Job completed) looks at the job at the next tick, not a minute later.
+    # A watch event (the Job completed) brings the next look forward: seconds away, not a minute.
     jobs[(NS, JOB)] = [
         trim_job(job_body(startTime=STARTED, conditions=[{"type": "Complete", "status": "True"}]))
     ]
-    deps.pacing.wake(UID)
+    watched.queue.add(UID, rest)
+    watched.wake(UID)
+    due = watched.queue.due_in(UID)
+    assert due is not None and due <= handlers.WAKE_SECONDS
     before = sum(api.calls.values())
-    tick()
+    assert watched.look(UID) is None  # finished: no next look
     assert sum(api.calls.values()) > before
-    assert [e.reason for e in posted] == ["TrainingStarted", "Succeeded"]  # each said once
+    assert posted == ["TrainingStarted", "Succeeded"]  # each said once

@@ -85,6 +85,7 @@ class HFJobsBackend:
     kind = "HFJob"
     needs_token = True
     retries_itself = False
+    collected_with_job = False  # remote work: deleting the job must cancel it
     watched = False  # its work is not in the cluster: no watch pushes its changes
     listing_lag_s = LISTING_LAG_S
 

@@ -84,6 +84,7 @@ class KubernetesBackend:
     kind = "Job"
     needs_token = False  # the token reaches the pod through a secretKeyRef
     retries_itself = True  # the Job's backoffLimit restarts failed pods
+    collected_with_job = True  # its Job, Secret and Service are owned by the FineTuneJob
 
     def __init__(self, api_client: client.ApiClient, config: OperatorConfig) -> None:
         self.batch = client.BatchV1Api(api_client)

@@ -67,6 +67,7 @@ class LocalBackend:
     kind = "Process"
     needs_token = False  # the process is the operator's own child: cancel and logs need no token
     retries_itself = False
+    collected_with_job = False  # the operator's own child process: deleting the job must stop it
     watched = False  # its work is not in the cluster: no watch pushes its changes
 
     def __init__(

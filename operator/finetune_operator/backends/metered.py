@@ -41,6 +41,7 @@ class MeteredBackend:
         self.kind = inner.kind
         self.needs_token = inner.needs_token
         self.retries_itself = inner.retries_itself
+        self.collected_with_job = inner.collected_with_job
 
     def __getattr__(self, attr: str) -> Any:
         # Anything else a backend offers (not part of the interface) passes through, uncounted.

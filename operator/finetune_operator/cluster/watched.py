@@ -1,21 +1,16 @@
-"""Work Kubernetes pushes to the operator: training Jobs and their pods from watches, and the pace of the timer.
+"""Work Kubernetes pushes to the operator: training Jobs and their pods from watches.
 
 A running job on the Kubernetes backend needs no poll to learn that its Job or pods changed: kopf watches
 them (`handlers.indexes.training_jobs`, `training_pods`: only objects labelled with a FineTuneJob's UID, kept
 trimmed to what the backend reads), the backend reads them from there instead of a GET and a pod list, and
-each watch event wakes the job's next timer tick. Between events the timer looks at such a job only every
+each watch event brings the job's next look forward. Between events such a job is looked at only every
 `watched_poll_seconds` (its log, for progress, and its cost), so a running job costs about one log read and
 one status write a minute. Waiting jobs (queued for GPUs or a queue's quota) cost nothing between events.
-
-The resourceVersion of each FineTuneJob this process last read or wrote (a timer tick whose object is that
-very version needs no fresh GET) is the job's own, in its `JobMemory`.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kubernetes import client
@@ -80,42 +75,6 @@ class WatchedWork:
         found = [client.V1Pod.from_dict(p) for p in list(self.pods.get((namespace, job)) or ())]
         pods = [p for p in found if p is not None]
         return sorted(pods, key=lambda p: str(p.metadata.creation_timestamp if p.metadata else ""))
-
-
-class Pacing:
-    """Per FineTuneJob (by UID): when the timer may look at watch-fed work again. Thread-safe: kopf's event
-    loop wakes jobs, handler threads rest them.
-
-    Keyed by UID, not in the job's `JobMemory` (kopf's per-object memo), because the watch events that wake a
-    job are a training Job's and its pods', whose handlers get their own memo, never the FineTuneJob's.
-    """
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._rest: dict[str, float] = {}
-
-    def rest(self, uid: str, seconds: float) -> None:
-        """Timer ticks pass the job by for `seconds`, unless a watch event wakes it first."""
-        with self._lock:
-            self._rest[uid] = self._clock() + seconds
-
-    def wake(self, uid: str) -> None:
-        """Its Job or a pod changed: the next tick looks at it."""
-        with self._lock:
-            self._rest.pop(uid, None)
-
-    def due(self, uid: str) -> bool:
-        with self._lock:
-            until = self._rest.get(uid)
-        return until is None or self._clock() >= until
-
-    def forget(self, uid: str) -> None:
-        with self._lock:
-            self._rest.pop(uid, None)
-
-    def __len__(self) -> int:
-        return len(self._rest)
 
 
 def owner_uid(body: Mapping[str, Any]) -> str | None:

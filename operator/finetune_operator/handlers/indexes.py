@@ -12,7 +12,8 @@ every watch event, and drops an object's entry when the object goes.
   `watchNamespaces`); the chart grants `list` and `watch` on pods there and on nodes.
 - `training_jobs`, `training_pods`: the operator's own training Jobs and their pods (labelled with a
   FineTuneJob's UID), trimmed to what the Kubernetes backend reads, so polling one reads no API
-  (`watched.WatchedWork`); each of their events wakes the owning job's next timer tick (`watched.Pacing`).
+  (`watched.WatchedWork`); each of their events brings the owning job's next look forward
+  (`handlers.jobs.WatchedJobs.wake`).
 
 Index functions are `async`: kopf runs them on its event loop for each watch event, not on the handler
 threads.
@@ -54,15 +55,15 @@ async def gpu_pods(body: kopf.Body, **_: Any) -> dict[str, int]:
 
 
 def _wake(memo: kopf.Memo, body: kopf.Body) -> None:
-    pacing = getattr(getattr(memo, "deps", None), "pacing", None)
+    jobs = getattr(memo, "jobs", None)
     uid = owner_uid(body)
-    if pacing is not None and uid:
-        pacing.wake(uid)
+    if jobs is not None and uid:
+        jobs.wake(uid)
 
 
 @kopf.index("batch", "v1", "jobs", labels={UID_LABEL: kopf.PRESENT})
 async def training_jobs(body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[tuple[str, str], dict[str, Any]]:
-    """A training Job (trimmed), under (namespace, name); its change wakes the FineTuneJob's next tick."""
+    """A training Job (trimmed), under (namespace, name); its change wakes the FineTuneJob."""
     _wake(memo, body)
     meta = body["metadata"]
     return {(meta["namespace"], meta["name"]): trim_job(body)}

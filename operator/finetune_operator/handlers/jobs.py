@@ -1,23 +1,25 @@
-"""FineTuneJob handlers: parse, reconcile, patch status, post Events. Nothing else."""
+"""FineTuneJob handlers: keep the watched jobs, run their passes from one work queue (parse, reconcile, patch
+status, post Events), cancel work on deletion. Nothing else."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import kopf
 from pydantic import ValidationError
 
-from finetune_operator import GROUP, PLURAL, VERSION
+from finetune_operator import FINALIZER, GROUP, PLURAL, VERSION
 from finetune_operator.api.resource import FineTuneJob
 from finetune_operator.api.status import TERMINAL_PHASES, Phase
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import RetryLater, SpecError
-from finetune_operator.handlers.errors import kopf_errors
-from finetune_operator.handlers.startup import FINALIZER
 from finetune_operator.lifecycle.reconcile import (
     Deps,
     EventRecord,
@@ -26,23 +28,31 @@ from finetune_operator.lifecycle.reconcile import (
     reconcile,
     reject_malformed,
 )
+from finetune_operator.lifecycle.workqueue import WorkQueue
 
 RESOURCE = (GROUP, VERSION, PLURAL)
 log = logging.getLogger(__name__)
-# The timer's period is fixed when handlers are registered, so it is read from the configuration here.
+# The handlers' timings are read from the configuration once, when the module is imported.
 POLL_SECONDS = OperatorConfig.load().poll_interval_seconds
+WAKE_SECONDS = min(POLL_SECONDS, 5.0)
+"""How soon a change of a job's training Job or pod is looked at: long enough to take a burst of them (the Job,
+then each pod's scheduling, start and end) in one pass, short enough that `Running` shows within seconds."""
+MIN_LOOK_SECONDS = 1.0
+"""No job is looked at again sooner than this after a pass (a backoff about to run out)."""
 TERMINAL = {p.value for p in TERMINAL_PHASES}
+Poster = Callable[[Mapping[str, Any], str, str, str], None]
+"""Posts an Event about a FineTuneJob: (object, type, reason, message) (`cluster.events.EventPoster.post`)."""
 SUSPENDED = Phase.SUSPENDED.value
 
 
-def _unhandled(status: kopf.Status, meta: kopf.Meta) -> bool:
+def _unhandled(status: Mapping[str, Any], meta: Mapping[str, Any]) -> bool:
     """Whether this generation of the spec has not been reconciled yet (a new job, a spec edit)."""
     return status.get("observedGeneration") != meta.get("generation")
 
 
-def _active(status: kopf.Status, meta: kopf.Meta | None = None, **_: Any) -> bool:
-    """Whether the timer should look at the job: not for a terminal one, nor for one suspended before any
-    run (it waits for a spec edit, which the event handler sees at once; nothing else can move it), unless
+def _active(status: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> bool:
+    """Whether the job needs looking at without being woken: not a terminal one, nor one suspended before
+    any run (it waits for a spec edit, which its watch event shows at once; nothing else can move it), unless
     its current generation is still unhandled (a pass that could not write its status)."""
     if meta is not None and _unhandled(status, meta):
         return True
@@ -52,108 +62,184 @@ def _active(status: kopf.Status, meta: kopf.Meta | None = None, **_: Any) -> boo
     return phase not in TERMINAL
 
 
-def job_memory(memo: kopf.Memo) -> JobMemory:
-    """This job's :class:`JobMemory`, in kopf's per-object memo.
-
-    kopf gives each object a memo of its own (a shallow copy of the operator-wide memo, so `memo.deps` is the
-    shared one), made when it first sees the object, passed to every handler and to the timer of that object,
-    and dropped once the object is deleted. `setdefault` is one dict operation under the GIL: a timer tick and
-    a handler arriving at once (kopf runs them in separate threads) get the same JobMemory.
-    """
-    memory: JobMemory = memo.setdefault("job_memory", JobMemory())
-    return memory
+def next_look(status: Mapping[str, Any], meta: Mapping[str, Any], memory: JobMemory) -> float | None:
+    """Seconds until the job's next look after a pass left it with `status`; None: only an event moves it."""
+    if not _active(status, meta):
+        return None
+    backoff = memory.backoff
+    if backoff is not None and backoff.generation == meta.get("generation"):
+        return max(backoff.not_before - time.monotonic(), MIN_LOOK_SECONDS)
+    return max(memory.rest or POLL_SECONDS, MIN_LOOK_SECONDS)
 
 
-def _apply(body: kopf.Body, deps: Deps, memory: JobMemory, *, wait: bool = True) -> None:
-    """One pass over the job under its lock, then its Events. `wait=False` (a timer tick): when another pass
-    holds the lock, that pass does the work, and the tick gives its worker thread back at once instead of
-    queueing behind it."""
-    if not memory.lock.acquire(blocking=wait):
-        return
-    try:
-        events = _pass(body, deps, memory)
-    finally:
-        memory.lock.release()
-    _post(body, events)
+@dataclass
+class WatchedJob:
+    """A FineTuneJob as its last watch event showed it, and what the operator keeps about it."""
+
+    body: kopf.Body
+    memory: JobMemory = field(default_factory=JobMemory)
 
 
-def _pass(body: kopf.Body, deps: Deps, memory: JobMemory) -> list[EventRecord]:
+class WatchedJobs:
+    """The FineTuneJobs the operator watches, by UID, and the queue of their next looks (one pass at a time
+    per job, on the queue's worker threads; see `lifecycle.workqueue`)."""
+
+    def __init__(
+        self,
+        deps: Deps,
+        workers: int,
+        post: Poster | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.deps = deps
+        self.post = post
+        self.jobs: dict[str, WatchedJob] = {}
+        self.queue = WorkQueue(self.look, workers=workers, retry_seconds=POLL_SECONDS, clock=clock)
+
+    def seen(self, body: kopf.Body) -> None:
+        """A watch event of a FineTuneJob (not its deletion): keep its body; look now at a generation not
+        handled yet, and at a job first seen (the operator started) after a poll interval if it is active.
+        The status the operator writes carries `observedGeneration`, so its own writes wake nothing."""
+        meta, status = body["metadata"], body.get("status") or {}
+        uid = meta["uid"]
+        known = self.jobs.get(uid)
+        if known is None:
+            self.jobs[uid] = WatchedJob(body)
+        else:
+            known.body = body
+        if meta.get("deletionTimestamp"):
+            self.queue.forget(uid)  # the deletion handler's, if the job holds the finalizer
+        elif _unhandled(status, meta):
+            self.queue.add(uid)
+        elif known is None and _active(status, meta):
+            self.queue.add(uid, POLL_SECONDS)
+
+    def gone(self, body: Mapping[str, Any]) -> None:
+        """The job is deleted: forget it, and its series in the metrics."""
+        meta = body["metadata"]
+        self.queue.forget(meta["uid"])
+        self.jobs.pop(meta["uid"], None)
+        self.deps.metrics.remove_job(meta["namespace"], meta["name"])
+        phase = (body.get("status") or {}).get("phase")
+        self.deps.metrics.job_phase_changed(f"{meta['namespace']}/{meta['name']}", phase, None)
+
+    def wake(self, uid: str) -> None:
+        """Its training Job or a pod changed: look soon (a burst of changes makes one look)."""
+        if uid in self.jobs:
+            self.queue.add(uid, WAKE_SECONDS)
+
+    def say(self, body: Mapping[str, Any], events: list[EventRecord]) -> None:
+        """Post a pass's Events (with no poster, as in tests of the passes alone, only log them)."""
+        meta = body["metadata"]
+        for event in events:
+            if self.post is not None:
+                self.post(body, event.type, event.reason, event.message)
+            level = logging.WARNING if event.type == "Warning" else logging.INFO
+            log.log(level, "[%s/%s] %s: %s", meta["namespace"], meta["name"], event.reason, event.message)
+
+    def memory(self, uid: str) -> JobMemory:
+        known = self.jobs.get(uid)
+        return known.memory if known is not None else JobMemory()
+
+    def look(self, uid: str) -> float | None:
+        """One pass over the job (a queue worker's): returns the seconds until its next look."""
+        known = self.jobs.get(uid)
+        if known is None:
+            return None
+        try:
+            events, looked = _apply(known.body, self.deps, known.memory)
+        except RetryLater as err:
+            log.warning("[%s] %s; looking again in %.0fs", _name(known.body), err.message, err.delay)
+            return max(err.delay, MIN_LOOK_SECONDS)
+        except SpecError as err:
+            log.error(
+                "[%s] %s: %s; looking again in %.0fs",
+                _name(known.body),
+                err.reason,
+                err.message,
+                POLL_SECONDS,
+            )
+            return POLL_SECONDS
+        self.say(known.body, events)
+        if looked is None:
+            return None
+        status, meta = looked
+        return next_look(status, meta, known.memory)
+
+
+def _name(body: Mapping[str, Any]) -> str:
+    return f"{body['metadata'].get('namespace')}/{body['metadata'].get('name')}"
+
+
+def _apply(
+    body: kopf.Body, deps: Deps, memory: JobMemory
+) -> tuple[list[EventRecord], tuple[dict[str, Any], dict[str, Any]] | None]:
+    """One pass over the job under its lock: its Events, and its status and metadata after the pass (None
+    when the job is gone or being deleted)."""
+    with memory.lock:
+        return _pass(body, deps, memory)
+
+
+def _pass(
+    body: kopf.Body, deps: Deps, memory: JobMemory
+) -> tuple[list[EventRecord], tuple[dict[str, Any], dict[str, Any]] | None]:
     meta = body["metadata"]
-    # Under the job's lock, a handler and a timer never act on each other's stale status: the watch's body
-    # will do when it holds this process's last read or write (`JobMemory.current`), else read afresh.
+    # Under the job's lock, a pass never acts on a stale status: the watch's body will do when it holds this
+    # process's last read or write (`JobMemory.current`), else read afresh.
     if memory.current(body):
         fresh: dict[str, Any] | None = dict(body)
     else:
         fresh = deps.status_writer.read(meta["namespace"], meta["name"])
     if fresh is None or fresh["metadata"].get("deletionTimestamp"):
-        return []
+        return [], None
     memory.seen(fresh["metadata"].get("resourceVersion"))
     try:
         job = FineTuneJob.from_body(fresh)
     except ValidationError as err:
-        # Admission let through what the models refuse: say which field, instead of kopf retrying.
+        # Admission let through what the models refuse: say which field, instead of retrying for ever.
         outcome = reject_malformed(fresh, err)
         old = fresh.get("status") or {}
-        deps.status_writer.patch_status(meta["namespace"], meta["name"], old, outcome.status.wire())
-        return outcome.events
+        new = outcome.status.wire()
+        memory.seen(deps.status_writer.patch_status(meta["namespace"], meta["name"], old, new))
+        return outcome.events, (new, fresh["metadata"])
     with deps.metrics.time_reconcile():
         outcome = reconcile(job, deps, memory)
-    written = deps.status_writer.patch_status(
-        job.metadata.namespace, job.metadata.name, job.status.wire(), outcome.status.wire()
+    new = outcome.status.wire()
+    memory.seen(
+        deps.status_writer.patch_status(job.metadata.namespace, job.metadata.name, job.status.wire(), new)
     )
-    memory.seen(written)
-    return outcome.events
+    return outcome.events, (new, fresh["metadata"])
 
 
-def _post(body: kopf.Body, events: list[EventRecord]) -> None:
-    meta = body["metadata"]
-    for event in events:
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1024])
-        # Logged to the operator's log only: kopf's object `logger` would post a Warning a second time,
-        # as a "Logging" Event (one more API write saying the same).
-        level = logging.WARNING if event.type == "Warning" else logging.INFO
-        log.log(level, "[%s/%s] %s: %s", meta["namespace"], meta["name"], event.reason, event.message)
+@kopf.on.event(*RESOURCE)
+async def on_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Every watch event of a FineTuneJob: keep its body and plan its next look (`WatchedJobs.seen`).
 
-
-def _changed(body: kopf.Body, status: kopf.Status, meta: kopf.Meta, **_: Any) -> bool:
-    """A watch event worth a pass now: a generation not handled yet (a new job, a spec edit), on an object
-    that holds the finalizer (so its work can always be cancelled) and is not being deleted. The status the
-    operator writes carries `observedGeneration`, so its own writes wake nothing."""
-    finalizers = meta.get("finalizers") or ()
-    return FINALIZER in finalizers and not meta.get("deletionTimestamp") and _unhandled(status, meta)
-
-
-@kopf.on.event(*RESOURCE, when=_changed)
-def on_change(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    """A new or edited FineTuneJob: take the next step now.
-
-    A watch-event handler, not kopf's create/update/resume handlers: those need kopf's copy of the last handled
-    spec (the `last-handled-configuration` annotation: one more API write per job and per edit) and its
-    progress annotations, while the phase machine is level-based and `status.observedGeneration` already says
-    which spec it has handled. A pass that fails is taken up by the timer (`_active`), and after a restart the
-    timer's first tick is the resume.
+    A watch-event handler on kopf's event loop, not kopf's create/update/resume handlers: those need kopf's
+    copy of the last handled spec (the `last-handled-configuration` annotation: one more API write per job and
+    per edit) and its progress annotations, while the phase machine is level-based and
+    `status.observedGeneration` already says which spec it has handled. Passes run on the queue's threads.
     """
-    with kopf_errors():
-        _apply(body, memo.deps, job_memory(memo))
+    watched: WatchedJobs = memo.jobs
+    if type == "DELETED":
+        watched.gone(body)
+    else:
+        watched.seen(body)
 
 
-# The first tick waits a period: a new generation is the event handler's (a tick at once would only queue
-# behind it for the job's lock), and a running job's first look after a restart can wait that long.
-@kopf.timer(*RESOURCE, interval=POLL_SECONDS, initial_delay=POLL_SECONDS, when=_active)
-def on_tick(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    """Poll running work, follow progress, and retry transient failures."""
-    if not memo.deps.pacing.due(body["metadata"]["uid"]):
-        return  # watch-fed work that rests: no event since the last look, and its next look is not due
-    with kopf_errors():
-        _apply(body, memo.deps, job_memory(memo), wait=False)
+def _holds_finalizer(meta: kopf.Meta, **_: Any) -> bool:
+    """Only jobs that hold the operator's finalizer (work only the operator can cancel) get a deletion
+    handler. For every other job kopf adds no finalizer, and its deletion waits for nobody: the garbage
+    collector takes its Job, Secret and Service (ownerReferences)."""
+    return FINALIZER in (meta.get("finalizers") or ())
 
 
 # Deletions run on threads of their own: passes blocked on a slow Hub (a burst of new jobs validating, a model's
-# metadata) can hold every one of kopf's worker threads, and must not hold up another job's deletion.
+# metadata) can hold every one of the queue's threads, and must not hold up another job's deletion.
 DELETION_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ftjob-delete")
 
 
-@kopf.on.delete(*RESOURCE)
+@kopf.on.delete(*RESOURCE, when=_holds_finalizer)
 async def on_delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     """Cancel the backend work, then let the FineTuneJob go (a vanished backend never blocks deletion)."""
     loop = asyncio.get_running_loop()
@@ -162,13 +248,13 @@ async def on_delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: 
 
 def _delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger) -> None:
     """Under the job's lock, from a body that holds the last status written (read afresh when the watch's is
-    older): a tick that began before the deletion may have submitted work by now, and that work must be
+    older): a pass that began before the deletion may have submitted work by now, and that work must be
     cancelled too.
     """
     deps: Deps = memo.deps
-    deps.pacing.forget(body["metadata"]["uid"])
-    memory = job_memory(memo)
-    with memory.lock:  # kopf drops the memo (and the JobMemory) once the object is gone
+    watched: WatchedJobs = memo.jobs
+    memory = watched.memory(body["metadata"]["uid"])
+    with memory.lock:
         fresh: dict[str, Any] | None = None
         if not memory.current(body):
             try:
@@ -187,7 +273,3 @@ def _delete(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger) -> None:
             done = f"could not cancel backend work ({type(exc).__name__}); leaving it to its timeout"
     if done:
         logger.info(done)
-    deps.metrics.remove_job(job.metadata.namespace, job.metadata.name)
-    deps.metrics.job_phase_changed(
-        f"{job.metadata.namespace}/{job.metadata.name}", job.status.phase.value, None
-    )

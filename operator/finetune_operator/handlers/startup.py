@@ -11,21 +11,22 @@ from typing import Any
 import kopf
 from kubernetes import client, config
 
+from finetune_operator import FINALIZER
 from finetune_operator.backends.base import Backend
 from finetune_operator.backends.metered import MeteredBackend
 from finetune_operator.backends.registry import build_backends
+from finetune_operator.cluster.events import EventPoster
 from finetune_operator.cluster.gateway import KubeGateway
 from finetune_operator.cluster.watched import WatchedWork
 from finetune_operator.config import OperatorConfig
 from finetune_operator.handlers.indexes import gpu_capacity, phase_counts
+from finetune_operator.handlers.jobs import WatchedJobs
 from finetune_operator.lifecycle.reconcile import Deps
 from finetune_operator.lifecycle.status_writer import StatusWriter
 from finetune_operator.metrics import OperatorMetrics, start_metrics_server
 from finetune_operator.planner_service import GpuCapacity, PlannerService
 from finetune_operator.validation.cache import ValidationCache
 from finetune_operator.validation.isolated import inspect_in_child
-
-FINALIZER = "finetune.dev/cancel-backend-work"
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -103,6 +104,7 @@ def build_deps(
         name: MeteredBackend(backend, name, metrics) for name, backend in build_backends(cfg, api).items()
     }
     planner = PlannerService(cfg, kube, capacity)
+    status_writer = StatusWriter(api)
     return Deps(
         config=cfg,
         kube=kube,
@@ -110,7 +112,8 @@ def build_deps(
         metrics=metrics,
         validate=ValidationCache(inspect_in_child),  # in a child process: no pyarrow in the operator
         plan=planner.plan,
-        status_writer=StatusWriter(api),
+        status_writer=status_writer,
+        hold_for_cleanup=status_writer.hold,
     )
 
 
@@ -121,20 +124,19 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logge
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="finetune.dev")
     settings.persistence.diffbase_storage = NoDiffBase()
-    # Events are what `reconcile` decides to say (posted with `kopf.event`). kopf would also post each
-    # INFO line of a handler's logger as an Event ("Handler 'on_tick' succeeded." on every timer tick of
+    # Events are what `reconcile` decides to say (posted by `cluster.events`). kopf would also post each
+    # INFO line of a handler's logger as an Event ("Handler succeeded." after every handler of
     # every job, "Creation is processed: ..."): API writes that say nothing. Failures still show.
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     cfg = OperatorConfig.load()
-    settings.execution.max_workers = cfg.workers
+    # kopf's executor runs only the sync start-up, login and clean-up handlers: passes run on the work
+    # queue's threads (`cfg.workers`), deletions on threads of their own.
+    settings.execution.max_workers = 4
     # The namespaces are named (`--namespace` per watched namespace, or `--all-namespaces`) and the CRD is
     # installed with the chart, so kopf need not watch Namespaces and CRDs: the chart grants neither.
     settings.scanning.disabled = True
-    # On deletion kopf keeps the finalizer until a running timer tick ends, and re-checks only this often
-    # (default 60 s): a tick takes seconds, so a deleted job should not wait a minute longer.
-    settings.background.cancellation_polling = 5
     # kopf retries a failed start-up: connect first, and bind the metrics port only once per process.
     try:
         memo.api = api_client(cfg.workers)
@@ -162,12 +164,21 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logge
         seen = WatchedWork(jobs, pods)
         for backend in memo.deps.backends.values():
             backend.watch_from(seen)  # a no-op for a backend whose work the cluster does not hold
+    previous = getattr(memo, "jobs", None)
+    if previous is not None:  # a start-up that kopf retries
+        previous.queue.stop()
+    memo.jobs = WatchedJobs(memo.deps, cfg.workers, post=EventPoster(memo.api).post)
+    memo.jobs.queue.start()
+    memo.metrics.queue_depth.set_function(memo.jobs.queue.__len__)
     logger.info("backends enabled: %s", ", ".join(memo.deps.backends) or "none")
 
 
 @kopf.on.cleanup()
 def cleanup(memo: kopf.Memo, **_: Any) -> None:
     """Close what start-up opened."""
+    jobs = getattr(memo, "jobs", None)
+    if jobs is not None:
+        jobs.queue.stop()
     server = getattr(memo, "metrics_server", None)
     if server is not None:
         server[0].shutdown()

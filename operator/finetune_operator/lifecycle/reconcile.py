@@ -48,7 +48,6 @@ from finetune_operator.backends.base import (
     WorkStatus,
 )
 from finetune_operator.cluster.gateway import KubeGateway
-from finetune_operator.cluster.watched import Pacing
 from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import RetryLater, SpecError
 from finetune_operator.hub import WEIGHT_SUFFIXES, confirm_pushed, repo_url
@@ -152,9 +151,10 @@ class Deps:
     """Fresh reads and status patches (the handlers' side of a pass)."""
     confirm_push: Callable[..., list[str]] = confirm_pushed
     """The files of a repo that holds this job's push, or SpecError `ModelNotPushed` (see `hub`)."""
-    pacing: Pacing = field(default_factory=Pacing)
-    """When timer ticks may pass watch-fed work by: by UID, since the training Jobs' and pods' watch events
-    that wake a job cannot reach its `JobMemory`."""
+    hold_for_cleanup: Callable[[FineTuneJob], str | None] | None = None
+    """Put the operator's finalizer on a job before work that only the operator can cancel is submitted for
+    it (`Backend.collected_with_job` is False); returns the object's new resourceVersion. None: work needs no
+    finalizer (tests of the phase machine)."""
 
 
 @dataclass
@@ -162,18 +162,20 @@ class JobMemory:
     """What the operator keeps about one FineTuneJob between passes, in memory only (the status is the truth:
     an operator that restarts starts with a fresh one and loses nothing but its place in the log).
 
-    It lives in kopf's per-object memo (`handlers/jobs.py`): kopf makes that memo when it first sees the
-    object, hands the same one to every handler and to the timer of that object, and drops it when the object
-    is gone, so nothing here is keyed by UID or cleaned up by hand.
+    The handlers keep one per watched FineTuneJob, by UID (`handlers.jobs.WatchedJobs`), from the first watch
+    event that shows the job to the one that says it is gone.
     """
 
     lock: threading.Lock = field(default_factory=threading.Lock)
-    """Held for a whole pass: kopf runs an object's timer beside its handlers, and they must not reconcile one
-    job at once (each acts on a fresh read made under the lock)."""
+    """Held for a whole pass, and by the deletion handler: a deletion waits for a pass that may be submitting
+    work, so that work is cancelled too (each acts on a fresh read made under the lock)."""
     tracker: ProgressTracker | None = None
     """The running attempt's progress: the events read so far (and where its log was read up to)."""
     backoff: Backoff | None = None
-    """When the timer may look at the job again (a new generation looks at once)."""
+    """When a waiting job is looked at again (a new generation looks at once)."""
+    rest: float | None = None
+    """Set by a pass: the seconds until the next look when nothing wakes the job sooner (watch-fed work,
+    whose Job and pod events wake it); None: the operator's poll interval."""
     version: str | None = None
     """The resourceVersion of the object this process last read or wrote."""
 
@@ -536,6 +538,7 @@ class Reconciler:
             assert self.status.plan is not None
             plan = render_plan(self.job, self.status.plan, self.deps.config, target.attempt)
             self.keep_cancel_token(backend, target)
+            self.hold_for_cleanup(backend)
             ref = backend.submit(target, plan, self.timeout_seconds())
         ref.attempt = target.attempt
         # Adopted work counts too: a status write lost before a restart must not read as attempt 0.
@@ -558,6 +561,15 @@ class Reconciler:
         self.status.message = message
         self.event("Adopted" if adopted else "Submitted", message)
         return not adopted
+
+    def hold_for_cleanup(self, backend: Backend) -> None:
+        """Work that Kubernetes' garbage collector cannot remove with the job (a Hugging Face Job, a local
+        process) is submitted only once the job holds the operator's finalizer, so deleting the job cancels
+        it. A Job in the cluster needs none: its ownerReferences take it, its Secret and its Service with
+        the FineTuneJob, and the deletion waits for nobody."""
+        if backend.collected_with_job or self.deps.hold_for_cleanup is None:
+            return
+        self.memory.seen(self.deps.hold_for_cleanup(self.job))
 
     def keep_cancel_token(self, backend: Backend, target: JobTarget) -> None:
         """Remote work must stay cancellable after its token Secret is gone (a deleted namespace)."""
@@ -655,7 +667,7 @@ class Reconciler:
             self.finish(work.state, work.reason, work.message, tracker)
         elif backend.watched:
             # Its Job's and pods' changes wake it; until then only its log and cost need a look, rarely.
-            self.deps.pacing.rest(self.job.metadata.uid, self.deps.config.watched_poll_seconds)
+            self.memory.rest = self.deps.config.watched_poll_seconds
 
     def requeued(self, work: WorkStatus) -> None:
         """The work waits (for GPUs, for a queue's quota) — again, when a queue took its GPUs back from a
@@ -845,7 +857,8 @@ def reconcile(job: FineTuneJob, deps: Deps, memory: JobMemory) -> Outcome:
     :class:`JobMemory`, which this pass reads and updates)."""
     backoff = memory.backoff
     if backoff and backoff.generation == job.metadata.generation and time.monotonic() < backoff.not_before:
-        return Outcome(job.status)  # a timer tick while waiting; a spec edit (new generation) goes on
+        return Outcome(job.status)  # a watch event while waiting; a spec edit (new generation) goes on
+    memory.rest = None
     outcome = Reconciler(job, deps, memory).run()
     if job.status.phase != outcome.status.phase:
         deps.metrics.job_phase_changed(

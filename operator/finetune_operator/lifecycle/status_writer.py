@@ -1,4 +1,5 @@
-"""Reads a FineTuneJob fresh and writes its status, under the job's lock, so no write is based on a stale read."""
+"""Reads a FineTuneJob fresh and writes its status (and, where its work needs one, the operator's finalizer),
+under the job's lock, so no write is based on a stale read."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from finetune_operator import GROUP, PLURAL, VERSION
+from finetune_operator import FINALIZER, GROUP, PLURAL, VERSION
+from finetune_operator.api.resource import FineTuneJob
 from finetune_operator.cluster.rbac import api_error
+from finetune_operator.errors import RetryLater
 
 
 class StatusWriter:
@@ -47,4 +50,42 @@ class StatusWriter:
             raise api_error(exc, "patch", "finetunejobs/status", namespace) from None
         meta = written.get("metadata") if isinstance(written, dict) else None
         version = meta.get("resourceVersion") if isinstance(meta, dict) else None
+        return str(version) if version else None
+
+    def hold(self, job: FineTuneJob) -> str | None:
+        """Add the operator's finalizer to `job` (a no-op when it holds it); returns the new resourceVersion.
+
+        A JSON patch that tests the finalizers it read, so another controller's finalizer added meanwhile is
+        never overwritten: a lost race is a RetryLater, and the next pass reads afresh. A job being deleted
+        takes no new finalizer (the API server refuses it): its deletion goes on, and nothing is submitted.
+        """
+        meta = job.metadata
+        if FINALIZER in meta.finalizers:
+            return None
+        # `test` against null: the job had none (an `add` of the whole list would replace any added since).
+        patch: list[dict[str, Any]] = [
+            {"op": "test", "path": "/metadata/finalizers", "value": meta.finalizers or None},
+            {"op": "add", "path": "/metadata/finalizers", "value": [*meta.finalizers, FINALIZER]},
+        ]
+        try:
+            written = self.custom.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                meta.namespace,
+                PLURAL,
+                meta.name,
+                patch,
+                _content_type="application/json-patch+json",  # the client's default is a merge patch
+            )
+        except ApiException as exc:
+            if exc.status in (404, 409, 422):  # gone, raced, or being deleted: decide again from a fresh read
+                raise RetryLater(
+                    f"could not add the finalizer `{FINALIZER}` before submitting ({exc.status} {exc.reason})",
+                    delay=2,
+                ) from None
+            raise api_error(exc, "patch", "finetunejobs", meta.namespace) from None
+        version = (
+            (written.get("metadata") or {}).get("resourceVersion") if isinstance(written, dict) else None
+        )
+        meta.finalizers.append(FINALIZER)
         return str(version) if version else None

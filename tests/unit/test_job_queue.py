@@ -1,0 +1,140 @@
+"""When each FineTuneJob is looked at: at once for a new generation, on a poll interval (or the rest a pass
+asked for, or its backoff) while anything can move it, never while only a spec edit can (its watch event
+shows the edit at once)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+
+@pytest.mark.parametrize(
+    ("status", "ticks"),
+    [
+        ({}, True),  # new: validate and plan
+        ({"phase": "Blocked"}, True),  # the world may fix it: re-checked on the bounded timer
+        ({"phase": "Running", "backendRef": {"kind": "Job", "id": "j"}}, True),
+        ({"phase": "Suspended"}, False),  # planned, never run: only `suspend: false` moves it
+        ({"phase": "Suspended", "backendRef": {"kind": "Job", "id": "j"}}, True),  # an attempt is stopping
+        ({"phase": "Succeeded"}, False),
+        ({"phase": "Failed"}, False),
+    ],
+)
+def test_terminal_and_never_run_suspended_jobs_are_not_looked_at_without_an_event(
+    status: dict[str, Any], ticks: bool
+) -> None:
+    # Imported here, not at collection: the handlers fix the poll period from the environment when first
+    # imported, and the e2e tests in the same session set a 1 s period before starting the operator.
+    from finetune_operator.handlers.jobs import _active
+
+    assert _active(status) is ticks  # type: ignore[arg-type]
+
+
+def test_a_generation_not_handled_yet_is_looked_at_again() -> None:
+    """A spec edit whose pass failed to write its status is looked at again, even where the job would
+    otherwise rest (suspended before any run)."""
+    from finetune_operator.handlers.jobs import _active
+
+    suspended = {"phase": "Suspended", "observedGeneration": 1}
+    assert _active(suspended, meta={"generation": 1}) is False  # type: ignore[arg-type]
+    assert _active(suspended, meta={"generation": 2}) is True  # type: ignore[arg-type]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.removed: list[tuple[str, str]] = []
+        self.phases: list[tuple[str, str | None, str | None]] = []
+
+    def remove_job(self, namespace: str, name: str) -> None:
+        self.removed.append((namespace, name))
+
+    def job_phase_changed(self, key: str, old: str | None, new: str | None) -> None:
+        self.phases.append((key, old, new))
+
+
+def watched_jobs() -> Any:
+    from finetune_operator.handlers.jobs import WatchedJobs
+
+    deps = type("Deps", (), {"metrics": Metrics()})()
+    return WatchedJobs(deps, workers=1)  # type: ignore[arg-type]
+
+
+def body(generation: int = 1, **status: Any) -> Any:
+    import kopf
+
+    meta = {"name": "j", "namespace": "ns", "uid": "u", "generation": generation}
+    return kopf.Body({"metadata": meta, "spec": {}, "status": status})
+
+
+def test_a_new_job_and_a_spec_edit_are_looked_at_at_once_and_its_own_writes_wake_nothing() -> None:
+    jobs = watched_jobs()
+    jobs.seen(body())  # created: no finalizer needed first (the Kubernetes backend's work is owned)
+    assert jobs.queue.due_in("u") == 0
+    jobs.queue.forget("u")  # as if its pass ran
+    jobs.seen(body(observedGeneration=1, phase="Planned"))  # the echo of the operator's own status write
+    assert jobs.queue.due_in("u") is None
+    jobs.seen(body(generation=2, observedGeneration=1, phase="Planned"))  # a spec edit
+    assert jobs.queue.due_in("u") == 0
+
+
+def test_a_job_seen_when_the_operator_starts_is_looked_at_after_a_poll_interval_if_anything_can_move_it() -> (
+    None
+):
+    from finetune_operator.handlers.jobs import POLL_SECONDS
+
+    jobs = watched_jobs()
+    jobs.seen(body(observedGeneration=1, phase="Running", backendRef={"kind": "Job", "id": "x"}))
+    due = jobs.queue.due_in("u")
+    assert due is not None and POLL_SECONDS - 1 < due <= POLL_SECONDS
+    for waiting in ({"phase": "Suspended"}, {"phase": "Succeeded"}, {"phase": "Failed"}):
+        idle = watched_jobs()
+        idle.seen(body(observedGeneration=1, **waiting))
+        assert idle.queue.due_in("u") is None, waiting
+
+
+def test_a_deleted_job_is_forgotten_with_its_metrics() -> None:
+    jobs = watched_jobs()
+    jobs.seen(body())
+    deleting = body()
+    deleting["metadata"]["deletionTimestamp"] = "2026-12-07T00:00:00Z"
+    jobs.seen(deleting)
+    assert jobs.queue.due_in("u") is None  # being deleted: the deletion handler's, if any
+    jobs.gone(body(observedGeneration=1, phase="Running"))
+    assert "u" not in jobs.jobs and jobs.look("u") is None
+    assert jobs.deps.metrics.removed == [("ns", "j")]
+    assert jobs.deps.metrics.phases == [("ns/j", "Running", None)]
+
+
+def test_the_next_look_follows_the_backoff_then_the_rest_a_pass_asked_for() -> None:
+    import time
+
+    from finetune_operator.handlers.jobs import MIN_LOOK_SECONDS, POLL_SECONDS, next_look
+    from finetune_operator.lifecycle.reconcile import Backoff, JobMemory
+
+    meta = {"generation": 2}
+    running = {"phase": "Running", "observedGeneration": 2, "backendRef": {"kind": "Job", "id": "x"}}
+    memory = JobMemory()
+    assert next_look(running, meta, memory) == POLL_SECONDS
+    memory.rest = 60.0
+    assert next_look(running, meta, memory) == 60.0
+    memory.backoff = Backoff(time.monotonic() + 120, failures=3, generation=2)
+    assert 119 < (next_look(running, meta, memory) or 0) <= 120
+    memory.backoff = Backoff(time.monotonic() - 5, failures=3, generation=2)  # ran out during the pass
+    assert next_look(running, meta, memory) == MIN_LOOK_SECONDS
+    memory.backoff = Backoff(time.monotonic() + 120, failures=3, generation=1)  # an older generation's
+    assert next_look(running, meta, memory) == 60.0
+    assert next_look({"phase": "Succeeded", "observedGeneration": 2}, meta, memory) is None
+
+
+def test_kopf_writes_no_copy_of_the_spec() -> None:
+    """No `last-handled-configuration` annotation: one API write fewer per job and per spec edit."""
+    import kopf
+
+    from finetune_operator.handlers.startup import NoDiffBase
+
+    storage = NoDiffBase()
+    body = kopf.Body({"metadata": {"name": "a"}, "spec": {"model": {"name": "m"}}})
+    patch = kopf.Patch()
+    storage.store(body=body, patch=patch, essence=storage.build(body=body))
+    assert not patch and storage.fetch(body=body) is None
