@@ -1,6 +1,7 @@
 """How one operator process keeps up with N FineTuneJobs, next to the API server's own floor, in one run.
 
-    .venv/bin/python benchmarks/operator_scale.py [N] [--running]   (default 200; starts the local control plane)
+    .venv/bin/python benchmarks/operator_scale.py [N] [--running] [--rounds K]   (default 200; starts the local
+    control plane)
 
 On the local control plane (kwok nodes) and the Hub stand-in, in a fresh namespace:
 
@@ -15,7 +16,9 @@ On the local control plane (kwok nodes) and the Hub stand-in, in a fresh namespa
    suspended Jobs. With `--running` they name no queue, and the cluster starts every Job's pod while the
    operator submits (the Job controller, the scheduler and kwok share the same 2 cores): a figure for the
    whole cluster, not the operator alone;
-4. every job deleted: the time until all are gone (their Jobs with them), and the operator's memory then.
+4. every job deleted: the time until all are gone (their Jobs with them), and the operator's memory then;
+5. with `--rounds K`, steps 3 and 4 K-1 more times, and the operator's memory once all are gone after each
+   round (flat from round to round: nothing is kept per finished job).
 
 The benchmark follows the jobs through one watch (a list of N objects every second would load the API server
 it measures). It prints one table: the times and their ratio to the floor, the operator's peak and final RSS,
@@ -234,6 +237,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--running", action="store_true", help="submit Jobs that start at once (no queue holds them)"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="submit and delete the N jobs this many times, printing the RSS once all are gone after each "
+        "(flat from round to round: nothing is kept per finished job)",
+    )
     args = parser.parse_args(argv)
     n = args.n
 
@@ -337,6 +347,17 @@ def main(argv: list[str] | None = None) -> int:
             gone = time.monotonic() - start
             time.sleep(5)  # what the operator still holds once the jobs are gone
             _, after = rss_mb(operator.pid)
+            rounds = [after]
+            for number in range(2, args.rounds + 1):
+                print(f"[bench] round {number}: {n} created, all submitted, all deleted", flush=True)
+                kubectl("create", "-f", "-", stdin=finetunejobs_yaml(namespace, n, False, queue))
+                watched.wait(n, lambda o: bool(o.get("status", {}).get("backendRef")), args.limit)
+                kubectl("delete", "ftj", "--all", "-n", namespace, "--wait=false")
+                watched.wait_gone(args.limit)
+                while jobs_left(namespace):
+                    time.sleep(0.5)
+                time.sleep(5)
+                rounds.append(rss_mb(operator.pid)[1])
         finally:
             # The jobs go while the operator runs: one that holds its finalizer (work outside the cluster)
             # would otherwise keep the namespace Terminating.
@@ -355,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         ("operator CPU to planned / to submitted",
          f"{planned_cpu - base_cpu:.1f} / {submitted_cpu - before_cpu:.1f} s", ""),
         ("operator RSS: peak / at submitted / all gone", f"{peak:.0f} / {current:.0f} / {after:.0f} MB", ""),
+        ("operator RSS all gone, by round", " / ".join(f"{r:.0f}" for r in rounds) + " MB", ""),
         ("API writes per job to planned / to submitted",
          f"{(at_planned.writes() - base.writes()) / n:.1f} / {(at_submitted.writes() - before.writes()) / n:.1f}",
          ""),
