@@ -138,3 +138,17 @@ def test_kopf_writes_no_copy_of_the_spec() -> None:
     patch = kopf.Patch()
     storage.store(body=body, patch=patch, essence=storage.build(body=body))
     assert not patch and storage.fetch(body=body) is None
+
+
+def test_a_job_found_gone_at_its_next_look_is_forgotten() -> None:
+    """A watch that restarts from a new listing reports no deletion made while it was down: the next look
+    that finds the job gone forgets it (its body, its next look, its metrics) instead of looking for ever."""
+    jobs = watched_jobs()
+    jobs.deps.status_writer = type("Gone", (), {"read": lambda self, namespace, name: None})()
+    running = body(observedGeneration=1, phase="Running", backendRef={"kind": "Job", "id": "x"})
+    running["metadata"]["resourceVersion"] = "5"
+    jobs.seen(running)
+    jobs.jobs["u"].memory.seen("9")  # this process wrote a later version: the pass reads afresh
+    assert jobs.look("u") is None
+    assert "u" not in jobs.jobs and jobs.queue.due_in("u") is None
+    assert jobs.deps.metrics.removed == [("ns", "j")]

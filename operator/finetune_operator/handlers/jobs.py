@@ -28,6 +28,7 @@ from finetune_operator.lifecycle.reconcile import (
     reconcile,
     reject_malformed,
 )
+from finetune_operator.lifecycle.status_writer import JobGone
 from finetune_operator.lifecycle.workqueue import WorkQueue
 
 RESOURCE = (GROUP, VERSION, PLURAL)
@@ -148,6 +149,9 @@ class WatchedJobs:
             return None
         try:
             events, looked = _apply(known.body, self.deps, known.memory)
+        except JobGone:
+            self.gone(known.body)  # its DELETED event was missed (a watch restarted from a new listing)
+            return None
         except RetryLater as err:
             log.warning("[%s] %s; looking again in %.0fs", _name(known.body), err.message, err.delay)
             return max(err.delay, MIN_LOOK_SECONDS)
@@ -190,7 +194,9 @@ def _pass(
         fresh: dict[str, Any] | None = dict(body)
     else:
         fresh = deps.status_writer.read(meta["namespace"], meta["name"])
-    if fresh is None or fresh["metadata"].get("deletionTimestamp"):
+    if fresh is None:
+        raise JobGone(f"{meta['namespace']}/{meta['name']}")
+    if fresh["metadata"].get("deletionTimestamp"):
         return [], None
     memory.seen(fresh["metadata"].get("resourceVersion"))
     try:

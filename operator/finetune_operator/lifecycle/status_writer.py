@@ -14,6 +14,11 @@ from finetune_operator.cluster.rbac import api_error
 from finetune_operator.errors import RetryLater
 
 
+class JobGone(Exception):
+    """The FineTuneJob is not on the API server any more (its `DELETED` event may have been missed: a watch
+    that restarts from a new listing reports no deletion that happened while it was down)."""
+
+
 class StatusWriter:
     """GET and merge-patch the status subresource of FineTuneJobs."""
 
@@ -35,7 +40,8 @@ class StatusWriter:
     def patch_status(self, namespace: str, name: str, old: dict[str, Any], new: dict[str, Any]) -> str | None:
         """Merge-patch the status from `old` to `new` (keys that disappeared are removed with null).
 
-        Returns the object's resourceVersion after the write; None when nothing was written.
+        Returns the object's resourceVersion after the write; None when nothing was written. Raises
+        :class:`JobGone` when the object is gone.
         """
         if old == new:
             return None
@@ -46,7 +52,7 @@ class StatusWriter:
             )
         except ApiException as exc:
             if exc.status == 404:
-                return None
+                raise JobGone(f"{namespace}/{name}") from None
             raise api_error(exc, "patch", "finetunejobs/status", namespace) from None
         meta = written.get("metadata") if isinstance(written, dict) else None
         version = meta.get("resourceVersion") if isinstance(meta, dict) else None
