@@ -5,8 +5,29 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from finetune_operator.lifecycle.workqueue import WorkQueue
+
+
+@contextmanager
+def running(queue: WorkQueue, *release: threading.Event) -> Iterator[WorkQueue]:
+    """The queue's workers, stopped afterwards (after setting `release`, so no blocked pass holds them)."""
+    queue.start()
+    try:
+        yield queue
+    finally:
+        for event in release:
+            event.set()
+        queue.stop()
+
+
+def eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return check()
 
 
 class Clock:
@@ -31,8 +52,7 @@ def test_the_earliest_requested_look_wins_and_a_look_is_not_pushed_later() -> No
 
 
 def test_a_key_runs_once_at_a_time_and_a_look_asked_for_during_its_pass_follows_it() -> None:
-    running = threading.Event()
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
     passes: list[str] = []
     overlap: list[bool] = []
     active: set[str] = set()
@@ -42,52 +62,37 @@ def test_a_key_runs_once_at_a_time_and_a_look_asked_for_during_its_pass_follows_
         active.add(key)
         passes.append(key)
         if len(passes) == 1:
-            running.set()
+            started.set()
             release.wait(5)
         active.discard(key)
         return None
 
-    queue = WorkQueue(handle, workers=4, retry_seconds=5)
-    queue.start()
-    try:
+    with running(WorkQueue(handle, workers=4, retry_seconds=5), release) as queue:
         queue.add("a")
-        assert running.wait(5)
+        assert started.wait(5)
         queue.add("a")  # a watch event while its pass runs
         queue.add("a")
         time.sleep(0.2)
         assert passes == ["a"]  # three idle workers, yet no second pass over "a" while the first runs
         release.set()
-        deadline = time.monotonic() + 5
-        while len(passes) < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        assert eventually(lambda: len(passes) == 2)
         time.sleep(0.2)
         assert passes == ["a", "a"] and not any(overlap)  # the two events made one more pass
-    finally:
-        release.set()
-        queue.stop()
 
 
 def test_the_handlers_delay_schedules_the_next_look_and_a_forgotten_key_gets_none() -> None:
-    clock = Clock()
     seen: list[str] = []
-    queue = WorkQueue(lambda key: seen.append(key) or 60.0, workers=1, retry_seconds=5, clock=clock)
-    queue.start()
-    try:
+    queue = WorkQueue(lambda key: seen.append(key) or 60.0, workers=1, retry_seconds=5, clock=Clock())
+    with running(queue):
         queue.add("a")
         queue.add("b")
-        deadline = time.monotonic() + 5
-        while (len(seen) < 2 or len(queue) < 2) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert sorted(seen) == ["a", "b"]
+        assert eventually(lambda: len(seen) == 2 and len(queue) == 2)
         assert queue.due_in("a") == 60 and queue.due_in("b") == 60
         queue.forget("b")
         assert queue.due_in("b") is None and len(queue) == 1
-    finally:
-        queue.stop()
 
 
 def test_a_failing_pass_is_retried_later_and_the_worker_lives_on() -> None:
-    clock = Clock()
     calls: list[str] = []
 
     def handle(key: str) -> float | None:
@@ -96,67 +101,45 @@ def test_a_failing_pass_is_retried_later_and_the_worker_lives_on() -> None:
             raise RuntimeError("boom")
         return None
 
-    queue = WorkQueue(handle, workers=1, retry_seconds=7, clock=clock)
-    queue.start()
-    try:
+    queue = WorkQueue(handle, workers=1, retry_seconds=7, clock=Clock())
+    with running(queue):
         queue.add("bad")
         queue.add("good")
-        deadline = time.monotonic() + 5
-        while len(calls) < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.1)
-        assert sorted(calls) == ["bad", "good"]  # the same (only) worker went on after the failure
-        assert queue.due_in("bad") == 7 and queue.due_in("good") is None
-    finally:
-        queue.stop()
+        assert eventually(lambda: len(calls) == 2)  # the same (only) worker went on after the failure
+        assert eventually(lambda: queue.due_in("bad") == 7) and queue.due_in("good") is None
 
 
 def test_a_slow_pass_holds_up_no_other_job() -> None:
-    slow_started = threading.Event()
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
     done: list[str] = []
 
     def handle(key: str) -> float | None:
         if key == "slow":
-            slow_started.set()
+            started.set()
             release.wait(5)
         done.append(key)
         return None
 
-    queue = WorkQueue(handle, workers=2, retry_seconds=5)
-    queue.start()
-    try:
+    with running(WorkQueue(handle, workers=2, retry_seconds=5), release) as queue:
         queue.add("slow")
-        assert slow_started.wait(5)
+        assert started.wait(5)
         for key in ("x", "y", "z"):
             queue.add(key)
-        deadline = time.monotonic() + 5
-        while len(done) < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert done == ["x", "y", "z"]  # all passed while the slow one still ran
-    finally:
-        release.set()
-        queue.stop()
+        assert eventually(lambda: done == ["x", "y", "z"])  # all passed while the slow one still ran
 
 
 def test_a_key_forgotten_during_its_pass_is_not_looked_at_again() -> None:
-    started = threading.Event()
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
 
     def handle(key: str) -> float | None:
         started.set()
         release.wait(5)
         return 1.0
 
-    queue = WorkQueue(handle, workers=1, retry_seconds=5)
-    queue.start()
-    try:
+    with running(WorkQueue(handle, workers=1, retry_seconds=5), release) as queue:
         queue.add("a")
         assert started.wait(5)
         queue.forget("a")  # deleted while its pass ran
         release.set()
         time.sleep(0.2)
         assert queue.due_in("a") is None and len(queue) == 0
-    finally:
-        release.set()
-        queue.stop()
