@@ -58,8 +58,9 @@ Rules on namespaced resources: what reconciling a FineTuneJob needs, no more. Us
 (cluster-wide mode) or by each watched namespace's Role.
 */}}
 {{- define "finetune-operator.namespacedRules" -}}
-# The resource: kopf watches it and patches metadata (finalizer, progress annotations); the status
-# writer reads it fresh before each write.
+# The resource: watched; patched in metadata only for the finalizer, which a job whose work is outside
+# the cluster (HF Jobs, Local) takes before submission and kopf releases after cancelling it; the status
+# writer reads it fresh when the watch's copy is older than its last write.
 - apiGroups: [finetune.dev]
   resources: [finetunejobs]
   verbs: [get, list, watch, patch]
