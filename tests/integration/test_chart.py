@@ -410,13 +410,32 @@ def test_template_accepted_by_the_apiserver(namespace: str, other_namespace: str
 
 
 def can_i(sa: str, verb: str, resource: str, namespace: str | None = None, subresource: str = "") -> bool:
-    """`kubectl auth can-i` as the ServiceAccount `namespace:name` in `sa`."""
-    args = ["auth", "can-i", verb, resource, f"--as=system:serviceaccount:{sa}"]
-    args += ["-n", namespace] if namespace else []
-    args += [f"--subresource={subresource}"] if subresource else []
-    result = kubectl(*args, check=False)
-    assert result.stdout.strip() in {"yes", "no"}, result.stdout + result.stderr
-    return result.stdout.strip() == "yes"
+    """Whether the ServiceAccount `namespace:name` in `sa` may, as the API server's authorizer decides (a
+    SubjectAccessReview: unlike `kubectl auth can-i`, it needs no discovery of the resource, so a rule for
+    Kueue's resources is checked in a cluster where Kueue is not installed yet)."""
+    plural, _, group = resource.partition(".")
+    sa_namespace = sa.split(":")[0]
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": f"system:serviceaccount:{sa}",
+            "groups": [
+                "system:serviceaccounts",
+                f"system:serviceaccounts:{sa_namespace}",
+                "system:authenticated",
+            ],
+            "resourceAttributes": {
+                "verb": verb,
+                "group": group,
+                "resource": plural,
+                "subresource": subresource,
+                "namespace": namespace or "",
+            },
+        },
+    }
+    result = kubectl("create", "-f", "-", "-o", "json", input=json.dumps(review))
+    return bool(json.loads(result.stdout)["status"].get("allowed"))
 
 
 def install(release: str, namespace: str, *sets: str) -> None:

@@ -17,7 +17,7 @@ from tests.unit.test_reconcile import World, world  # noqa: F401 (the fixture)
 
 
 def test_a_deletion_runs_while_every_worker_thread_is_blocked(world: World) -> None:  # noqa: F811
-    from finetune_operator.handlers import jobs as handlers  # lazily: see test_job_queue
+    from finetune_operator.handlers import jobs as handlers
 
     world.step()  # submitted: its work must be cancelled on deletion
     world.backend.work().state = WorkState.RUNNING

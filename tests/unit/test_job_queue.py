@@ -4,9 +4,16 @@ shows the edit at once)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+import kopf
 import pytest
+
+from finetune_operator.config import OperatorConfig
+from finetune_operator.handlers.jobs import MIN_LOOK_SECONDS, WatchedJobs, _active, next_look
+from finetune_operator.handlers.startup import NoDiffBase
+from finetune_operator.lifecycle.reconcile import Backoff, JobMemory
 
 
 @pytest.mark.parametrize(
@@ -24,17 +31,12 @@ import pytest
 def test_terminal_and_never_run_suspended_jobs_are_not_looked_at_without_an_event(
     status: dict[str, Any], ticks: bool
 ) -> None:
-    # Imported here, not at collection: the handlers fix the poll period from the environment when first
-    # imported, and the e2e tests in the same session set a 1 s period before starting the operator.
-    from finetune_operator.handlers.jobs import _active
-
     assert _active(status) is ticks  # type: ignore[arg-type]
 
 
 def test_a_generation_not_handled_yet_is_looked_at_again() -> None:
     """A spec edit whose pass failed to write its status is looked at again, even where the job would
     otherwise rest (suspended before any run)."""
-    from finetune_operator.handlers.jobs import _active
 
     suspended = {"phase": "Suspended", "observedGeneration": 1}
     assert _active(suspended, meta={"generation": 1}) is False  # type: ignore[arg-type]
@@ -54,14 +56,13 @@ class Metrics:
 
 
 def watched_jobs() -> Any:
-    from finetune_operator.handlers.jobs import WatchedJobs
 
-    deps = type("Deps", (), {"metrics": Metrics()})()
+    config = OperatorConfig(enabled_backends=[], metrics_port=0, poll_interval_seconds=15)
+    deps = type("Deps", (), {"metrics": Metrics(), "config": config})()
     return WatchedJobs(deps, workers=1)  # type: ignore[arg-type]
 
 
 def body(generation: int = 1, **status: Any) -> Any:
-    import kopf
 
     meta = {"name": "j", "namespace": "ns", "uid": "u", "generation": generation}
     return kopf.Body({"metadata": meta, "spec": {}, "status": status})
@@ -81,12 +82,10 @@ def test_a_new_job_and_a_spec_edit_are_looked_at_at_once_and_its_own_writes_wake
 def test_a_job_seen_when_the_operator_starts_is_looked_at_after_a_poll_interval_if_anything_can_move_it() -> (
     None
 ):
-    from finetune_operator.handlers.jobs import POLL_SECONDS
-
     jobs = watched_jobs()
     jobs.seen(body(observedGeneration=1, phase="Running", backendRef={"kind": "Job", "id": "x"}))
     due = jobs.queue.due_in("u")
-    assert due is not None and POLL_SECONDS - 1 < due <= POLL_SECONDS
+    assert due is not None and 14 < due <= 15  # the configured poll interval
     for waiting in ({"phase": "Suspended"}, {"phase": "Succeeded"}, {"phase": "Failed"}):
         idle = watched_jobs()
         idle.seen(body(observedGeneration=1, **waiting))
@@ -107,31 +106,24 @@ def test_a_deleted_job_is_forgotten_with_its_metrics() -> None:
 
 
 def test_the_next_look_follows_the_backoff_then_the_rest_a_pass_asked_for() -> None:
-    import time
-
-    from finetune_operator.handlers.jobs import MIN_LOOK_SECONDS, POLL_SECONDS, next_look
-    from finetune_operator.lifecycle.reconcile import Backoff, JobMemory
 
     meta = {"generation": 2}
     running = {"phase": "Running", "observedGeneration": 2, "backendRef": {"kind": "Job", "id": "x"}}
     memory = JobMemory()
-    assert next_look(running, meta, memory) == POLL_SECONDS
+    assert next_look(running, meta, memory, 15.0) == 15.0
     memory.rest = 60.0
-    assert next_look(running, meta, memory) == 60.0
+    assert next_look(running, meta, memory, 15.0) == 60.0
     memory.backoff = Backoff(time.monotonic() + 120, failures=3, generation=2)
-    assert 119 < (next_look(running, meta, memory) or 0) <= 120
+    assert 119 < (next_look(running, meta, memory, 15.0) or 0) <= 120
     memory.backoff = Backoff(time.monotonic() - 5, failures=3, generation=2)  # ran out during the pass
-    assert next_look(running, meta, memory) == MIN_LOOK_SECONDS
+    assert next_look(running, meta, memory, 15.0) == MIN_LOOK_SECONDS
     memory.backoff = Backoff(time.monotonic() + 120, failures=3, generation=1)  # an older generation's
-    assert next_look(running, meta, memory) == 60.0
-    assert next_look({"phase": "Succeeded", "observedGeneration": 2}, meta, memory) is None
+    assert next_look(running, meta, memory, 15.0) == 60.0
+    assert next_look({"phase": "Succeeded", "observedGeneration": 2}, meta, memory, 15.0) is None
 
 
 def test_kopf_writes_no_copy_of_the_spec() -> None:
     """No `last-handled-configuration` annotation: one API write fewer per job and per spec edit."""
-    import kopf
-
-    from finetune_operator.handlers.startup import NoDiffBase
 
     storage = NoDiffBase()
     body = kopf.Body({"metadata": {"name": "a"}, "spec": {"model": {"name": "m"}}})

@@ -86,7 +86,10 @@ def test_startup_retried_after_a_failure_binds_the_metrics_port_once(
         with pytest.raises(Exception, match=r"kube-config|kubeconfig|No such file"):
             startup(settings=kopf.OperatorSettings(), memo=memo, logger=logger)
         monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kc", "https://127.0.0.1:6443")))
+        # Set after the handlers were imported (as the e2e tests do): the operator that starts uses it.
+        monkeypatch.setenv("FTJOB_POLL_INTERVAL_SECONDS", "2")
         startup(settings=kopf.OperatorSettings(), memo=memo, logger=logger)
+        assert memo.jobs.poll_seconds == 2
         settings = kopf.OperatorSettings()
         startup(settings=settings, memo=memo, logger=logger)  # and once more
         # One work queue runs the passes: the earlier start-ups' workers are stopped, not left running.
@@ -179,7 +182,6 @@ def test_only_what_reconcile_says_becomes_an_event(
     finally:
         cleanup(memo=memo)
     assert settings.posting.level >= logging.WARNING
-    # Imported here: the handlers fix the poll period when first imported (see test_job_queue).
     from finetune_operator.handlers import jobs
     from finetune_operator.lifecycle.reconcile import EventRecord
 

@@ -18,7 +18,6 @@ from pydantic import ValidationError
 from finetune_operator import FINALIZER, GROUP, PLURAL, VERSION
 from finetune_operator.api.resource import FineTuneJob
 from finetune_operator.api.status import TERMINAL_PHASES, Phase
-from finetune_operator.config import OperatorConfig
 from finetune_operator.errors import RetryLater, SpecError
 from finetune_operator.lifecycle.reconcile import (
     Deps,
@@ -33,11 +32,10 @@ from finetune_operator.lifecycle.workqueue import WorkQueue
 
 RESOURCE = (GROUP, VERSION, PLURAL)
 log = logging.getLogger(__name__)
-# The handlers' timings are read from the configuration once, when the module is imported.
-POLL_SECONDS = OperatorConfig.load().poll_interval_seconds
-WAKE_SECONDS = min(POLL_SECONDS, 5.0)
-"""How soon a change of a job's training Job or pod is looked at: long enough to take a burst of them (the Job,
-then each pod's scheduling, start and end) in one pass, short enough that `Running` shows within seconds."""
+WAKE_SECONDS = 5.0
+"""How soon a change of a job's training Job or pod is looked at (at most the poll interval): long enough to
+take a burst of them (the Job, then each pod's scheduling, start and end) in one pass, short enough that
+`Running` shows within seconds."""
 MIN_LOOK_SECONDS = 1.0
 """No job is looked at again sooner than this after a pass (a backoff about to run out)."""
 TERMINAL = {p.value for p in TERMINAL_PHASES}
@@ -63,14 +61,16 @@ def _active(status: Mapping[str, Any], meta: Mapping[str, Any] | None = None) ->
     return phase not in TERMINAL
 
 
-def next_look(status: Mapping[str, Any], meta: Mapping[str, Any], memory: JobMemory) -> float | None:
+def next_look(
+    status: Mapping[str, Any], meta: Mapping[str, Any], memory: JobMemory, poll_seconds: float
+) -> float | None:
     """Seconds until the job's next look after a pass left it with `status`; None: only an event moves it."""
     if not _active(status, meta):
         return None
     backoff = memory.backoff
     if backoff is not None and backoff.generation == meta.get("generation"):
         return max(backoff.not_before - time.monotonic(), MIN_LOOK_SECONDS)
-    return max(memory.rest or POLL_SECONDS, MIN_LOOK_SECONDS)
+    return max(memory.rest or poll_seconds, MIN_LOOK_SECONDS)
 
 
 @dataclass
@@ -95,7 +95,10 @@ class WatchedJobs:
         self.deps = deps
         self.post = post
         self.jobs: dict[str, WatchedJob] = {}
-        self.queue = WorkQueue(self.look, workers=workers, retry_seconds=POLL_SECONDS, clock=clock)
+        # Read from the configuration the operator started with (never at import: tests set it later).
+        self.poll_seconds = deps.config.poll_interval_seconds
+        self.wake_seconds = min(self.poll_seconds, WAKE_SECONDS)
+        self.queue = WorkQueue(self.look, workers=workers, retry_seconds=self.poll_seconds, clock=clock)
 
     def seen(self, body: kopf.Body) -> None:
         """A watch event of a FineTuneJob (not its deletion): keep its body; look now at a generation not
@@ -113,7 +116,7 @@ class WatchedJobs:
         elif _unhandled(status, meta):
             self.queue.add(uid)
         elif known is None and _active(status, meta):
-            self.queue.add(uid, POLL_SECONDS)
+            self.queue.add(uid, self.poll_seconds)
 
     def gone(self, body: Mapping[str, Any]) -> None:
         """The job is deleted: forget it, and its series in the metrics."""
@@ -127,7 +130,7 @@ class WatchedJobs:
     def wake(self, uid: str) -> None:
         """Its training Job or a pod changed: look soon (a burst of changes makes one look)."""
         if uid in self.jobs:
-            self.queue.add(uid, WAKE_SECONDS)
+            self.queue.add(uid, self.wake_seconds)
 
     def say(self, body: Mapping[str, Any], events: list[EventRecord]) -> None:
         """Post a pass's Events (with no poster, as in tests of the passes alone, only log them)."""
@@ -161,14 +164,14 @@ class WatchedJobs:
                 _name(known.body),
                 err.reason,
                 err.message,
-                POLL_SECONDS,
+                self.poll_seconds,
             )
-            return POLL_SECONDS
+            return self.poll_seconds
         self.say(known.body, events)
         if looked is None:
             return None
         status, meta = looked
-        return next_look(status, meta, known.memory)
+        return next_look(status, meta, known.memory, self.poll_seconds)
 
 
 def _name(body: Mapping[str, Any]) -> str:
