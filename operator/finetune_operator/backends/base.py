@@ -118,8 +118,8 @@ class Backend(Protocol):
 
     @property
     def watched(self) -> bool:
-        """Whether changes of its work are pushed to the operator (the watches of `watch_from`), so the timer
-        may look at running work rarely; False for work outside the cluster."""
+        """Whether changes of its work are pushed to the operator (the watches of `watch_from`), so its
+        running work is looked at rarely; False for work outside the cluster."""
 
     def watch_from(self, seen: WatchedWork) -> None:
         """Read its work from the operator's watches (`seen`) instead of the API; a no-op for a backend

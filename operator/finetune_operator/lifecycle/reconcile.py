@@ -124,10 +124,10 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Backoff:
-    """When a waiting job is looked at again by the timer."""
+    """When a waiting job is looked at again."""
 
     not_before: float
-    """`time.monotonic()` before which timer ticks skip the job."""
+    """`time.monotonic()` before which the job's next look is not due (an earlier event's pass skips it)."""
     failures: int
     """Consecutive passes that ended waiting (the exponent of the delay)."""
     generation: int
@@ -322,7 +322,7 @@ class Reconciler:
 
     def stop_live_work(self, err: SpecError) -> None:
         """A failure while an attempt runs ends the job: cancel the attempt first, so no paid work runs on
-        unwatched (a terminal job has no timer) until its own timeout."""
+        unwatched (a terminal job is not looked at again) until its own timeout."""
         ref = self.status.backend_ref
         if ref is None or not self.submitted():
             return
@@ -357,7 +357,7 @@ class Reconciler:
         )
 
     def schedule(self, first: float, cap: float) -> float:
-        """Back off the timer for this job and generation; returns the delay."""
+        """Back off this job's next look for this generation; returns the delay."""
         previous = self.memory.backoff
         failures = previous.failures if previous and previous.generation == self.gen else 0
         delay = min(first * (2**failures), cap)
@@ -938,7 +938,7 @@ def reject_malformed(body: dict[str, Any], error: ValidationError) -> Outcome:
 def cancel_work(job: FineTuneJob, deps: Deps) -> str | None:
     """Cancel the job's backend work (on deletion). Returns what was done, for the log.
 
-    Callers hold the job's `JobMemory.lock` and pass a fresh read, so a tick that began before the deletion
+    Callers hold the job's `JobMemory.lock` and pass a fresh read, so a pass that began before the deletion
     has finished (and written any submission) first; the lookup by label covers a lost status write.
     """
     plan = job.status.plan
@@ -953,7 +953,7 @@ def cancel_work(job: FineTuneJob, deps: Deps) -> str | None:
 def _cancel_on(job: FineTuneJob, deps: Deps, backend: Backend) -> str | None:
     """Cancel the job's work on one backend: the attempt in status, and the next one (found by label)."""
     ref = job.status.backend_ref
-    # The live attempt, and the next one (submitted by a tick whose status write was lost).
+    # The live attempt, and the next one (submitted by a pass whose status write was lost).
     attempts = sorted({(ref.attempt or 1) if ref else 1, job.status.attempts + 1})
     found: list[WorkRef | None] = [ref]
     kept_in = deps.config.operator_namespace
