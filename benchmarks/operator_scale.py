@@ -107,6 +107,17 @@ def jobs_left(namespace: str) -> bool:
     return bool(page.get("items"))
 
 
+def delete_all(namespace: str, watched: Watched, limit: float) -> float:
+    """Delete every FineTuneJob; the seconds until they and their Jobs are gone (the garbage collector
+    removes what a FineTuneJob owns)."""
+    start = time.monotonic()
+    kubectl("delete", "ftj", "--all", "-n", namespace, "--wait=false")
+    watched.wait_gone(limit)
+    while jobs_left(namespace) and time.monotonic() - start < limit:
+        time.sleep(0.5)
+    return time.monotonic() - start
+
+
 class Watched:
     """The FineTuneJobs of one namespace as one watch reports them, kept in a dict (name → object)."""
 
@@ -338,13 +349,7 @@ def main(argv: list[str] | None = None) -> int:
                 ).split()
             )  # fmt: skip
             print(f"[bench] deleting all {n} (and their Jobs), until all are gone", flush=True)
-            start = time.monotonic()
-            kubectl("delete", "ftj", "--all", "-n", namespace, "--wait=false")
-            watched.wait_gone(args.limit)
-            # Their Jobs go with them: the garbage collector removes what a FineTuneJob owns.
-            while jobs_left(namespace) and time.monotonic() - start < args.limit:
-                time.sleep(0.5)
-            gone = time.monotonic() - start
+            gone = delete_all(namespace, watched, args.limit)
             time.sleep(5)  # what the operator still holds once the jobs are gone
             _, after = rss_mb(operator.pid)
             rounds = [after]
@@ -352,10 +357,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[bench] round {number}: {n} created, all submitted, all deleted", flush=True)
                 kubectl("create", "-f", "-", stdin=finetunejobs_yaml(namespace, n, False, queue))
                 watched.wait(n, lambda o: bool(o.get("status", {}).get("backendRef")), args.limit)
-                kubectl("delete", "ftj", "--all", "-n", namespace, "--wait=false")
-                watched.wait_gone(args.limit)
-                while jobs_left(namespace):
-                    time.sleep(0.5)
+                delete_all(namespace, watched, args.limit)
                 time.sleep(5)
                 rounds.append(rss_mb(operator.pid)[1])
         finally:

@@ -109,12 +109,12 @@ class Backend(Protocol):
     needs_token: bool
     """Whether find/poll/logs/cancel need the user's token (work outside the cluster's own API)."""
     retries_itself: bool
+    """Whether the backend retries a failed run on its own (a batch/v1 Job's `backoffLimit`); when not,
+    the operator resubmits infrastructure failures as new attempts."""
     collected_with_job: bool
     """Whether Kubernetes' garbage collector removes its work with the FineTuneJob (ownerReferences), so
     deleting a job needs no finalizer; when not, the operator puts its finalizer on a job before submitting
     and cancels the work when the job is deleted."""
-    """Whether the backend retries a failed run on its own (a batch/v1 Job's `backoffLimit`); when not,
-    the operator resubmits infrastructure failures as new attempts."""
 
     @property
     def watched(self) -> bool:

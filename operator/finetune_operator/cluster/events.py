@@ -62,15 +62,10 @@ class EventPoster:
             )
             answer.drain_conn()
             answer.release_conn()
-        except ApiException as exc:
+        except (
+            Exception
+        ) as exc:  # refused, or the API unreachable for a moment: the status says it all the same
+            why = exc.status if isinstance(exc, ApiException) else exc
             log.warning(
-                "could not post the %s Event for %s/%s: %s",
-                reason,
-                meta["namespace"],
-                meta["name"],
-                exc.status,
-            )
-        except Exception as exc:  # the API unreachable for a moment: the status says it all the same
-            log.warning(
-                "could not post the %s Event for %s/%s: %s", reason, meta["namespace"], meta["name"], exc
+                "could not post the %s Event for %s/%s: %s", reason, meta["namespace"], meta["name"], why
             )

@@ -134,12 +134,11 @@ class WatchedJobs:
 
     def say(self, body: Mapping[str, Any], events: list[EventRecord]) -> None:
         """Post a pass's Events (with no poster, as in tests of the passes alone, only log them)."""
-        meta = body["metadata"]
         for event in events:
             if self.post is not None:
                 self.post(body, event.type, event.reason, event.message)
             level = logging.WARNING if event.type == "Warning" else logging.INFO
-            log.log(level, "[%s/%s] %s: %s", meta["namespace"], meta["name"], event.reason, event.message)
+            log.log(level, "[%s] %s: %s", _name(body), event.reason, event.message)
 
     def memory(self, uid: str) -> JobMemory:
         known = self.jobs.get(uid)

@@ -30,7 +30,7 @@ from finetune_operator.validation.isolated import inspect_in_child
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
-    """kopf keeps no copy of the last handled spec: no handler reacts to a spec diff (`handlers.jobs.on_change`
+    """kopf keeps no copy of the last handled spec: no handler reacts to a spec diff (`handlers.jobs.on_event`
     watches events and compares `status.observedGeneration`; deletion needs no diff), so kopf's
     `last-handled-configuration` annotation would be an API write per job and per edit that nothing reads."""
 

@@ -54,9 +54,7 @@ class StatusWriter:
             if exc.status == 404:
                 raise JobGone(f"{namespace}/{name}") from None
             raise api_error(exc, "patch", "finetunejobs/status", namespace) from None
-        meta = written.get("metadata") if isinstance(written, dict) else None
-        version = meta.get("resourceVersion") if isinstance(meta, dict) else None
-        return str(version) if version else None
+        return _version(written)
 
     def hold(self, job: FineTuneJob) -> str | None:
         """Add the operator's finalizer to `job` (a no-op when it holds it); returns the new resourceVersion.
@@ -90,8 +88,12 @@ class StatusWriter:
                     delay=2,
                 ) from None
             raise api_error(exc, "patch", "finetunejobs", meta.namespace) from None
-        version = (
-            (written.get("metadata") or {}).get("resourceVersion") if isinstance(written, dict) else None
-        )
         meta.finalizers.append(FINALIZER)
-        return str(version) if version else None
+        return _version(written)
+
+
+def _version(written: object) -> str | None:
+    """The resourceVersion of the object a write answered with."""
+    meta = written.get("metadata") if isinstance(written, dict) else None
+    version = meta.get("resourceVersion") if isinstance(meta, dict) else None
+    return str(version) if version else None
